@@ -1,0 +1,196 @@
+"""The notebook side of the course: one ``setup()`` call per chapter.
+
+The setup cell of every chapter is::
+
+    from dockercourse import setup
+    course = setup("02")
+    client, name, check = course.client, course.name, course.check
+
+``setup`` connects to the engine, prints which engine it is, removes what an
+earlier (maybe crashed) run of this chapter left behind, and makes errors from
+the engine show as one readable block instead of a traceback. ``client`` is a
+plain ``docker.DockerClient`` whose containers, volumes, networks and images
+carry the chapter's labels; ``name("web")`` gives the chapter's ``dc02-web``.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from . import checks as _checks
+from . import labels as L
+from .engine import CourseError, EngineGoneError, NoEngineError, connect, engine_info
+from .namespace import Namespace, clean, leftovers, unlabelled_lookalikes
+
+
+class _NoEngine:
+    """Stands in for the client when no engine answers: every use says so in one line."""
+
+    def __init__(self, message: str):
+        self._message = message
+
+    def __getattr__(self, item):
+        raise NoEngineError("No Docker engine: see the setup cell at the top of this notebook for what to do.")
+
+    def __repr__(self) -> str:
+        return "<no Docker engine>"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def explain_error(exc: BaseException) -> str:
+    """One readable block for an error from the engine or the course."""
+    if isinstance(exc, CourseError):
+        return str(exc)
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return (f"Image not found: {exc.explanation or exc}.\n"
+                "The course's images come from `dockercourse images` (it builds them offline); "
+                "check the image name and tag.")
+    if isinstance(exc, docker.errors.NotFound):
+        return f"Not found: {exc.explanation or exc}. Check the name (course names start with the chapter prefix)."
+    if isinstance(exc, docker.errors.APIError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        reason = exc.response.reason if exc.response is not None else ""
+        return f"The engine refused: {status} {reason}: {exc.explanation or exc}"
+    if isinstance(exc, docker.errors.ContainerError):
+        err = (exc.stderr or b"").decode("utf-8", "replace").strip() if isinstance(exc.stderr, bytes) else ""
+        return f"The command {exc.command!r} in {exc.image} exited with status {exc.exit_status}." + (
+            f"\nIts error output: {err}" if err else "")
+    if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
+        return str(EngineGoneError(
+            "The Docker engine stopped answering. Start it again (scripts/engine-up as root, "
+            "`sudo systemctl start docker`, or Docker Desktop), then re-run the setup cell."))
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _install_error_display() -> None:
+    """In IPython: show course and engine errors as one block, not a traceback."""
+    try:
+        ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return
+
+    def handler(shell, etype, value, tb, tb_offset=None):
+        text = explain_error(value)
+        return [f"{etype.__name__}: " + text if not isinstance(value, CourseError) else text]
+
+    ip.set_custom_exc((CourseError, docker.errors.DockerException, requests.exceptions.ConnectionError),
+                      handler)
+
+
+class Course:
+    """One chapter's session: the client, names, ports, checks and cleanup."""
+
+    def __init__(self, chapter: str, ns: Namespace, client, info=None):
+        self.chapter = ns.chapter
+        self.ns = ns
+        self.client = client
+        self.info = info
+        self.results: list[_checks.Result] = []  # of the last progress()
+        self.clean_report = None  # of the last cleanup()
+
+    @property
+    def connected(self) -> bool:
+        return not isinstance(self.client, _NoEngine)
+
+    @property
+    def prefix(self) -> str:
+        return self.ns.prefix
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.ns.labels
+
+    def name(self, short: str) -> str:
+        """The chapter's name for a resource: ``name("web") -> "dc02-web"``."""
+        return self.ns.name(short)
+
+    def free_port(self) -> int:
+        """A free TCP port on 127.0.0.1 (never assume 8080 or 5000 is free)."""
+        return free_port()
+
+    def check(self, exercise: str) -> _checks.Result:
+        """Run one exercise's check: shows one line (passed, or not yet with a hint) and returns the result."""
+        ex_id = exercise if "." in exercise else f"{self.chapter}.{exercise}"
+        try:
+            exs = _checks.load_exercises(self.chapter)
+        except FileNotFoundError as e:
+            raise CourseError(str(e)) from None
+        if ex_id not in exs:
+            raise CourseError(f"No exercise {ex_id} in chapter {self.chapter}; it has: {', '.join(exs)}")
+        if not self.connected:
+            raise NoEngineError("No Docker engine, so the check cannot look at its state (see the setup cell).")
+        return _checks.run_exercise(exs[ex_id], self.client, self.ns)
+
+    def progress(self) -> None:
+        """Check every exercise of the chapter and print a summary (3/5 passing ...).
+
+        The results stay in ``course.results``.
+        """
+        if not self.connected:
+            raise NoEngineError("No Docker engine, so progress cannot be checked (see the setup cell).")
+        self.results = _checks.run_chapter(self.chapter, self.client, self.ns)
+        print(_checks.progress_text(self.results))
+
+    def cleanup(self, quiet: bool = False) -> None:
+        """Remove everything this chapter created on the engine (by label only).
+
+        What was removed stays in ``course.clean_report``.
+        """
+        if not self.connected:
+            raise NoEngineError("No Docker engine, so there is nothing to clean (see the setup cell).")
+        rep = self.clean_report = clean(self.client, namespace=self.ns)
+        left = leftovers(self.client, namespace=self.ns)
+        mine = unlabelled_lookalikes(self.client, self.ns)
+        if not quiet:
+            print(f"Cleanup of chapter {self.chapter}: {rep.summary()}.")
+            rest = sum(len(v) for v in left.values())
+            print(f"Course resources of this chapter left on the engine: {rest}.")
+            if mine:
+                print("Not removed (no course label, so probably made by you from a terminal): "
+                      + ", ".join(mine) + ". Remove them yourself if you no longer need them.")
+
+
+def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Course:
+    """Start a chapter: connect, show the engine, clear this chapter's leftovers.
+
+    Args:
+        chapter: ``"02"`` or ``"02_core_concepts"``.
+        clean_start: remove what an earlier run of this chapter left (labelled only).
+        quiet: print nothing.
+
+    Returns:
+        A :class:`Course`. With no engine it still returns one (so the notebook reads
+        on), prints what to do, and every later use of ``client`` says so in one line.
+    """
+    _install_error_display()
+    ns = Namespace.for_chapter(chapter)
+    try:
+        client = connect(namespace=ns)
+    except NoEngineError as e:
+        if not quiet:
+            print(str(e), file=sys.stderr)
+        return Course(chapter, ns, _NoEngine(str(e)))
+    info = engine_info(client)
+    course = Course(chapter, ns, client, info)
+    if not quiet:
+        print(f"Engine: {info.kind} {info.server_version} (API {info.api_version}), "
+              f"{info.os}, {info.arch}")
+        print(f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
+              f"carries the label {L.CHAPTER}={ns.chapter}.")
+    if clean_start:
+        rep = clean(client, namespace=ns)
+        if not quiet:
+            print("Leftovers of an earlier run: " + ("none." if not rep.total and not rep.errors
+                                                      else rep.summary() + "."))
+    return course

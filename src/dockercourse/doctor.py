@@ -1,0 +1,98 @@
+"""``dockercourse doctor``: can this machine run the course? And if not, the fix."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+
+import docker
+
+from .engine import MIN_API_VERSION, NoEngineError, connect, engine_info
+
+
+@dataclass
+class Finding:
+    ok: bool
+    topic: str
+    detail: str
+    fix: str = ""
+    fatal: bool = False  # the course cannot run
+
+
+def _api_tuple(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        return (0,)
+
+
+def diagnose(client=None) -> list[Finding]:
+    """Look at the engine and the machine; never raises."""
+    out: list[Finding] = []
+    out.append(Finding(True, "client", f"docker-py {docker.__version__}, Python {sys.version.split()[0]}"))
+    try:
+        client = client or connect()
+    except NoEngineError as e:
+        out.append(Finding(False, "engine", "no engine answers", fix=str(e), fatal=True))
+        return out
+    try:
+        info = engine_info(client)
+    except Exception as e:  # engine answered ping but not info
+        out.append(Finding(False, "engine", f"the engine answered but /info failed: {e}",
+                           fix="restart the engine", fatal=True))
+        return out
+    out.append(Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"))
+    api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
+    out.append(Finding(api_ok, "API", f"{info.api_version} (course needs >= {MIN_API_VERSION})",
+                       fix="" if api_ok else "upgrade the engine to Docker 20.10 or newer", fatal=not api_ok))
+    out.append(Finding(True, "OS", f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, "
+                                   f"{info.mem_bytes / 2**30:.1f} GiB"))
+    sd_ok = info.storage_driver in ("overlay2", "overlay", "fuse-overlayfs", "btrfs", "zfs")
+    out.append(Finding(sd_ok, "storage driver", info.storage_driver,
+                       fix="" if sd_ok else "layers and `diff` lessons assume overlay2; "
+                                            "vfs works but is slow and uses much disk"))
+    out.append(Finding(True, "cgroups", f"v{info.cgroup_version} ({info.cgroup_driver})"
+                       + ("; resource limits may be missing on a rootless engine without cgroup v2 delegation"
+                          if info.rootless and info.cgroup_version == "1" else "")))
+    out.append(Finding(True, "registry mirrors", ", ".join(info.mirrors) or "none"))
+    if info.docker_root and shutil.os.path.isdir(info.docker_root):
+        free = shutil.disk_usage(info.docker_root).free
+        where = info.docker_root
+    else:
+        free = shutil.disk_usage(".").free
+        where = "current folder (the engine's data root is not visible from here)"
+    disk_ok = free > 3 * 2**30
+    out.append(Finding(disk_ok, "free disk", f"{free / 2**30:.1f} GiB at {where}",
+                       fix="" if disk_ok else "free at least 3 GiB for the course images "
+                                              "(docker system df shows what uses space)"))
+    try:
+        from . import imagekit
+
+        for st in imagekit.status(client):
+            present = getattr(st, "present", False)
+            out.append(Finding(present, f"image {st.ref}", getattr(st, "source", "") or ("present" if present else "missing"),
+                               fix="" if present else "run: dockercourse images"))
+    except ImportError:
+        out.append(Finding(False, "images", "the image kit is not installed", fix="pip install -e ."))
+    except Exception as e:
+        out.append(Finding(False, "images", f"could not list the course images: {e}", fix="run: dockercourse images"))
+    return out
+
+
+def main(argv=None) -> int:
+    findings = diagnose()
+    width = max(len(f.topic) for f in findings)
+    for f in findings:
+        mark = "ok " if f.ok else ("ERR" if f.fatal else "!! ")
+        print(f"[{mark}] {f.topic.ljust(width)}  {f.detail}")
+        if f.fix and not f.ok:
+            for line in f.fix.splitlines():
+                print(" " * (width + 8) + line)
+    fatal = [f for f in findings if f.fatal]
+    if fatal:
+        print("\nThe course cannot run yet: fix the ERR lines above.")
+        return 1
+    warn = [f for f in findings if not f.ok]
+    print("\nThe course can run." + (f" {len(warn)} warning(s) above." if warn else ""))
+    return 0

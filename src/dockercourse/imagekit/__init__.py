@@ -1,0 +1,24 @@
+"""The image kit: the course's pinned images, online or offline, and the local registry mirror.
+
+    from dockercourse import imagekit
+    imagekit.ensure()            # pull (online) or build from Debian packages (offline); seed the mirror
+    imagekit.status(client)      # what is there, changes nothing (used by `doctor`)
+    imagekit.remove(client)      # the kit's own images, the mirror and its volume
+
+Command line: ``dockercourse images [--offline|--online] [--check] [--remove] [--quiet]``
+or ``python -m dockercourse.imagekit``. See docs/image-kit.md.
+"""
+
+from __future__ import annotations
+
+from .cli import main
+from .errors import ImageKitError
+from .kit import MODES, ensure, remove
+from .mirror import MirrorStatus
+from .naming import MIRROR_NAME, MIRROR_VOLUME
+from .status import ImageStatus, KitStatus, status
+
+__all__ = [
+    "ensure", "status", "remove", "main", "ImageKitError", "ImageStatus", "KitStatus",
+    "MirrorStatus", "MODES", "MIRROR_NAME", "MIRROR_VOLUME",
+]

@@ -1,0 +1,245 @@
+"""Offline builders: the course images made from the host's Debian packages.
+
+Every image is made under a temporary tag (``dockercourse-kit-tmp/<role>:<id>``)
+and given its pinned name only once it is complete, so a failure never leaves a
+half-made image under a course name. Build containers get no network: packages
+are downloaded on the host (see :mod:`.debian`) and copied in.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker.errors
+
+from . import debian
+from .errors import ImageKitError
+from .naming import BUILD_CONTAINER_PREFIX, kit_labels, split_ref, tmp_ref
+from .recipes import RECIPES, Recipe
+
+#: Host-side apt work (resolve, download) runs one at a time; container work in parallel.
+_APT_LOCK = threading.Lock()
+STAGE = "/tmp/dockercourse-kit"
+
+
+def _label_change(source: str) -> list[str]:
+    return [f'LABEL {k}="{v}"' for k, v in kit_labels(source).items()]
+
+
+def finish(client, tmp: str, ref: str, replace: bool = False) -> None:
+    """Give the image built under ``tmp`` its pinned name, then drop ``tmp``.
+
+    Refuses (and cleans up) when ``ref`` appeared meanwhile and ``replace`` is
+    False: an image someone else put under the pinned name is never replaced.
+    """
+    name, tag = split_ref(ref)
+    try:
+        if not replace:
+            try:
+                client.images.get(ref)
+                discard(client, tmp)
+                return
+            except docker.errors.ImageNotFound:
+                pass
+        client.images.get(tmp).tag(name, tag)
+    finally:
+        discard(client, tmp)
+
+
+def discard(client, tmp: str) -> None:
+    """Remove a temporary tag (and the image if nothing else names it)."""
+    try:
+        client.images.remove(tmp)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError:
+        pass
+
+
+def _import(client, data_or_path, tmp: str, config: dict, source: str) -> None:
+    name, tag = split_ref(tmp)
+    changes = [
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"CMD {_json(config['Cmd'])}",
+    ] + _label_change(source)
+    if isinstance(data_or_path, (bytes, bytearray)):
+        resp = client.api.import_image_from_data(data_or_path, repository=name, tag=tag, changes=changes)
+    else:
+        resp = client.api.import_image_from_file(str(data_or_path), repository=name, tag=tag, changes=changes)
+    if "error" in str(resp).lower():
+        raise ImageKitError(f"the engine refused to import the image: {str(resp)[:200]}")
+
+
+def _json(v) -> str:
+    import json
+
+    return json.dumps(v)
+
+
+def build_busybox(client, ref: str, log) -> str:
+    """FROM scratch + Debian's busybox-static, every applet linked in /bin like upstream."""
+    with tempfile.TemporaryDirectory(prefix="dc-kit-") as td:
+        binary, version = debian.busybox_binary(Path(td))
+        applets = subprocess.run([str(binary), "--list"], capture_output=True, text=True).stdout.split()
+        if "sh" not in applets:
+            raise ImageKitError(f"{binary} does not look like busybox-static (no sh applet)")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            def add_dir(path, mode=0o755):
+                ti = tarfile.TarInfo(path)
+                ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, int(time.time())
+                tf.addfile(ti)
+
+            def add_file(path, data: bytes, mode=0o644):
+                ti = tarfile.TarInfo(path)
+                ti.size, ti.mode, ti.mtime = len(data), mode, int(time.time())
+                tf.addfile(ti, io.BytesIO(data))
+
+            for d in ("bin", "dev", "etc", "home", "proc", "root", "sys", "usr", "usr/sbin", "var",
+                      "var/spool", "var/spool/mail", "var/www"):
+                add_dir(d, 0o700 if d == "root" else 0o755)
+            add_dir("tmp", 0o1777)
+            add_file("bin/busybox", binary.read_bytes(), 0o755)
+            for a in applets:
+                if a == "busybox":
+                    continue
+                ti = tarfile.TarInfo(f"bin/{a}")
+                ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, "bin/busybox", 0o755
+                tf.addfile(ti)
+            add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+                     b"bin:x:2:2:bin:/bin:/bin/false\nsys:x:3:3:sys:/dev:/bin/false\n"
+                     b"www-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
+            add_file("etc/group", b"root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nwww-data:x:33:\ntty:x:5:\n"
+                     b"nogroup:x:65534:\n")
+            add_file("etc/shadow", b"root:*:10933:0:99999:7:::\nnobody:*:10933:0:99999:7:::\n", 0o600)
+        tmp = tmp_ref("busybox")
+        source = f"built locally from Debian bookworm: busybox-static {version}"
+        _import(client, buf.getvalue(), tmp, RECIPES["busybox"].config, source)
+    return tmp
+
+
+def build_debian(client, ref: str, log) -> str:
+    """mmdebstrap --variant=minbase bookworm, imported as one layer with CMD ["bash"]."""
+    cache = debian.apt_cache().parent
+    with tempfile.TemporaryDirectory(prefix="dc-kit-", dir=str(cache)) as td:
+        out = Path(td) / "rootfs.tar"
+        status = debian.mmdebstrap_minbase(out, log)
+        v = debian.dpkg_versions(status, {"base-files", "libc6", "dpkg", "apt"})
+        npk = status.count("\nPackage: ") + (1 if status.startswith("Package: ") else 0)
+        source = (
+            f"built locally from Debian bookworm: mmdebstrap --variant=minbase ({npk} packages; "
+            + ", ".join(f"{k} {v[k]}" for k in ("base-files", "libc6", "dpkg", "apt") if k in v)
+            + ")"
+        )
+        tmp = tmp_ref("debian")
+        _import(client, out, tmp, RECIPES["debian"].config, source)
+    return tmp
+
+
+def _read_file(client, image: str, path: str) -> str:
+    c = client.containers.create(image, command=["true"], network_mode="none")
+    try:
+        stream, _ = c.get_archive(path)
+        data = b"".join(stream)
+    finally:
+        c.remove(force=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        m = tf.getmembers()[0]
+        return tf.extractfile(m).read().decode()
+
+
+def build_layer(client, role: str, base_ref: str, log, timeout: int = 600) -> str:
+    """Debian packages installed onto the debian image, committed as one layer."""
+    recipe: Recipe = RECIPES[role]
+    base_status = _read_file(client, base_ref, "/var/lib/dpkg/status")
+    with _APT_LOCK:
+        pkgs = debian.resolve(list(recipe.packages), base_status)
+        if not pkgs:
+            raise ImageKitError(f"{role}: apt planned nothing to install for {' '.join(recipe.packages)}")
+        debs = debian.fetch(pkgs)
+    versions = {n: v for n, v, _ in pkgs}
+    shown = [f"{p} {versions[p]}" for p in recipe.packages if p in versions]
+    extra = {"gcc": "gcc-12", "python3": "python3.11"}
+    for p in recipe.packages:
+        if p in extra and extra[p] in versions:
+            shown.append(f"{extra[p]} {versions[extra[p]]}")
+    source = f"built locally from Debian bookworm: {', '.join(shown)} (+{len(pkgs) - len(shown)} dependencies) on {base_ref}"
+
+    buf = tempfile.TemporaryFile()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for d in debs:
+            tf.add(str(d), arcname=f"dockercourse-kit/debs/{d.name}")
+        for path, (text, mode) in recipe.files.items():
+            data = text.encode()
+            ti = tarfile.TarInfo(f"dockercourse-kit/files{path}")
+            ti.size, ti.mode = len(data), mode
+            tf.addfile(ti, io.BytesIO(data))
+    buf.seek(0)
+
+    script = "\n".join([
+        "set -e",
+        "export DEBIAN_FRONTEND=noninteractive LC_ALL=C",
+        # like the official images: no daemon starts while packages are installed
+        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
+        f"apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold {STAGE}/debs/*.deb",
+        f"if [ -d {STAGE}/files ]; then cp -a {STAGE}/files/. /; fi",
+        recipe.setup or "true",
+        f"rm -rf {STAGE} /usr/sbin/policy-rc.d /var/lib/apt/lists/* /var/cache/apt/*.bin "
+        "/var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log /var/log/alternatives.log",
+    ])
+    name = f"{BUILD_CONTAINER_PREFIX}{role}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    c = client.containers.create(
+        base_ref, command=["sh", "-c", script], name=name, network_mode="none",
+        labels=kit_labels(f"build container for {role}"),
+    )
+    try:
+        if not c.put_archive("/tmp", buf):
+            raise ImageKitError(f"{role}: could not copy the Debian packages into the build container")
+        buf.close()
+        c.start()
+        try:
+            res = c.wait(timeout=timeout)
+        except Exception:
+            raise ImageKitError(f"{role}: installing {' '.join(recipe.packages)} took longer than {timeout} s") from None
+        if res.get("StatusCode") != 0:
+            tail = c.logs(tail=6).decode(errors="replace").strip().splitlines()
+            last = tail[-1] if tail else "(no output)"
+            raise ImageKitError(f"{role}: installing {' '.join(recipe.packages)} failed: {last[:240]}")
+        tmp = tmp_ref(role)
+        repo, tag = split_ref(tmp)
+        conf = {
+            "Cmd": recipe.config.get("Cmd"),
+            "Entrypoint": recipe.config.get("Entrypoint") or [],
+            "Labels": kit_labels(source),
+        }
+        for k in ("ExposedPorts", "Volumes", "StopSignal", "Env"):
+            if k in recipe.config:
+                conf[k] = recipe.config[k]
+        if "Env" in conf:
+            conf["Env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *conf["Env"]]
+        c.commit(repository=repo, tag=tag, conf=conf)
+        return tmp
+    finally:
+        try:
+            c.remove(force=True)
+        except docker.errors.APIError:
+            pass
+
+
+def build(client, role: str, ref: str, base_ref: str | None, log) -> str:
+    """Build one role offline; return its temporary tag."""
+    kind = RECIPES[role].kind
+    if kind == "busybox":
+        return build_busybox(client, ref, log)
+    if kind == "debian":
+        return build_debian(client, ref, log)
+    if not base_ref:
+        raise ImageKitError(f"{role}: the Debian image it builds on is missing")
+    return build_layer(client, role, base_ref, log)

@@ -1,0 +1,25 @@
+"""The course's pinned images: one definition every chapter, check and tool uses.
+
+Tags exist upstream on Docker Hub and match what Debian bookworm packages ship, so a
+learner online (pulled) and offline (built by the image kit from Debian packages)
+meets the same names and versions. Notebooks import the constants::
+
+    from dockercourse.images import BUSYBOX, DEBIAN
+"""
+
+BUSYBOX = "busybox:1.35.0"  # Debian busybox-static 1.35.0
+DEBIAN = "debian:bookworm-slim"  # Debian 12 minbase
+PYTHON = "python:3.11-slim-bookworm"  # Debian python3 3.11
+NGINX = "nginx:1.22"  # Debian nginx 1.22.1
+REGISTRY = "registry:2.8"  # Debian docker-registry 2.8.2 (distribution)
+BUILDER = "gcc:12"  # Debian gcc-12 + libc6-dev: compiles static binaries
+
+#: role -> pinned reference, in build order (later ones may build on earlier ones).
+COURSE_IMAGES = {
+    "busybox": BUSYBOX,
+    "debian": DEBIAN,
+    "python": PYTHON,
+    "nginx": NGINX,
+    "registry": REGISTRY,
+    "builder": BUILDER,
+}
