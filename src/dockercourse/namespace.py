@@ -255,16 +255,26 @@ def _clean_images(client, flt, namespace, chapter, rep: CleanReport) -> None:
     """Remove the chapter's image tags, and its untagged images.
 
     Only tags named with the course prefix (``dc03-mybusybox:v1``, also behind a
-    registry address) on images that carry a course label (chapter or kit) are
-    removed; removing the last tag of a chapter-built image removes the image, while
+    registry address) on images the chapter made (chapter label) or on the course
+    images themselves are removed; removing the last tag of a chapter-built image removes the image, while
     a tag put on a kit image removes only that tag. Labels are inherited by child
     images, so a label alone is never enough: a learner's own ``myapp`` built FROM a
     course image keeps its tags and its image.
     """
+    from .images import COURSE_IMAGES
+
     prefixes = _prefixes(namespace, chapter)
+    kit_ids = set()
+    for ref in COURSE_IMAGES.values():
+        try:
+            kit_ids.add(client.images.get(ref).id)
+        except docker.errors.ImageNotFound:
+            pass
     for img in client.images.list():
         lab = (img.attrs.get("Config") or {}).get("Labels") or {}
-        if not (L.CHAPTER in lab or L.KIT in lab):
+        # A second name of a course image itself (dc02-mybox:v1 -> busybox), or an image
+        # the chapter made; never an image merely built FROM a course image by the learner.
+        if not (L.CHAPTER in lab or img.id in kit_ids):
             continue
         for ref in img.tags:
             if not _is_course_ref(ref, prefixes):

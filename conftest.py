@@ -1,0 +1,120 @@
+"""Session-wide guard: the learner's own resources survive the whole test run.
+
+Before any test or notebook runs, unlabelled resources named like the source
+tutorial's examples are made (containers `web`, `db`, `test1`; volume `dbdata`;
+network `test1`; image tag `ubuntu:latest` made from the course busybox without course labels
+on the tag). After the session, each must still exist with the same ID; then the
+ones this guard made are removed. If a name already exists on the engine (a
+real learner's), it is left alone and only checked.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+_made: dict[str, list] = {"containers": [], "volumes": [], "networks": [], "images": []}
+_ids: dict[tuple[str, str], str] = {}
+
+
+def _client():
+    try:
+        import docker
+
+        c = docker.from_env(timeout=60)
+        c.ping()
+        return c
+    except Exception:
+        return None
+
+
+def pytest_sessionstart(session):
+    import docker.errors
+
+    from dockercourse.images import BUSYBOX
+
+    c = _client()
+    if c is None:
+        return
+    try:
+        c.images.get(BUSYBOX)
+    except docker.errors.ImageNotFound:
+        return
+    for cname, cmd in (("web", ["sleep", "3600"]), ("db", ["sleep", "3600"]), ("test1", ["true"])):
+        try:
+            _ids[("container", cname)] = c.containers.get(cname).id
+        except docker.errors.NotFound:
+            ct = c.containers.create(BUSYBOX, cmd, name=cname)  # no course labels: the learner's own
+            if cname != "test1":
+                ct.start()
+            _made["containers"].append(cname)
+            _ids[("container", cname)] = ct.id
+    try:
+        _ids[("volume", "dbdata")] = c.volumes.get("dbdata").id
+    except docker.errors.NotFound:
+        _ids[("volume", "dbdata")] = c.volumes.create("dbdata").id
+        _made["volumes"].append("dbdata")
+    try:
+        _ids[("network", "test1")] = c.networks.get("test1").id
+    except docker.errors.NotFound:
+        _ids[("network", "test1")] = c.networks.create("test1").id
+        _made["networks"].append("test1")
+    try:
+        _ids[("image", "ubuntu:latest")] = c.images.get("ubuntu:latest").id
+    except docker.errors.ImageNotFound:
+        c.images.get(BUSYBOX).tag("ubuntu", "latest")
+        _made["images"].append("ubuntu:latest")
+        _ids[("image", "ubuntu:latest")] = c.images.get("ubuntu:latest").id
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import docker.errors
+
+    c = _client()
+    if c is None or not _ids:
+        return
+    damaged = []
+    getters = {"container": c.containers.get, "volume": c.volumes.get, "network": c.networks.get,
+               "image": c.images.get}
+    for (kind, name), rid in _ids.items():
+        try:
+            now = getters[kind](name).id
+            if now != rid:
+                damaged.append(f"{kind} {name} was replaced")
+            elif kind == "container" and name in ("web", "db") and name in _made["containers"]:
+                if c.containers.get(name).status != "running":
+                    damaged.append(f"container {name} was stopped")
+        except docker.errors.NotFound:
+            damaged.append(f"{kind} {name} was removed")
+    for name in _made["containers"]:
+        try:
+            c.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    for name in _made["volumes"]:
+        try:
+            c.volumes.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+    for name in _made["networks"]:
+        try:
+            c.networks.get(name).remove()
+        except docker.errors.NotFound:
+            pass
+    for ref in _made["images"]:
+        try:
+            c.images.remove(ref)
+        except docker.errors.ImageNotFound:
+            pass
+    if damaged:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        msg = "LEARNER RESOURCES DAMAGED by the course: " + "; ".join(damaged)
+        if tr:
+            tr.write_line(msg, red=True)
+        else:
+            print(msg)
+    else:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr:
+            tr.write_line(f"learner's own resources untouched: {len(_ids)} checked "
+                          "(containers web, db, test1; volume dbdata; network test1; image ubuntu:latest)")

@@ -1,0 +1,34 @@
+"""Fixtures for toolkit tests: a real engine and tracked cleanup."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from dockercourse.engine import NoEngineError, connect
+from dockercourse.images import BUSYBOX
+from dockercourse.namespace import Namespace, clean
+
+
+@pytest.fixture(scope="session")
+def engine():
+    try:
+        return connect()
+    except NoEngineError as e:
+        pytest.fail(f"the toolkit tests need a real engine (run scripts/engine-up): {e}")
+
+
+@pytest.fixture(scope="session")
+def busybox(engine):
+    engine.images.get(BUSYBOX)  # the image kit makes it; fail loudly if missing
+    return BUSYBOX
+
+
+@pytest.fixture
+def ns(engine):
+    """A namespace of a test-only chapter (97) with its own tag; cleaned after the test."""
+    space = Namespace(chapter="97", tag="t" + uuid.uuid4().hex[:6])
+    yield space
+    clean(engine, namespace=space)
+    assert not engine.containers.list(all=True, filters=space.filters())

@@ -1,0 +1,100 @@
+"""Labels, names and label-only cleanup, on the real engine."""
+
+import docker
+import pytest
+
+from dockercourse import labels as L
+from dockercourse.engine import connect
+from dockercourse.namespace import Namespace, chapter_number, clean, leftovers, unlabelled_lookalikes
+
+
+def test_chapter_number():
+    assert chapter_number("02_core_concepts") == "02"
+    assert chapter_number("7") == "07"
+    with pytest.raises(ValueError):
+        chapter_number("intro")
+
+
+def test_names_and_prefix():
+    ns = Namespace(chapter="02")
+    assert ns.name("web") == "dc02-web"
+    assert ns.name("dc02-web") == "dc02-web"
+    assert Namespace(chapter="02", tag="g3").name("web") == "dc02g3-web"
+    with pytest.raises(ValueError):
+        Namespace.for_chapter("02", tag="Bad Tag")
+
+
+def test_everything_created_is_labelled(engine, busybox, ns):
+    client = connect(namespace=ns)
+    c = client.containers.run(busybox, ["sh", "-c", "echo x > /f"], name=ns.name("c"), detach=True,
+                              labels={"mine": "yes"})
+    c.wait()
+    v = client.volumes.create(ns.name("v"))
+    n = client.networks.create(ns.name("n"))
+    img = c.commit(ns.name("img"), "v1", author="a", message="m")
+    built, _ = client.images.build(fileobj=__import__("io").BytesIO(f"FROM {busybox}\nRUN echo hi > /b\n".encode()),
+                                   tag=ns.name("built") + ":1", rm=True)
+    for labels in (c.labels, v.attrs["Labels"], n.attrs["Labels"], img.labels, built.labels):
+        assert labels[L.CHAPTER] == "97" and labels[L.NAMESPACE] == ns.prefix and labels[L.RUN] == ns.run
+    assert c.labels["mine"] == "yes"  # the caller's own labels are kept
+    rep = clean(engine, namespace=ns)
+    assert rep.containers == [ns.name("c")] and rep.volumes == [ns.name("v")] and rep.networks == [ns.name("n")]
+    assert {ns.name("img") + ":v1", ns.name("built") + ":1"} <= set(rep.images)
+    assert leftovers(engine, namespace=ns) == {"containers": [], "volumes": [], "networks": [], "images": []}
+
+
+def test_clean_never_touches_unlabelled_lookalikes(engine, busybox, ns):
+    """A learner's own resources, even named with the course prefix, survive cleanup."""
+    plain = engine  # an unlabelled client, like the learner's terminal
+    mine_c = plain.containers.create(busybox, ["true"], name=ns.name("mine"))
+    mine_v = plain.volumes.create(ns.name("minevol"))
+    plain.images.get(busybox).tag(ns.name("mytag"), "1")  # a tag on the kit image, by the learner
+    learner_img, _ = plain.images.build(
+        fileobj=__import__("io").BytesIO(f"FROM {busybox}\nRUN echo mine > /m\n".encode()),
+        tag=ns.name("learnerbuilt") + ":1", rm=True)
+    try:
+        ours = connect(namespace=ns).containers.create(busybox, ["true"], name=ns.name("ours"))
+        assert sorted(unlabelled_lookalikes(engine, ns)) == sorted(
+            [f"container {ns.name('mine')}", f"volume {ns.name('minevol')}"])
+        rep = clean(engine, namespace=ns)
+        assert rep.containers == [ns.name("ours")]
+        plain.containers.get(mine_c.id)
+        plain.volumes.get(mine_v.name)
+        # the learner's image built FROM a course image inherits the kit label but not a chapter label: kept
+        assert plain.images.get(ns.name("learnerbuilt") + ":1").id == learner_img.id
+        with pytest.raises(docker.errors.NotFound):
+            plain.containers.get(ours.id)
+    finally:
+        mine_c.remove(force=True)
+        mine_v.remove(force=True)
+        for ref in (ns.name("mytag") + ":1", ns.name("learnerbuilt") + ":1"):
+            try:
+                plain.images.remove(ref)
+            except docker.errors.ImageNotFound:
+                pass
+
+
+def test_namespaces_are_separate(engine, busybox, ns):
+    other = Namespace(chapter=ns.chapter, tag="o" + ns.tag[1:])
+    a = connect(namespace=ns).containers.create(busybox, ["true"], name=ns.name("x"))
+    b = connect(namespace=other).containers.create(busybox, ["true"], name=other.name("x"))
+    try:
+        clean(engine, namespace=ns)
+        engine.containers.get(b.id)  # the other namespace (another grading worker) is untouched
+        with pytest.raises(docker.errors.NotFound):
+            engine.containers.get(a.id)
+    finally:
+        clean(engine, namespace=other)
+
+
+def test_clean_cli_dry_run(engine, busybox, ns):
+    import subprocess
+    import sys
+
+    connect(namespace=ns).volumes.create(ns.name("cli"))
+    out = subprocess.run([sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns",
+                          ns.tag, "--dry-run"], capture_output=True, text=True, check=True).stdout
+    assert f"would remove volume {ns.name('cli')}" in out
+    out = subprocess.run([sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns", ns.tag],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"removed volume {ns.name('cli')}" in out
