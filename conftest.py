@@ -1,4 +1,5 @@
-"""Session-wide guard: the learner's own resources survive the whole test run.
+"""Session-wide guards: the learner's own resources survive the whole test run, and
+no course resource is left on the engine at its end.
 
 Before any test or notebook runs, unlabelled resources named like the source
 tutorial's examples are made (containers `web`, `db`, `test1`; volume `dbdata`;
@@ -105,10 +106,17 @@ def pytest_sessionfinish(session, exitstatus):
             c.images.remove(ref)
         except docker.errors.ImageNotFound:
             pass
+    # Nothing of the course may remain: every notebook and test cleans up after itself.
+    from dockercourse.namespace import leftovers
+
+    left = {k: v for k, v in leftovers(c).items() if v}
+    if left:
+        damaged.append("course resources left on the engine after the run: " + "; ".join(
+            f"{k}: {', '.join(v[:5])}" for k, v in left.items()))
     if damaged:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        msg = "LEARNER RESOURCES DAMAGED by the course: " + "; ".join(damaged)
+        msg = "SESSION GUARD FAILED: " + "; ".join(damaged)
         if tr:
             tr.write_line(msg, red=True)
         else:
