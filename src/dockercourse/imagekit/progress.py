@@ -12,7 +12,9 @@ class LayerBars:
 
     def __init__(self, title: str, enabled: bool = True):
         self.title = title
-        self.enabled = enabled
+        # one bar per layer only where bars redraw in place (a terminal, a notebook);
+        # in a CI log they would print thousands of lines
+        self.enabled = enabled and interactive()
         self.bars: dict[str, tqdm] = {}
         self.error: str | None = None
         self.digest: str | None = None
@@ -58,7 +60,16 @@ class LayerBars:
         self.bars.clear()
 
 
+def interactive() -> bool:
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def steps(total: int, enabled: bool, desc: str):
     """An overall bar over the course images (a no-op bar when disabled)."""
     return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, leave=False)
+                dynamic_ncols=True, leave=False, mininterval=0.5 if interactive() else 30)
