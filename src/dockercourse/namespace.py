@@ -149,6 +149,12 @@ class LabellingAPIClient(docker.APIClient):
 # --------------------------------------------------------------------------- cleanup
 
 
+def _cname(c) -> str:
+    """A container's name, also from a sparse listing (no inspect, so no race with removal)."""
+    names = c.attrs.get("Names") or [c.attrs.get("Name") or c.id[:12]]
+    return names[0].lstrip("/")
+
+
 @dataclass
 class CleanReport:
     containers: list[str] = field(default_factory=list)
@@ -202,14 +208,14 @@ def clean(client: docker.DockerClient, namespace: Namespace | None = None, chapt
     sel = _selector(namespace, chapter, run)
     rep = CleanReport()
     flt = {"label": sel}
-    for c in client.containers.list(all=True, filters=flt):
+    for c in client.containers.list(all=True, filters=flt, sparse=True):
         try:
             c.remove(force=True, v=True)
-            rep.containers.append(c.name)
+            rep.containers.append(_cname(c))
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as e:
-            rep.errors.append(f"container {c.name}: {e.explanation or e}")
+            rep.errors.append(f"container {_cname(c)}: {e.explanation or e}")
     for n in client.networks.list(filters=flt):
         try:
             n.reload()
@@ -300,7 +306,7 @@ def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,
     """List course resources still on the engine (what :func:`clean` would remove)."""
     flt = {"label": _selector(namespace, chapter, None)}
     return {
-        "containers": [c.name for c in client.containers.list(all=True, filters=flt)],
+        "containers": [_cname(c) for c in client.containers.list(all=True, filters=flt, sparse=True)],
         "volumes": [v.name for v in client.volumes.list(filters=flt)],
         "networks": [n.name for n in client.networks.list(filters=flt)],
         "images": [t for i in client.images.list(filters=flt) for t in i.tags
@@ -316,9 +322,9 @@ def unlabelled_lookalikes(client: docker.DockerClient, namespace: Namespace) -> 
     The course never removes them; the end-of-chapter cleanup lists them instead.
     """
     out = []
-    for c in client.containers.list(all=True, filters={"name": namespace.prefix}):
-        if c.name.startswith(namespace.prefix) and L.CHAPTER not in (c.labels or {}):
-            out.append(f"container {c.name}")
+    for c in client.containers.list(all=True, filters={"name": namespace.prefix}, sparse=True):
+        if _cname(c).startswith(namespace.prefix) and L.CHAPTER not in (c.attrs.get("Labels") or {}):
+            out.append(f"container {_cname(c)}")
     for v in client.volumes.list():
         if v.name.startswith(namespace.prefix) and L.CHAPTER not in ((v.attrs.get("Labels") or {})):
             out.append(f"volume {v.name}")
