@@ -276,14 +276,16 @@ def _clean_images(client, flt, namespace, chapter, rep: CleanReport) -> None:
             kit_ids.add(client.images.get(ref).id)
         except docker.errors.ImageNotFound:
             pass
-    for img in client.images.list():
-        lab = (img.attrs.get("Config") or {}).get("Labels") or {}
+    # Raw listings (no inspect of each image), so an image removed meanwhile by someone
+    # else cannot make the cleanup fail.
+    for img in client.api.images():
+        lab = img.get("Labels") or {}
         # A second name of a course image itself (dc02-mybox:v1 -> busybox), or an image
         # the chapter made; never an image merely built FROM a course image by the learner.
-        if not (L.CHAPTER in lab or img.id in kit_ids):
+        if not (L.CHAPTER in lab or img["Id"] in kit_ids):
             continue
-        for ref in img.tags:
-            if not _is_course_ref(ref, prefixes):
+        for ref in img.get("RepoTags") or []:
+            if ref == "<none>:<none>" or not _is_course_ref(ref, prefixes):
                 continue
             try:
                 client.images.remove(ref, noprune=False)
@@ -293,10 +295,10 @@ def _clean_images(client, flt, namespace, chapter, rep: CleanReport) -> None:
             except docker.errors.APIError as e:
                 rep.errors.append(f"image {ref}: {e.explanation or e}")
     # Untagged images of this selection (a commit without a name, build stages).
-    for img in client.images.list(all=False, filters={"dangling": True, "label": flt["label"]}):
+    for img in client.api.images(filters={"dangling": True, "label": flt["label"]}):
         try:
-            client.images.remove(img.id)
-            rep.images.append(img.short_id)
+            client.images.remove(img["Id"])
+            rep.images.append(img["Id"][7:19])
         except docker.errors.APIError:
             pass
 
@@ -309,9 +311,9 @@ def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,
         "containers": [_cname(c) for c in client.containers.list(all=True, filters=flt, sparse=True)],
         "volumes": [v.name for v in client.volumes.list(filters=flt)],
         "networks": [n.name for n in client.networks.list(filters=flt)],
-        "images": [t for i in client.images.list(filters=flt) for t in i.tags
+        "images": [t for i in client.api.images(filters=flt) for t in (i.get("RepoTags") or [])
                    if _is_course_ref(t, _prefixes(namespace, chapter))]
-        + [i.short_id for i in client.images.list(filters={"dangling": True, **flt})],
+        + [i["Id"][7:19] for i in client.api.images(filters={"dangling": True, **flt})],
     }
 
 
