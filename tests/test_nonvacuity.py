@@ -1,0 +1,102 @@
+"""Non-vacuity: every check can fail, and every check passes on its master.
+
+For every chapter with both ``notebooks/NN_*.ipynb`` and ``checks/NN_*.py`` (in the
+course and in the fixture course, so new chapters join automatically):
+
+* the student copy (``dockercourse release``) is executed cell by cell, and every
+  exercise's visible check, run by the grader's process at its check point, must
+  report "not yet" (a check that cannot fail is a defect; one that errors is too);
+* the master is executed the same way and every exercise must pass, hidden checks
+  included;
+* both must run to their end, and the student copy must raise no error in a cell
+  that does not raise in the master ("later cells never depend on an exercise");
+* nothing of either run is left on the engine.
+
+Each run has a namespace of its own (``DOCKERCOURSE_NS=v<random>``), so it never
+touches a learner's ``dc02-...`` resources or another run's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import re
+import uuid
+from pathlib import Path
+
+import docker
+import nbformat
+import pytest
+
+from dockercourse import grade as G
+from dockercourse.namespace import Namespace, leftovers
+from dockercourse.release import student_copy
+
+HERE = Path(__file__).resolve().parent
+ROOTS = [HERE.parent, HERE / "fixtures" / "course"]
+
+
+def chapters():
+    found = []
+    for root in ROOTS:
+        for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            num = nb.name[:2]
+            if sorted((root / "checks").glob(f"{num}_*.py")):
+                found.append(pytest.param(root, nb, id=f"{root.name}-{nb.stem}"))
+    return found
+
+
+def _error_sources(grade: G.SubmissionGrade, nb) -> set[str]:
+    out = set()
+    for line in grade.cell_errors:
+        m = re.match(r"cell (\d+):", line)
+        if m:
+            out.add(nb.cells[int(m.group(1)) - 1].source)
+    return out
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("root,master_path", chapters())
+def test_checks_fail_on_student_copy_and_pass_on_master(root, master_path, tmp_path):
+    master = nbformat.read(master_path, as_version=4)
+    student = student_copy(master, master_path.name[:2])
+    student_path = tmp_path / master_path.name
+    nbformat.write(student, student_path)
+    chapter = master_path.name[:2]
+    tags = {"master": "v" + uuid.uuid4().hex[:8], "student": "v" + uuid.uuid4().hex[:8]}
+    common = dict(chapter=chapter, root=str(root), cell_timeout=300, submission_timeout=1500)
+    jobs = {
+        "master": dict(source=str(master_path), tag=tags["master"], hidden=True, **common),
+        "student": dict(source=str(student_path), tag=tags["student"], hidden=False, **common),
+    }
+    env_root = os.environ.get("DOCKERCOURSE_ROOT")
+    os.environ["DOCKERCOURSE_ROOT"] = str(root)  # the spawned workers load this course's checks
+    try:
+        with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futs = {k: pool.submit(G._task, kw) for k, kw in jobs.items()}
+            res = {k: G.SubmissionGrade.from_dict(f.result()) for k, f in futs.items()}
+    finally:
+        if env_root is None:
+            os.environ.pop("DOCKERCOURSE_ROOT", None)
+        else:
+            os.environ["DOCKERCOURSE_ROOT"] = env_root
+
+    m, s = res["master"], res["student"]
+    assert m.exercises, f"chapter {chapter} declares no exercise"
+    assert m.status == "ok", f"master did not run to its end: {m.status}: {m.notes}"
+    assert s.status == "ok", f"student copy did not run to its end: {s.status}: {s.notes}"
+    failing = [f"{x.id}: {x.message} ({x.where})" for x in m.exercises if not x.passed]
+    assert not failing, "checks that do not pass on the master:\n" + "\n".join(failing)
+    vacuous = [f"{x.id} ({x.where})" for x in s.exercises if x.passed]
+    assert not vacuous, "checks that pass on the student copy (they cannot fail):\n" + "\n".join(vacuous)
+    broken = [f"{x.id}: {x.message}" for x in s.exercises if x.error]
+    assert not broken, "checks that could not run on the student copy:\n" + "\n".join(broken)
+    new_errors = _error_sources(s, student) - _error_sources(m, master)
+    assert not new_errors, ("cells of the student copy that raise although they do not in the master "
+                            "(later cells must not depend on an exercise):\n" + "\n---\n".join(new_errors))
+
+    client = docker.from_env()
+    for tag in tags.values():
+        left = leftovers(client, namespace=Namespace(chapter=chapter, tag=tag))
+        assert not any(left.values()), f"left on the engine: {left}"
