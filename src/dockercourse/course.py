@@ -88,6 +88,20 @@ def _install_error_display() -> None:
                       handler)
 
 
+def _wait_for_vm_engine(quiet: bool) -> None:
+    """On Binder, binder/start boots the engine in a VM in the background: wait for it.
+
+    Shows one updating progress line; returns at once for any other engine.
+    """
+    import os
+
+    if os.environ.get("DOCKERCOURSE_ENGINE") != "vm" or not os.environ.get("DOCKER_HOST", "").startswith("tcp://"):
+        return
+    from .qemu.engine import wait_ready
+
+    wait_ready(progress=None if not quiet else (lambda text: None))
+
+
 class Course:
     """One chapter's session: the client, names, ports, checks and cleanup."""
 
@@ -175,6 +189,7 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
     """
     _install_error_display()
     ns = Namespace.for_chapter(chapter)
+    _wait_for_vm_engine(quiet)
     try:
         client = connect(namespace=ns)
     except NoEngineError as e:

@@ -43,6 +43,14 @@ def diagnose(client=None) -> list[Finding]:
                            fix="restart the engine", fatal=True))
         return out
     out.append(Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"))
+    try:
+        from .qemu.engine import describe
+
+        vm_line = describe(info.base_url)
+    except Exception:  # qemu support missing or its state unreadable: not a VM of ours
+        vm_line = None
+    if vm_line:
+        out.append(Finding(True, "engine VM", vm_line))
     api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
     out.append(Finding(api_ok, "API", f"{info.api_version} (course needs >= {MIN_API_VERSION})",
                        fix="" if api_ok else "upgrade the engine to Docker 20.10 or newer", fatal=not api_ok))

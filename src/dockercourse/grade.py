@@ -601,8 +601,15 @@ def _write_atomic(path: Path, text: str) -> None:
 def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = None,
                  root: Path | str | None = None, jobs: int = 1, force: bool = False,
                  cell_timeout: float = 60, submission_timeout: float = 600, kernel_name: str = "python3",
-                 progress: bool = True, files: list[Path] | None = None) -> BatchReport:
-    """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``."""
+                 progress: bool = True, files: list[Path] | None = None, engine: str = "host",
+                 vm_memory_mb: int | None = None) -> BatchReport:
+    """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``.
+
+    With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
+    qemu VM (``dockercourse.qemu.engine.worker_init``) and grades its submissions there:
+    a submission that bind-mounts ``/``, runs privileged containers or removes everything
+    reaches only that VM, never the host's engine or files.
+    """
     from tqdm import tqdm
 
     t0 = time.monotonic()
@@ -650,6 +657,16 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
                file=sys.stderr, dynamic_ncols=True)
     ctx = multiprocessing.get_context("spawn")
     retry = iter(range(1, 10**6))
+    pool_args: dict = {}
+    if engine == "vm":
+        from .qemu import engine as vm
+
+        images = images_for_chapter(root, chapter)
+        vm.build(images, log=lambda *_: None)  # once, before the workers share the disk read-only
+        pool_args = dict(initializer=vm.worker_init,
+                         initargs=(images, vm_memory_mb or vm.DEFAULT_MEMORY_MB))
+    elif engine != "host":
+        raise ValueError(f"engine must be 'host' or 'vm', not {engine!r}")
 
     def new_tag(p: Path) -> str:
         _sweep_tag(chapter, tags[p])  # what the interrupted attempt left
@@ -659,7 +676,7 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
     def run_pool(items: list[Path], workers: int) -> list[Path]:
         """Grade ``items`` in a pool; the ones a dying worker took down with it."""
         lost = []
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
             futs = {pool.submit(_task, kw(p, tags[p]), str(marks / f"{tags[p]}.started")): p for p in items}
             for fut in cf.as_completed(futs):
                 p = futs[fut]
@@ -700,6 +717,19 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
     write_csv(out / "grades.csv", grades, list(exercises))
     return BatchReport(chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2),
                        batch, out)
+
+
+def images_for_chapter(root: Path, chapter: str) -> list[str]:
+    """The pinned course images a chapter's master notebook imports (for a VM engine)."""
+    from . import images as pinned
+
+    names = {"BUSYBOX"}
+    for nb_path in sorted((Path(root) / "notebooks").glob(f"{chapter}_*.ipynb")):
+        text = nb_path.read_text(encoding="utf-8")
+        for m in re.finditer(r"from dockercourse\.images import ([A-Z_, ]+)", text):
+            names.update(n.strip() for n in m.group(1).split(","))
+    refs = [getattr(pinned, n) for n in sorted(names) if isinstance(getattr(pinned, n, None), str)]
+    return refs
 
 
 def _sweep_tag(chapter: str, tag: str) -> None:
@@ -840,6 +870,10 @@ def main(argv=None) -> int:
     ap.add_argument("--root", type=Path, default=None, help="the course folder holding checks/ (default: found)")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel to run the cells in (default python3)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--engine", choices=("host", "vm"), default="host",
+                    help="host: the engine DOCKER_HOST/the default socket points at (shared); vm: each worker "
+                         "gets its own throwaway engine in a qemu VM (isolated; slower)")
+    ap.add_argument("--vm-memory", type=int, default=None, help="MB of memory per worker VM")
     a = ap.parse_args(argv)
     if not a.submissions.is_dir():
         print(f"dockercourse grade: {a.submissions} is not a folder", file=sys.stderr)
@@ -848,10 +882,11 @@ def main(argv=None) -> int:
         print("dockercourse grade: -j must be at least 1", file=sys.stderr)
         return 2
     out = a.out or a.submissions.resolve().parent / (a.submissions.resolve().name + "-grades")
-    _engine()  # fail early, with the course's explanation, when no engine answers
+    if a.engine == "host":
+        _engine()  # fail early, with the course's explanation, when no engine answers
     rep = grade_folder(a.submissions, out, chapter=a.chapter, root=a.root, jobs=a.jobs, force=a.force,
                        cell_timeout=a.cell_timeout, submission_timeout=a.timeout, kernel_name=a.kernel,
-                       progress=not a.no_progress)
+                       progress=not a.no_progress, engine=a.engine, vm_memory_mb=a.vm_memory)
     counts: dict[str, int] = {}
     for g in rep.grades:
         counts[g.status] = counts.get(g.status, 0) + 1

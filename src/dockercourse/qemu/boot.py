@@ -1,0 +1,441 @@
+"""Start qemu, watch its serial console, measure it, clean up.
+
+``boot(...)`` returns a :class:`Boot` handle (a context manager). Its ``close()`` kills
+qemu and removes the handle's temporary directory, so nothing is left behind even when
+the caller fails half-way.
+
+KVM is used only when it really runs a guest: ``/dev/kvm`` may exist yet hang (nested
+virtualisation on some clouds), so :func:`kvm_usable` boots qemu's firmware with a
+timeout and waits for its first words on the debug port. Otherwise TCG (pure
+emulation) is used, and every figure measured is an emulated one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..engine import CourseError
+
+__all__ = ["qemu_binary", "kvm_usable", "boot", "Boot", "BootError", "free_port"]
+
+_KVM_CACHE: dict[str, bool] = {}
+
+
+class BootError(CourseError):
+    """qemu did not start, died, or the guest did not say what was awaited in time."""
+
+
+def qemu_binary() -> str | None:
+    """Path of ``qemu-system-x86_64`` (``DOCKERCOURSE_QEMU`` overrides), or None."""
+    env = os.environ.get("DOCKERCOURSE_QEMU")
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    for name in ("qemu-system-x86_64", "/usr/libexec/qemu-kvm"):
+        p = shutil.which(name) if not name.startswith("/") else (name if os.access(name, os.X_OK) else None)
+        if p:
+            return p
+    return None
+
+
+def require_qemu() -> str:
+    q = qemu_binary()
+    if not q:
+        raise CourseError("qemu is not installed; fix: sudo apt-get install -y qemu-system-x86 "
+                          "(on Binder: add qemu-system-x86 to binder/apt.txt)")
+    return q
+
+
+def _kvm_ioctl_ok() -> bool:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return fcntl.ioctl(fd, 0xAE00) == 12  # KVM_GET_API_VERSION
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def kvm_usable(timeout: float = 5, kernel=None) -> bool:
+    """True when KVM really boots a Linux kernel here, within ``timeout`` seconds.
+
+    ``DOCKERCOURSE_VM_ACCEL=tcg`` forces False, ``=kvm`` forces True. Otherwise
+    ``/dev/kvm`` must open read-write and answer ``KVM_GET_API_VERSION``, and the VM
+    kernel (:func:`dockercourse.qemu.kernel.get_kernel`, or ``kernel``) booted with
+    ``-accel kvm -cpu host`` and no root disk must reach its "cannot mount root"
+    panic in time. (Firmware alone is not enough: nested KVM on some clouds runs the
+    BIOS, then hangs or fails in the kernel.) The answer is remembered for the process
+    and, per host boot, in the VM cache directory.
+    """
+    forced = os.environ.get("DOCKERCOURSE_VM_ACCEL", "").lower()
+    if forced in ("tcg", "kvm"):
+        return forced == "kvm"
+    if "kvm" in _KVM_CACHE:
+        return _KVM_CACHE["kvm"]
+    q = qemu_binary()
+    if not q or not _kvm_ioctl_ok():
+        _KVM_CACHE["kvm"] = False
+        return False
+    from . import cache_dir
+
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot_id = ""
+    marker = cache_dir() / "kvm-probe"
+    if boot_id:
+        try:
+            bid, answer = marker.read_text().split()
+            if bid == boot_id:
+                _KVM_CACHE["kvm"] = answer == "yes"
+                return _KVM_CACHE["kvm"]
+        except (OSError, ValueError):
+            pass
+    if kernel is None:
+        from .kernel import get_kernel
+
+        kernel = get_kernel(log=lambda *_: None)
+    ok = False
+    try:
+        proc = subprocess.Popen(
+            [q, "-machine", "pc,accel=kvm", "-cpu", "host", "-m", "64", "-nodefaults", "-display", "none",
+             "-no-user-config", "-no-reboot", "-kernel", str(kernel),
+             "-append", "console=ttyS0 panic=-1 root=/dev/dockercourse-probe",
+             "-chardev", "stdio,id=c0,signal=off", "-serial", "chardev:c0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+    except OSError:
+        proc = None
+    if proc is not None:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        os.set_blocking(proc.stdout.fileno(), False)
+        while time.monotonic() < deadline:
+            try:
+                chunk = proc.stdout.read(65536)
+            except (BlockingIOError, OSError):
+                chunk = None
+            if chunk:
+                buf += chunk
+                if b"Kernel panic" in buf or b"VFS:" in buf:
+                    ok = True
+                    break
+            elif proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        _kill(proc)
+    _KVM_CACHE["kvm"] = ok
+    if boot_id:
+        try:
+            marker.write_text(f"{boot_id} {'yes' if ok else 'no'}\n")
+        except OSError:
+            pass
+    return ok
+
+
+def _kill(proc: subprocess.Popen, grace: float = 0) -> None:
+    if proc.poll() is None:
+        try:
+            if grace:
+                proc.terminate()
+                try:
+                    proc.wait(grace)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    for f in (proc.stdout, proc.stderr, proc.stdin):
+        try:
+            if f:
+                f.close()
+        except OSError:
+            pass
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Boot:
+    """A running qemu: ``.proc``, ``.accel`` ("kvm"|"tcg"), ``.t_start`` (monotonic),
+    ``.console`` (serial output so far), ``.wait_for()``, ``.rss_bytes()``, ``.close()``."""
+
+    def __init__(self, proc: subprocess.Popen, accel: str, t_start: float, tmpdir: Path | None,
+                 cmd: list[str], console_path: Path | None = None):
+        self.proc = proc
+        self.console_path = console_path
+        self.accel = accel
+        self.t_start = t_start
+        self.tmpdir = tmpdir
+        self.cmd = cmd
+        self._buf = bytearray()
+        self._marks: list[tuple[int, float]] = []  # (end offset, arrival time)
+        self._cond = threading.Condition()
+        self._eof = False
+        self._stop = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def console(self) -> str:
+        with self._cond:
+            return self._buf.decode(errors="replace")
+
+    def _read(self) -> None:
+        if self.console_path is not None:
+            # serial console written to a file by qemu (a VM that outlives this process)
+            while not self.console_path.exists() and self.proc.poll() is None:
+                time.sleep(0.02)
+            try:
+                f = open(self.console_path, "rb")
+            except OSError:
+                f = None
+            read = (lambda: f.read(65536)) if f else (lambda: b"")
+        else:
+            fd = self.proc.stdout.fileno()
+
+            def read():
+                try:
+                    return os.read(fd, 65536)
+                except OSError:
+                    return b""
+        while True:
+            chunk = read()
+            if not chunk and self.console_path is not None:
+                if self.proc.poll() is None and not self._stop:
+                    time.sleep(0.02)
+                    continue
+                chunk = read()
+            now = time.monotonic()
+            with self._cond:
+                if not chunk:
+                    self._eof = True
+                    self._cond.notify_all()
+                    return
+                self._buf += chunk
+                self._marks.append((len(self._buf), now))
+                if len(self._buf) > 8 << 20:  # keep the last 4 MB
+                    cut = len(self._buf) - (4 << 20)
+                    del self._buf[:cut]
+                    self._marks = [(o - cut, t) for o, t in self._marks if o > cut]
+                self._cond.notify_all()
+
+    def _time_at(self, end: int) -> float:
+        for off, t in self._marks:
+            if off >= end:
+                return t
+        return time.monotonic()
+
+    def wait_for(self, pattern: bytes | str, timeout: float = 60) -> float:
+        """Wait for ``pattern`` (bytes/str, or a regex if it is a ``re.Pattern``) on the
+        serial console; return the seconds from qemu's start to when it appeared.
+
+        Raises:
+            BootError: qemu exited, or ``timeout`` passed (with the console's tail).
+        """
+        if isinstance(pattern, str):
+            pattern = pattern.encode()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if isinstance(pattern, re.Pattern):
+                    m = pattern.search(self._buf)
+                    end = m.end() if m else -1
+                else:
+                    i = self._buf.find(pattern)
+                    end = i + len(pattern) if i >= 0 else -1
+                if end >= 0:
+                    return self._time_at(end) - self.t_start
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    break
+                self._cond.wait(min(left, 0.5))
+        why = "qemu exited" if self._eof else f"not seen within {timeout:.0f} s"
+        raise BootError(f"{pattern!r} {why} ({self.accel}); console tail:\n{self.tail()}")
+
+    def tail(self, n: int = 15) -> str:
+        text = self.console
+        err = ""
+        if self.proc.poll() is not None and self.proc.stderr and not self.proc.stderr.closed:
+            try:
+                err = self.proc.stderr.read().decode(errors="replace")
+            except (OSError, ValueError):
+                pass
+        lines = [ln for ln in text.splitlines() if ln.strip()][-n:]
+        if err.strip():
+            lines.append("qemu: " + err.strip()[-500:])
+        return "\n".join(lines)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the qemu process (0 when it has exited)."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self, grace: float = 0) -> None:
+        """Kill qemu (after ``grace`` seconds of SIGTERM if given) and remove temp files."""
+        _kill(self.proc, grace)
+        self._stop = True
+        self._reader.join(2)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+    def __enter__(self) -> "Boot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _hostfwd_arg(item) -> str:
+    if isinstance(item, str):
+        return item if item.startswith(("tcp:", "udp:")) else "tcp:" + item
+    host_port, guest_port = item[0], item[1]
+    proto = item[2] if len(item) > 2 else "tcp"
+    return f"{proto}:127.0.0.1:{host_port}-:{guest_port}"
+
+
+def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hostfwd=(),
+                 net: bool | None = None, drives=(), cpus: int = 1, tb_size_mb: int = 128,
+                 extra_args=(), console_path=None) -> list[str]:
+    q = require_qemu()
+    if "console=" not in append:
+        append = "console=ttyS0 " + append
+    if "panic=" not in append:
+        append += " panic=-1"
+    cmd = [q, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+           "-machine", "pc" if accel == "tcg" else "pc,accel=kvm",
+           "-m", str(int(memory_mb)), "-smp", str(int(cpus)),
+           "-kernel", str(kernel), "-append", append.strip(),
+           "-chardev", (f"file,id=con0,path={console_path}" if console_path else "stdio,id=con0,signal=off"),
+           "-serial", "chardev:con0"]
+    if accel == "tcg":
+        cmd += ["-accel", f"tcg,tb-size={int(tb_size_mb)}", "-cpu", "max"]
+    else:
+        cmd += ["-cpu", "host"]
+    if initrd:
+        cmd += ["-initrd", str(initrd)]
+    if net is None:
+        net = bool(hostfwd)
+    if net:
+        fwd = "".join(",hostfwd=" + _hostfwd_arg(h) for h in hostfwd)
+        cmd += ["-netdev", f"user,id=n0{fwd}", "-device", "virtio-net-pci,netdev=n0"]
+    for i, d in enumerate(drives):
+        if isinstance(d, dict):
+            opts = ",".join(f"{k}={v}" for k, v in d.items())
+        else:
+            opts = f"file={d},format=raw,if=virtio"
+        cmd += ["-drive", opts]
+    cmd += list(extra_args)
+    return cmd
+
+
+def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", hostfwd=(),
+         wait_for: bytes | None = None, timeout: float = 60, net: bool | None = None,
+         drives=(), cpus: int = 1, tb_size_mb: int = 128, extra_args=(), env=None,
+         workdir: Path | None = None, die_with_parent: bool = False) -> Boot:
+    """Start qemu with ``kernel``/``initrd``/``append`` and ``memory_mb`` of guest RAM.
+
+    Args:
+        accel: "auto" (KVM when :func:`kvm_usable`, else TCG), "kvm" or "tcg".
+        hostfwd: ``(host_port, guest_port)`` pairs (or qemu ``hostfwd`` strings) for
+            qemu's user network, bound to 127.0.0.1; any hostfwd turns the network on.
+        wait_for: when given, wait up to ``timeout`` s for these bytes on the serial
+            console (the handle is closed and :class:`BootError` raised if they don't come).
+        drives: disk image paths (virtio, raw) or dicts of qemu ``-drive`` options.
+        tb_size_mb: TCG translation cache (qemu's default, 1 GB, inflates RSS).
+        workdir: for a VM meant to outlive this process: the serial console goes to
+            ``workdir/console.log``, qemu's own messages to ``workdir/qemu.log``, its
+            temporary files to ``workdir/tmp``; ``close()`` then leaves ``workdir`` alone
+            (its owner removes it). Without it, all goes to a private temporary directory
+            that ``close()`` removes.
+        die_with_parent: qemu gets SIGKILL when the thread that started it dies (Linux
+            ``PR_SET_PDEATHSIG``): a crashed grading worker leaves no VM behind.
+
+    Returns:
+        A :class:`Boot`; the serial console (ttyS0) is read in the background.
+    """
+    if accel == "auto":
+        accel = "kvm" if kvm_usable() else "tcg"
+    if accel not in ("kvm", "tcg"):
+        raise ValueError(f"accel must be auto, kvm or tcg, not {accel!r}")
+    console_path = None
+    if workdir is not None:
+        workdir = Path(workdir)
+        (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        console_path = workdir / "console.log"
+        console_path.write_bytes(b"")
+        tmp_for_qemu, own_tmp = workdir / "tmp", None
+    else:
+        own_tmp = Path(tempfile.mkdtemp(prefix="dockercourse-qemu-"))
+        tmp_for_qemu = own_tmp
+    cmd = qemu_command(kernel, initrd, append, memory_mb, accel=accel, hostfwd=hostfwd, net=net,
+                       drives=drives, cpus=cpus, tb_size_mb=tb_size_mb, extra_args=extra_args,
+                       console_path=console_path)
+    # qemu's snapshot=on overlays go to $TMPDIR (deleted when qemu closes them; kept
+    # if qemu is killed): keep them in a directory that is removed afterwards
+    penv = dict(os.environ if env is None else env)
+    penv["TMPDIR"] = str(tmp_for_qemu)
+    pre = _pdeathsig if die_with_parent else None
+    t0 = time.monotonic()
+    try:
+        if workdir is not None:
+            with open(workdir / "qemu.log", "ab") as qlog:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                                        env=penv, start_new_session=True, close_fds=True, preexec_fn=pre)
+        else:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=penv, start_new_session=True, preexec_fn=pre)
+    except OSError as e:
+        if own_tmp:
+            shutil.rmtree(own_tmp, ignore_errors=True)
+        raise BootError(f"cannot start qemu: {e}") from None
+    handle = Boot(proc, accel, t0, own_tmp, cmd, console_path)
+    if wait_for is not None:
+        try:
+            handle.wait_for(wait_for, timeout)
+        except BaseException:
+            handle.close()
+            raise
+    return handle
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:
+        pass

@@ -1,0 +1,913 @@
+"""A Docker engine inside a qemu VM, for machines where the course gets no engine and
+no privileges (Binder), and for throwaway engines in isolated grading.
+
+How it is made (all as an ordinary user, from the host's own packages):
+
+* the kernel and its modules: :mod:`.kernel` (host's ``/boot`` or Debian's cloud kernel
+  unpacked from its ``.deb``);
+* a tiny initramfs (busybox + the modules) that mounts the system disk and
+  ``switch_root``s into it;
+* the system disk, an ext4 image written by ``mke2fs -d`` (no root, no loop device):
+  busybox, Debian's ``dockerd``, ``containerd``, ``containerd-shim-runc-v2``, ``runc``,
+  ``docker-proxy``, ``docker-init``, ``iptables-legacy`` and their libraries, and
+  ``/var/lib/docker``. It is *seeded* once: booted writable, the course images loaded
+  into its engine (from the host's registry mirror, else the host's engine, else Docker
+  Hub), then shut down cleanly. The disk, not RAM, holds the binaries and images, so the
+  guest's memory stays small.
+* every later boot uses that disk with ``snapshot=on``: writes go to a throwaway
+  overlay, the seeded disk never changes, and any number of VMs can share it.
+
+The engine's API is forwarded by qemu's user network to ``tcp://127.0.0.1:<free port>``
+(loopback only). Inside the guest the engine reaches the host's loopback as 10.0.2.2,
+which is how the host's registry mirror serves pulls.
+
+API: :func:`up`, :func:`down`, :func:`status`, :func:`vm_engine` (context manager),
+:func:`build` (artifacts only). CLI: ``dockercourse engine vm up|down|status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine import CourseError
+from . import cache_dir
+from .boot import Boot, BootError, boot, free_port, kvm_usable, require_qemu
+from .initramfs import build as build_initramfs
+from .kernel import find_kernel, get_modules
+
+__all__ = ["VMEngine", "up", "down", "status", "vm_engine", "build", "DEFAULT_IMAGES",
+           "DEFAULT_MEMORY_MB", "state_root"]
+
+#: Guest RAM. With the TCG translation cache (128 MB) and qemu itself, qemu's RSS
+#: stays under 1 GB.
+DEFAULT_MEMORY_MB = 768
+#: Size of the (sparse) system disk; the seeded images use a fraction of it.
+DISK_SIZE_MB = 6144
+#: The course images loaded by default (gcc:12, 1.3 GB, only on request).
+DEFAULT_IMAGES = ("busybox:1.35.0", "debian:bookworm-slim", "python:3.11-slim-bookworm",
+                  "nginx:1.22", "registry:2.8")
+GUEST_API_PORT = 2375
+LAYOUT_VERSION = "2"
+
+MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "overlay", "bridge", "br_netfilter",
+           "veth", "nf_conntrack", "nf_nat", "ip_tables", "iptable_nat", "iptable_filter",
+           "xt_MASQUERADE", "xt_addrtype", "xt_conntrack", "xt_tcpudp", "xt_nat", "xt_mark",
+           "ipt_REJECT", "nf_reject_ipv4", "xt_comment", "xt_multiport"]
+OPTIONAL_MODULES = {"virtio_console", "xt_mark", "ipt_REJECT", "nf_reject_ipv4", "xt_comment",
+                    "xt_multiport", "xt_tcpudp", "xt_nat"}
+
+BINARIES = {
+    # guest path: candidates on the host
+    "/usr/sbin/dockerd": ["/usr/sbin/dockerd", "/usr/bin/dockerd"],
+    "/usr/bin/containerd": ["/usr/bin/containerd", "/usr/sbin/containerd"],
+    "/usr/bin/containerd-shim-runc-v2": ["/usr/bin/containerd-shim-runc-v2"],
+    "/usr/sbin/runc": ["/usr/sbin/runc", "/usr/bin/runc"],
+    "/usr/sbin/docker-proxy": ["/usr/sbin/docker-proxy", "/usr/bin/docker-proxy",
+                               "/usr/libexec/docker/docker-proxy"],
+    "/usr/bin/docker-init": ["/usr/bin/docker-init", "/usr/sbin/docker-init",
+                             "/usr/libexec/docker/docker-init"],
+    "/usr/sbin/xtables-legacy-multi": ["/usr/sbin/xtables-legacy-multi"],
+    "/bin/busybox": ["/bin/busybox", "/usr/bin/busybox"],
+}
+OPTIONAL_BINARIES = {"/usr/bin/docker-init", "/usr/sbin/docker-proxy"}
+APT_PACKAGES = "qemu-system-x86 qemu-utils docker.io iptables busybox-static e2fsprogs"
+
+STAGE1 = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+echo "dockercourse: stage1"
+for m in $(cat /modules.order); do insmod /lib/dcmod/$m.ko 2>/dev/null; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+mkdir -p /newroot
+if ! mount -t ext4 -o rw,noatime /dev/vda /newroot; then
+  echo "dockercourse: cannot mount the system disk /dev/vda"; poweroff -f
+fi
+umount /dev 2>/dev/null; umount /sys; umount /proc
+exec switch_root /newroot /sbin/engine-init
+"""
+
+STAGE2 = r"""#!/bin/sh
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
+mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+mount -t tmpfs -o mode=755 run /run
+mount -t tmpfs -o mode=1777 tmp /tmp
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+for c in cpuset cpu,cpuacct blkio memory devices freezer net_cls,net_prio perf_event hugetlb pids; do
+  mkdir -p /sys/fs/cgroup/$c
+  mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c 2>/dev/null || rmdir /sys/fs/cgroup/$c
+done
+for pair in cpu:cpu,cpuacct cpuacct:cpu,cpuacct net_cls:net_cls,net_prio net_prio:net_cls,net_prio; do
+  [ -d /sys/fs/cgroup/${pair#*:} ] && ln -s ${pair#*:} /sys/fs/cgroup/${pair%%:*}
+done
+hostname dockercourse-vm
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo 1 > /proc/sys/net/ipv4/ip_forward
+mirror=""
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
+done
+set -- --host tcp://0.0.0.0:2375 --tls=false --storage-driver overlay2 --iptables=true \
+  --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
+if [ -n "$mirror" ]; then
+  # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
+  echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
+  iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport "$mirror" -j DNAT --to-destination "10.0.2.2:$mirror"
+  iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
+  set -- "$@" --registry-mirror "http://127.0.0.1:$mirror"
+fi
+mkdir -p /var/log
+echo "dockercourse: starting dockerd"
+dockerd "$@" > /var/log/dockerd.log 2>&1 &
+halt_engine() {
+  echo "dockercourse: halting"
+  kill -TERM $(pidof dockerd) 2>/dev/null
+  i=0
+  while pidof dockerd >/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  kill -TERM $(pidof containerd) 2>/dev/null
+  sleep 0.5
+  sync
+  mount -o remount,ro / 2>/dev/null
+  sync
+  echo "dockercourse: halted"
+  poweroff -f
+}
+trap halt_engine TERM
+( i=0; while [ $i -lt 600 ]; do
+    if grep -q "API listen on" /var/log/dockerd.log 2>/dev/null; then echo "dockercourse: engine ready"; exit 0; fi
+    if ! pidof dockerd >/dev/null; then echo "dockercourse: dockerd died:"; tail -n 20 /var/log/dockerd.log; exit 1; fi
+    sleep 0.1; i=$((i+1)); done ) &
+if [ -e /dev/hvc0 ]; then
+  while read -r cmd < /dev/hvc0; do
+    case "$cmd" in
+      halt) halt_engine;;
+      log) tail -n 40 /var/log/dockerd.log;;
+    esac
+  done
+fi
+while :; do sleep 3600; done
+"""
+
+
+@dataclass
+class VMEngine:
+    """A running VM engine."""
+
+    docker_host: str
+    pid: int
+    port: int
+    state_dir: str
+    accel: str
+    memory_mb: int
+    boot_seconds: float = 0.0
+    name: str = "default"
+    images: list = field(default_factory=list)
+    started: float = 0.0
+    _boot: Boot | None = field(default=None, repr=False, compare=False)
+
+    def client(self, timeout: int = 300):
+        """A ``docker.DockerClient`` for this engine."""
+        import docker
+
+        return docker.DockerClient(base_url=self.docker_host, version="auto", timeout=timeout)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point docker (CLI and docker-py) at this engine."""
+        return {"DOCKER_HOST": self.docker_host}
+
+    def rss_bytes(self) -> int:
+        return _rss(self.pid)
+
+
+# --------------------------------------------------------------------------- paths
+
+def state_root() -> Path:
+    """Per-user state directory (``DOCKERCOURSE_VM_STATE`` overrides it)."""
+    env = os.environ.get("DOCKERCOURSE_VM_STATE")
+    if env:
+        p = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        p = Path(base) / "dockercourse" / "vm"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _engine_cache() -> Path:
+    p = cache_dir() / "engine"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# --------------------------------------------------------------------------- build
+
+def _find(cands: list[str]) -> Path | None:
+    for c in cands:
+        if os.path.exists(c) and os.access(c, os.R_OK):
+            return Path(c)
+    return None
+
+
+def _libs(binary: Path) -> list[Path]:
+    """Shared libraries (and the loader) a binary needs, from ``ldd``."""
+    r = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    out = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        for tok in parts:
+            if tok.startswith("/") and os.path.exists(tok):
+                out.append(Path(tok))
+                break
+    return out
+
+
+def _copy(src: Path, root: Path, dest: str) -> None:
+    d = root / dest.lstrip("/")
+    d.parent.mkdir(parents=True, exist_ok=True)
+    if d.exists() or d.is_symlink():
+        return
+    shutil.copy2(os.path.realpath(src), d)
+
+
+def _inputs() -> dict:
+    """What the system disk is made of (for the cache key)."""
+    k = find_kernel()
+    found = {}
+    missing = []
+    for dest, cands in BINARIES.items():
+        p = _find(cands)
+        if p is None:
+            if dest not in OPTIONAL_BINARIES:
+                missing.append(dest.rsplit("/", 1)[-1])
+            continue
+        st = os.stat(p)
+        found[dest] = (str(p), st.st_size, int(st.st_mtime))
+    if missing:
+        raise CourseError(f"the VM engine needs {', '.join(missing)} on this machine; fix: "
+                          f"sudo apt-get install -y {APT_PACKAGES} (Binder: binder/apt.txt)")
+    if not shutil.which("mke2fs") and not os.path.exists("/sbin/mke2fs"):
+        raise CourseError("the VM engine needs mke2fs; fix: sudo apt-get install -y e2fsprogs")
+    return {"layout": LAYOUT_VERSION, "kernel": k.version, "binaries": found,
+            "stage1": hashlib.sha256(STAGE1.encode()).hexdigest()[:16],
+            "stage2": hashlib.sha256(STAGE2.encode()).hexdigest()[:16]}
+
+
+def _key(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _build_initrd(out: Path, log) -> Path:
+    names = list(MODULES)
+    mods: dict[str, Path] = {}
+    for n in names:
+        try:
+            mods.update(get_modules([n], log=log))
+        except CourseError:
+            if n not in OPTIONAL_MODULES:
+                raise
+    files: dict[str, Path | bytes] = {"bin/busybox": _find(BINARIES["/bin/busybox"])}
+    order = []
+    for name, path in mods.items():
+        if name not in order:
+            order.append(name)
+            files[f"lib/dcmod/{name}.ko"] = path
+    files["modules.order"] = ("\n".join(order) + "\n").encode()
+    for lib in _libs(files["bin/busybox"]):  # a dynamic busybox needs its libraries
+        files[str(lib).lstrip("/")] = lib
+    return build_initramfs(out, files, STAGE1)
+
+
+def _build_system_disk(out: Path, log) -> Path:
+    staging = Path(tempfile.mkdtemp(prefix="stage-", dir=_engine_cache()))
+    try:
+        root = staging
+        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "lib", "lib64", "etc", "proc", "sys", "dev",
+                  "run", "tmp", "var/lib/docker", "var/log", "root", "newroot", "mnt"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        bins = []
+        for dest, cands in BINARIES.items():
+            p = _find(cands)
+            if p is None:
+                continue
+            _copy(p, root, dest)
+            bins.append(p)
+        xt = None
+        for cand in ("/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib64/xtables", "/usr/lib/xtables"):
+            if os.path.isdir(cand):
+                xt = Path(cand)
+                break
+        if xt is not None:
+            for so in xt.glob("*.so"):
+                _copy(so, root, str(so))
+                bins.append(so)
+        libs: set[Path] = set()
+        for b in bins:
+            libs.update(_libs(b))
+        for lib in libs:
+            _copy(lib, root, str(lib))
+            real = Path(os.path.realpath(lib))
+            if real != lib:
+                _copy(real, root, str(real))
+        # busybox applets as symlinks (skip names a real binary already has)
+        r = subprocess.run([str(root / "bin/busybox"), "--list-full"], capture_output=True, text=True)
+        for applet in r.stdout.split():
+            link = root / applet
+            if link.exists() or link.is_symlink():
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to("/bin/busybox")
+        for name in ("iptables", "iptables-save", "iptables-restore", "iptables-legacy",
+                     "iptables-legacy-save", "iptables-legacy-restore", "ip6tables", "ip6tables-save",
+                     "ip6tables-restore", "ip6tables-legacy"):
+            link = root / "usr/sbin" / name
+            if not link.exists():
+                link.symlink_to("xtables-legacy-multi")
+        etc = root / "etc"
+        (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+        (etc / "group").write_text("root:x:0:\ntty:x:5:\ndocker:x:999:\nnogroup:x:65534:\n")
+        (etc / "hosts").write_text("127.0.0.1 localhost dockercourse-vm\n")
+        (etc / "nsswitch.conf").write_text("hosts: files dns\n")
+        (etc / "resolv.conf").write_text("nameserver 10.0.2.3\n")
+        (etc / "hostname").write_text("dockercourse-vm\n")
+        osr = _find(["/etc/os-release", "/usr/lib/os-release"])
+        if osr:  # the userland is this distribution's binaries
+            (etc / "os-release").write_text(Path(osr).read_text())
+        ca = _find(["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"])
+        if ca:
+            _copy(ca, root, "/etc/ssl/certs/ca-certificates.crt")
+        init = root / "sbin/engine-init"
+        if init.exists() or init.is_symlink():
+            init.unlink()
+        init.write_text(STAGE2)
+        init.chmod(0o755)
+        mke2fs = shutil.which("mke2fs") or "/sbin/mke2fs"
+        part = out.with_name(out.name + ".part")
+        if part.exists():
+            part.unlink()
+        r = subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "dcengine", "-m", "0",
+                            "-E", "root_owner=0:0,lazy_itable_init=1,nodiscard", "-d", str(root),
+                            str(part), f"{DISK_SIZE_MB}M"], capture_output=True, text=True)
+        if r.returncode != 0:
+            part.unlink(missing_ok=True)
+            raise CourseError(f"mke2fs failed: {r.stderr.strip()[-200:]}; fix: apt-get install e2fsprogs (>= 1.43)")
+        return part
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass
+class Artifacts:
+    kernel: Path
+    initrd: Path
+    disk: Path
+    key: str
+    images: list
+
+
+def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str = "auto",
+          memory_mb: int = DEFAULT_MEMORY_MB, mirror_port: int | None = None) -> Artifacts:
+    """Make (or find in the cache) the kernel, initramfs and seeded system disk."""
+    require_qemu()
+    images = sorted(set(images))
+    k = find_kernel(log)
+    inp = _inputs()
+    sys_key = _key(inp)
+    ecache = _engine_cache()
+    initrd = ecache / f"initrd-{sys_key}.gz"
+    if rebuild or not initrd.is_file():
+        log("vm: building the initramfs (busybox + kernel modules)")
+        _build_initrd(initrd, log)
+    disk_key = f"{sys_key}-{_key(images)}"
+    disk = ecache / f"system-{disk_key}.img"
+    meta = ecache / f"system-{disk_key}.json"
+    if rebuild or not disk.is_file() or not meta.is_file():
+        # one builder at a time (parallel grading workers share the cache); leftovers of
+        # an interrupted build are removed under the lock
+        import fcntl
+
+        with open(ecache / "build.lock", "w") as lockf:
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            if not rebuild and disk.is_file() and meta.is_file():
+                return Artifacts(k.image, initrd, disk, disk_key, json.loads(meta.read_text()).get("images", []))
+            for junk in list(ecache.glob("seed-*")) + list(ecache.glob("stage-*")):
+                shutil.rmtree(junk, ignore_errors=True)
+            for junk in ecache.glob("*.part"):
+                junk.unlink(missing_ok=True)
+            loaded = _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port)
+    else:
+        loaded = json.loads(meta.read_text()).get("images", [])
+    return Artifacts(k.image, initrd, disk, disk_key, loaded)
+
+
+def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port) -> list[str]:
+    ecache = _engine_cache()
+    if True:
+        t0 = time.monotonic()
+        log(f"vm: building the system disk (engine binaries from this machine, kernel {k.version})")
+        part = _build_system_disk(disk, log)
+        try:
+            loaded = _seed(k.image, initrd, part, images, log=log, accel=accel, memory_mb=memory_mb,
+                           mirror_port=mirror_port)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, disk)
+        meta.write_text(json.dumps({"inputs": inp, "images": loaded, "seconds": round(time.monotonic() - t0, 1)},
+                                   indent=1))
+        # remove disks made from other binaries or another kernel (a running VM keeps
+        # reading an unlinked disk); disks of other image lists with these binaries stay
+        for old in ecache.glob("system-*"):
+            if not old.name.startswith(f"system-{sys_key}-"):
+                old.unlink(missing_ok=True)
+        for old in ecache.glob("initrd-*.gz"):
+            if old != initrd:
+                old.unlink(missing_ok=True)
+        log(f"vm: system disk ready ({len(loaded)} images, {time.monotonic() - t0:.0f} s)")
+    return loaded
+
+
+# --------------------------------------------------------------------------- images
+
+def _mirror_port() -> int | None:
+    """The host's course registry mirror port, when it answers on 127.0.0.1."""
+    cands = []
+    env = os.environ.get("DOCKERCOURSE_MIRROR_PORT")
+    if env and env.isdigit():
+        cands.append(int(env))
+    try:
+        cands.append(int(Path("/var/lib/dockercourse/mirror-port").read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    cands.append(5501)
+    for port in dict.fromkeys(cands):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2) as r:
+                if r.status == 200:
+                    return port
+        except Exception:
+            continue
+    return None
+
+
+def _host_engine():
+    """A client for the host's own engine (not DOCKER_HOST, which may be a VM), or None."""
+    try:
+        import docker
+
+        if not os.path.exists("/var/run/docker.sock"):
+            return None
+        c = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto", timeout=300)
+        c.ping()
+        return c
+    except Exception:
+        return None
+
+
+def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
+    """Put ``images`` into the engine behind ``client``: pull (through the mirror when the
+    engine has one, else from Docker Hub), else copy from the host's engine."""
+    import docker.errors
+
+    done = []
+    host = None
+    for ref in images:
+        try:
+            client.images.get(ref)
+            done.append(ref)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        t0 = time.monotonic()
+        how = None
+        try:
+            repo, tag = ref.rsplit(":", 1)
+            client.images.pull(repo, tag=tag)
+            how = "pulled through the host's mirror" if mirror else "pulled"
+        except Exception as e:  # noqa: BLE001 - fall back to the host engine
+            err = str(e).splitlines()[0][:120]
+            host = host or _host_engine()
+            if host is not None:
+                try:
+                    host.images.get(ref)
+                    stream = host.api.get_image(ref)
+                    client.api.load_image(_IterFile(stream))
+                    how = "copied from the host's engine"
+                except Exception as e2:  # noqa: BLE001
+                    err = str(e2).splitlines()[0][:120]
+            if how is None:
+                log(f"vm: {ref}: not loaded ({err})")
+                continue
+        done.append(ref)
+        log(f"vm: {ref}: {how} ({time.monotonic() - t0:.0f} s)")
+    if host is not None:
+        host.close()
+    return done
+
+
+class _IterFile:
+    """A file-like object over an iterator of bytes (for docker-py's load_image)."""
+
+    def __init__(self, it):
+        self.it = iter(it)
+        self.buf = b""
+
+    def read(self, n=-1):
+        while n < 0 or len(self.buf) < n:
+            try:
+                self.buf += next(self.it)
+            except StopIteration:
+                break
+        if n < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def __iter__(self):
+        while True:
+            chunk = self.read(1 << 20)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _seed(kernel: Path, initrd: Path, disk: Path, images, *, log, accel, memory_mb, mirror_port) -> list[str]:
+    """Boot ``disk`` writable, load ``images``, shut the guest down cleanly."""
+    mirror_port = mirror_port if mirror_port is not None else _mirror_port()
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="seed-", dir=_engine_cache()))
+    ctl = work / "ctl.sock"
+    append = "quiet" + (f" dc.mirror={mirror_port}" if mirror_port else "")
+    log(f"vm: seeding the disk with {len(images)} images"
+        + (f" from the mirror on 127.0.0.1:{mirror_port}" if mirror_port else ""))
+    b = boot(kernel, initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
+             drives=[{"file": disk, "format": "raw", "if": "virtio", "cache": "unsafe"}],
+             extra_args=_ctl_args(ctl), workdir=work, die_with_parent=True)
+    try:
+        _wait_api(b, port, timeout=_api_timeout(b.accel))
+        import docker
+
+        client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="auto", timeout=900)
+        loaded = load_images(client, images, mirror=bool(mirror_port), log=log)
+        client.close()
+        _send(ctl, "halt")
+        try:
+            b.wait_for(b"dockercourse: halted", timeout=90)
+            b.proc.wait(30)
+        except (BootError, subprocess.TimeoutExpired) as e:
+            raise CourseError(f"the seeding VM did not shut down cleanly: {e}") from None
+        return loaded
+    finally:
+        b.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ctl_args(ctl: Path) -> list[str]:
+    return ["-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"socket,id=ctl0,path={ctl},server=on,wait=off",
+            "-device", "virtconsole,chardev=ctl0,bus=vser0.0"]
+
+
+def _send(ctl: Path, cmd: str) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(ctl))
+        s.sendall(cmd.encode() + b"\n")
+        time.sleep(0.3)
+
+
+def _api_timeout(accel: str) -> float:
+    return float(os.environ.get("DOCKERCOURSE_VM_TIMEOUT", 60 if accel == "kvm" else 240))
+
+
+def _ping(port: int, timeout: float = 2) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ping", timeout=timeout) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def _wait_api(b: Boot, port: int, timeout: float) -> float:
+    """Wait until the engine answers /_ping; return seconds since qemu started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not b.alive():
+            raise BootError(f"the VM stopped before its engine answered; console:\n{b.tail(25)}")
+        if "dockercourse: dockerd died" in b.console:
+            time.sleep(0.5)
+            raise BootError(f"dockerd failed in the VM; console:\n{b.tail(30)}")
+        if _ping(port, 1):
+            return time.monotonic() - b.t_start
+        time.sleep(0.1)
+    raise BootError(f"the VM engine did not answer within {timeout:.0f} s ({b.accel}); console:\n{b.tail(25)}")
+
+
+# --------------------------------------------------------------------------- up/down
+
+def _state_dir(name: str) -> Path:
+    return state_root() / name
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _is_our_qemu(pid: int, state_dir: Path) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmd) and b"qemu" in cmd[0] and any(str(state_dir).encode() in a for a in cmd)
+
+
+def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str = "default",
+       accel: str = "auto", port: int | None = None, cpus: int | None = None, log=print,
+       state_dir: Path | None = None, rebuild: bool = False, die_with_parent: bool = False) -> VMEngine:
+    """Boot a VM engine (building its artifacts on first use) and wait for its API.
+
+    The VM outlives this process (``down(name)`` stops it); its state (pid, port) is in
+    ``state_root()/name/state.json``. When one named ``name`` already runs, it is
+    returned as it is.
+
+    Returns:
+        A :class:`VMEngine`; ``.docker_host`` is ``tcp://127.0.0.1:<port>``.
+    """
+    sd = Path(state_dir) if state_dir else _state_dir(name)
+    cur = status(name=name, state_dir=sd)
+    if cur is not None and cur.get("running"):
+        log(f"vm: engine {name!r} already running at {cur['docker_host']}")
+        return VMEngine(**{k: v for k, v in cur.items() if k in VMEngine.__dataclass_fields__})
+    _cleanup_state(sd)
+    reap_stale()
+    if accel == "auto":
+        accel = "kvm" if kvm_usable() else "tcg"
+    art = build(images, rebuild=rebuild, log=log, accel=accel, memory_mb=memory_mb)
+    sd.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    cpus = cpus or default_cpus()
+    mirror = _mirror_port()
+    append = "quiet" + (f" dc.mirror={mirror}" if mirror else "")
+    log(f"vm: booting ({accel.upper()}{', emulated' if accel == 'tcg' else ''}, {memory_mb} MB) ...")
+    b = boot(art.kernel, art.initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
+             drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
+             cpus=cpus, workdir=sd, die_with_parent=die_with_parent)
+    try:
+        t_api = _wait_api(b, port, timeout=_api_timeout(accel))
+    except BaseException:
+        b.close()
+        shutil.rmtree(sd, ignore_errors=True)
+        raise
+    eng = VMEngine(docker_host=f"tcp://127.0.0.1:{port}", pid=b.proc.pid, port=port, state_dir=str(sd),
+                   accel=accel, memory_mb=memory_mb, boot_seconds=round(t_api, 2), name=name,
+                   images=list(art.images), started=time.time(), _boot=b)
+    d = {k: getattr(eng, k) for k in VMEngine.__dataclass_fields__ if not k.startswith("_")}
+    (sd / "state.json").write_text(json.dumps(d, indent=1))
+    log(f"vm: engine ready in {t_api:.1f} s at {eng.docker_host}")
+    return eng
+
+
+def default_cpus() -> int:
+    """vCPUs: the host's count up to 2 (so the engine reports what a small host would)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _cleanup_state(sd: Path) -> None:
+    if sd.exists():
+        shutil.rmtree(sd, ignore_errors=True)
+
+
+def status(*, name: str = "default", state_dir: Path | None = None) -> dict | None:
+    """The state of VM engine ``name`` (None when there is none): its saved fields plus
+    ``running`` (qemu alive), ``answers`` (API ping) and ``rss_bytes``."""
+    sd = Path(state_dir) if state_dir else _state_dir(name)
+    try:
+        st = json.loads((sd / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    pid = int(st.get("pid", 0))
+    st["running"] = pid > 0 and _is_our_qemu(pid, sd)
+    st["answers"] = st["running"] and _ping(int(st["port"]))
+    st["rss_bytes"] = _rss(pid) if st["running"] else 0
+    return st
+
+
+def down(*, name: str = "default", state_dir: Path | None = None, log=print) -> bool:
+    """Stop VM engine ``name`` (kill qemu, remove its state and overlay). True if one ran."""
+    sd = Path(state_dir) if state_dir else _state_dir(name)
+    st = status(name=name, state_dir=sd)
+    ran = False
+    if st is not None and st["running"]:
+        pid = int(st["pid"])
+        ran = True
+        _stop_pid(pid, sd)
+        log(f"vm: engine {name!r} stopped (pid {pid})")
+    elif st is None and not sd.exists():
+        log(f"vm: no engine {name!r} runs")
+    _cleanup_state(sd)
+    return ran
+
+
+def _stop_pid(pid: int, sd: Path) -> None:
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if not _is_our_qemu(pid, sd):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                # reap it when it is our child (vm_engine); else just watch it go away
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                pass
+            if not Path(f"/proc/{pid}").exists() or not _is_our_qemu(pid, sd):
+                return
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, accel: str = "auto",
+              cpus: int | None = None, log=print):
+    """A throwaway VM engine: booted on entry, destroyed (qemu, overlay, state) on exit.
+
+    Yields a :class:`VMEngine`; use ``env.docker_host`` (for ``DOCKER_HOST``) or
+    ``env.client()``. Each call gets its own VM and port, so parallel grading workers are
+    isolated from each other and from the host's engine. The seeded system disk is
+    shared read-only (built once, on first use)::
+
+        with vm_engine(images=["busybox:1.35.0"]) as env:
+            subprocess.run([...], env={**os.environ, "DOCKER_HOST": env.docker_host})
+    """
+    name = f"w-{uuid.uuid4().hex[:10]}"
+    sd = state_root() / name
+    eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, cpus=cpus, log=log, state_dir=sd,
+             die_with_parent=True)
+    try:
+        yield eng
+    finally:
+        if eng._boot is not None:
+            eng._boot.close(grace=2)
+        _stop_pid(eng.pid, sd)
+        _cleanup_state(sd)
+
+
+def reap_stale() -> list[str]:
+    """Remove state directories of throwaway VMs (``w-*``) whose qemu is gone (a worker
+    that crashed); returns their names. Running VMs are left alone."""
+    gone = []
+    try:
+        dirs = [d for d in state_root().iterdir() if d.is_dir() and d.name.startswith("w-")]
+    except OSError:
+        return gone
+    for d in dirs:
+        try:
+            pid = int(json.loads((d / "state.json").read_text()).get("pid", 0))
+        except (OSError, ValueError):
+            # no state yet: a VM booting right now, or one that died booting; judge by age
+            try:
+                if time.time() - d.stat().st_mtime < 900:
+                    continue
+            except OSError:
+                continue
+            pid = 0
+        if pid and _is_our_qemu(pid, d):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        gone.append(d.name)
+    return gone
+
+
+def worker_init(images=DEFAULT_IMAGES, memory_mb: int = DEFAULT_MEMORY_MB, accel: str = "auto",
+                log=None) -> VMEngine:
+    """Give this process its own throwaway VM engine until it exits.
+
+    For a ``ProcessPoolExecutor(initializer=worker_init, initargs=(...))``: boots a VM,
+    sets ``os.environ["DOCKER_HOST"]`` (so ``connect()`` and the notebook kernels this
+    worker starts use it), and stops the VM when the worker process ends normally
+    (a ``multiprocessing`` finalizer; atexit does not run in pool workers). If the worker
+    is killed, qemu dies with it (``PR_SET_PDEATHSIG``) and the next ``up``/``reap_stale``
+    removes its state directory.
+    """
+    import multiprocessing.util
+
+    name = f"w-{uuid.uuid4().hex[:10]}"
+    sd = state_root() / name
+    eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, state_dir=sd,
+             log=log or (lambda *_: None), die_with_parent=True)
+    os.environ["DOCKER_HOST"] = eng.docker_host
+    multiprocessing.util.Finalize(None, _finish_worker, args=(eng.pid, str(sd)), exitpriority=100)
+    return eng
+
+
+def _finish_worker(pid: int, sd: str) -> None:
+    _stop_pid(pid, Path(sd))
+    _cleanup_state(Path(sd))
+
+
+# --------------------------------------------------------------------------- for setup cells and doctor
+
+def find_by_docker_host(docker_host: str | None = None) -> dict | None:
+    """The state of the VM engine whose DOCKER_HOST is ``docker_host`` (default: the
+    environment's), or None when it is not one of this user's VM engines."""
+    docker_host = docker_host or os.environ.get("DOCKER_HOST", "")
+    if not docker_host.startswith("tcp://127.0.0.1:"):
+        return None
+    try:
+        root = state_root()
+        dirs = [d for d in root.iterdir() if d.is_dir()]
+    except OSError:
+        return None
+    for d in dirs:
+        st = status(state_dir=d)
+        if st and st.get("docker_host") == docker_host:
+            return st
+    return None
+
+
+def describe(docker_host: str | None = None) -> str | None:
+    """One line for ``doctor``: "VM (emulated, TCG): booted in 28 s, qemu RSS 474 MB, ...",
+    or None when DOCKER_HOST is not a VM engine of this user."""
+    st = find_by_docker_host(docker_host)
+    if st is None:
+        return None
+    kind = "VM (KVM)" if st.get("accel") == "kvm" else "VM (emulated, TCG: containers start in seconds, not milliseconds)"
+    return (f"{kind}: booted in {st.get('boot_seconds')} s, {st.get('memory_mb')} MB guest, "
+            f"qemu RSS {st.get('rss_bytes', 0) / 2**20:.0f} MB, "
+            f"{'answering' if st.get('answers') else 'not answering'}")
+
+
+def wait_ready(docker_host: str | None = None, timeout: float = 900, progress=None) -> bool:
+    """Wait until the engine at ``docker_host`` (default DOCKER_HOST) answers /_ping.
+
+    For a notebook's setup cell on Binder, where ``binder/start`` boots the VM in the
+    background: prints one updating progress line (``progress(text)`` if given, else
+    ``\\r`` on stdout). Returns True when it answers, False on timeout. Returns at once
+    for engines that are not on 127.0.0.1 TCP.
+    """
+    import sys
+
+    docker_host = docker_host or os.environ.get("DOCKER_HOST", "")
+    if not docker_host.startswith("tcp://127.0.0.1:"):
+        return True
+    port = int(docker_host.rsplit(":", 1)[1])
+    t0 = time.monotonic()
+    shown = False
+    while True:
+        if _ping(port, 1):
+            if shown:
+                msg = f"VM engine ready after {time.monotonic() - t0:.0f} s"
+                progress(msg) if progress else print("\r" + msg + " " * 20, flush=True)
+            return True
+        waited = time.monotonic() - t0
+        if waited > timeout:
+            return False
+        phase = "starting"
+        log = Path(os.environ.get("DOCKERCOURSE_VM_UP_LOG", state_root().parent / "vm-up.log"))
+        try:
+            last = [ln for ln in log.read_text().splitlines() if ln.strip()][-1]
+            phase = last.replace("vm: ", "")[:70]
+        except (OSError, IndexError):
+            pass
+        msg = f"waiting for the VM engine ({waited:.0f} s): {phase}"
+        if progress:
+            progress(msg)
+        else:
+            sys.stdout.write("\r" + msg[:100].ljust(100))
+            sys.stdout.flush()
+        shown = True
+        time.sleep(2)
