@@ -11,9 +11,18 @@ real learner's), it is left alone and only checked.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 _made: dict[str, list] = {"containers": [], "volumes": [], "networks": [], "images": []}
+#: The guard's own stand-ins carry this label (never a course label, so course cleanup ignores
+#: them); a run that was killed before its end leaves them, and the next run removes them.
+GUARD = "io.dockercourse.testguard"
+#: An image tag cannot carry a label: the tags the guard made are listed in this file
+#: until the run ends, so a killed run's tag is recognised and removed by the next one.
+TAG_FILE = Path(tempfile.gettempdir()) / "dockercourse-testguard-tags"
 _ids: dict[tuple[str, str], str] = {}
 
 
@@ -40,11 +49,12 @@ def pytest_sessionstart(session):
         c.images.get(BUSYBOX)
     except docker.errors.ImageNotFound:
         return
+    _remove_stale_stand_ins(c)
     for cname, cmd in (("web", ["sleep", "3600"]), ("db", ["sleep", "3600"]), ("test1", ["true"])):
         try:
             _ids[("container", cname)] = c.containers.get(cname).id
         except docker.errors.NotFound:
-            ct = c.containers.create(BUSYBOX, cmd, name=cname)  # no course labels: the learner's own
+            ct = c.containers.create(BUSYBOX, cmd, name=cname, labels={GUARD: "1"})  # no course labels
             if cname != "test1":
                 ct.start()
             _made["containers"].append(cname)
@@ -52,19 +62,38 @@ def pytest_sessionstart(session):
     try:
         _ids[("volume", "dbdata")] = c.volumes.get("dbdata").id
     except docker.errors.NotFound:
-        _ids[("volume", "dbdata")] = c.volumes.create("dbdata").id
+        _ids[("volume", "dbdata")] = c.volumes.create("dbdata", labels={GUARD: "1"}).id
         _made["volumes"].append("dbdata")
     try:
         _ids[("network", "test1")] = c.networks.get("test1").id
     except docker.errors.NotFound:
-        _ids[("network", "test1")] = c.networks.create("test1").id
+        _ids[("network", "test1")] = c.networks.create("test1", labels={GUARD: "1"}).id
         _made["networks"].append("test1")
     try:
         _ids[("image", "ubuntu:latest")] = c.images.get("ubuntu:latest").id
     except docker.errors.ImageNotFound:
+        TAG_FILE.write_text("ubuntu:latest\n")
         c.images.get(BUSYBOX).tag("ubuntu", "latest")
         _made["images"].append("ubuntu:latest")
         _ids[("image", "ubuntu:latest")] = c.images.get("ubuntu:latest").id
+
+
+def _remove_stale_stand_ins(c) -> None:
+    """Stand-ins a killed earlier run left (they carry the guard's label, nothing else does)."""
+    flt = {"label": GUARD}
+    for ct in c.containers.list(all=True, filters=flt, sparse=True):
+        ct.remove(force=True)
+    for v in c.volumes.list(filters=flt):
+        v.remove(force=True)
+    for n in c.networks.list(filters=flt):
+        n.remove()
+    if TAG_FILE.exists():
+        for ref in TAG_FILE.read_text().split():
+            try:
+                c.images.remove(ref)
+            except Exception:
+                pass
+        TAG_FILE.unlink()
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -106,6 +135,8 @@ def pytest_sessionfinish(session, exitstatus):
             c.images.remove(ref)
         except docker.errors.ImageNotFound:
             pass
+    if _made["images"]:
+        TAG_FILE.unlink(missing_ok=True)
     # Nothing of the course may remain: every notebook and test cleans up after itself.
     from dockercourse.namespace import leftovers
 
