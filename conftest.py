@@ -157,3 +157,20 @@ def pytest_sessionfinish(session, exitstatus):
         if tr:
             tr.write_line(f"learner's own resources untouched: {len(_ids)} checked "
                           "(containers web, db, test1; volume dbdata; network test1; image ubuntu:latest)")
+
+
+# --------------------------------------------------------------------------- notebook times
+
+_nb_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        _nb_seconds[path] = _nb_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _nb_seconds:
+        terminalreporter.write_line("notebook execution times (nbval): " + ", ".join(
+            f"{Path(p).stem} {s:.1f} s" for p, s in sorted(_nb_seconds.items())))
