@@ -24,6 +24,7 @@ from dockercourse.images import BUILDER, BUSYBOX, COURSE_IMAGES, DEBIAN, NGINX, 
 from dockercourse.imagekit import build as build_mod
 from dockercourse.imagekit import mirror as mirror_mod
 from dockercourse.imagekit.naming import BUILD_CONTAINER_PREFIX, TMP_REPO_PREFIX
+from dockercourse.registry import MANIFEST_TYPES
 from dockercourse.imagekit.recipes import RECIPES, Recipe
 
 TEST_LABEL = "io.dockercourse.kittest"
@@ -216,7 +217,7 @@ def test_pull_through_the_mirror(client):
     finally:
         client.api.remove_image(f"{name}:{tag}", noprune=True)
         r = requests.head(f"http://127.0.0.1:{port}/v2/library/{name}/manifests/{tag}",
-                          headers={"Accept": mirror_mod.MANIFEST_TYPES}, timeout=5)
+                          headers={"Accept": MANIFEST_TYPES}, timeout=5)
         if r.headers.get("Docker-Content-Digest"):
             requests.delete(f"http://127.0.0.1:{port}/v2/library/{name}/manifests/"
                             f"{r.headers['Docker-Content-Digest']}", timeout=5)

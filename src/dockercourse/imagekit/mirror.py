@@ -19,15 +19,12 @@ import requests
 
 from .. import labels
 from ..engine import engine_info
+from ..registry import RegistryAPI
 from .errors import ImageKitError
 from .naming import MIRROR_NAME, MIRROR_VOLUME, hub_path, kit_labels, split_ref
 from .progress import LayerBars
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-])
 
 DAEMON_JSON_HINT = (
     'this engine has no loopback registry mirror, so course images were made in the engine directly '
@@ -70,8 +67,7 @@ def _base(port: int) -> str:
 
 def answers(port: int, timeout: float = 2.0) -> bool:
     try:
-        r = requests.get(f"{_base(port)}/v2/", timeout=timeout)
-        return r.status_code == 200
+        return RegistryAPI(_base(port), timeout=timeout).ping() == 200
     except requests.RequestException:
         return False
 
@@ -88,8 +84,7 @@ def remote_config_digest(port: int, ref: str) -> str | None:
     """The image ID (config digest) the mirror serves for ``ref``, or None."""
     name, tag = split_ref(ref)
     try:
-        r = requests.get(f"{_base(port)}/v2/{hub_path(ref)}/manifests/{tag}",
-                         headers={"Accept": MANIFEST_TYPES}, timeout=5)
+        r = RegistryAPI(_base(port)).manifest(hub_path(ref), tag)
         if r.status_code != 200:
             return None
         return (r.json().get("config") or {}).get("digest")
