@@ -16,7 +16,7 @@ from . import build as build_mod
 from . import debian
 from . import mirror as mirror_mod
 from .errors import ImageKitError
-from .naming import BUILD_CONTAINER_PREFIX, MIRROR_NAME, MIRROR_VOLUME, TMP_REPO_PREFIX
+from .naming import BUILD_CONTAINER_PREFIX, MIRROR_NAME, MIRROR_VOLUME, TMP_REPO_PREFIX, split_ref
 from .progress import steps
 from .pull import PullFailed, label_pulled, pull
 from .recipes import RECIPES
@@ -170,6 +170,8 @@ def ensure(client=None, mode: str = "auto", progress: bool = True, log=print) ->
             except ImageKitError as e:
                 mirror_error = e
     result.mirror = mirror_mod.check(client, [s.ref for s in result])
+    if mirror_error is None and result.mirror.configured and not result.mirror.missing:
+        _record_repo_digests(client, [s.ref for s in result], log)
     if mirror_error is None and result.mirror.configured and result.mirror.missing:
         mirror_error = ImageKitError(f"the mirror does not serve {', '.join(result.mirror.missing)} after seeding")
     log(f"image kit ready in {time.monotonic() - t0:.1f} s" if mirror_error is None
@@ -177,6 +179,23 @@ def ensure(client=None, mode: str = "auto", progress: bool = True, log=print) ->
     if mirror_error is not None:
         raise mirror_error
     return result
+
+
+def _record_repo_digests(client, refs: list[str], log) -> None:
+    """Pull each image once through the mirror, so it has a repository digest like a pulled image.
+
+    A built image has no ``RepoDigests`` until it comes from a registry; lessons use
+    ``busybox@sha256:...`` (FROM by digest, pull by digest) as a learner online would.
+    The pull is "up to date": the image (its ID) stays the same, only the digest is recorded.
+    """
+    for ref in refs:
+        name, tag = split_ref(ref)
+        try:
+            if any(d.startswith(name + "@") for d in client.images.get(ref).attrs.get("RepoDigests") or []):
+                continue
+            client.images.pull(name, tag=tag)
+        except docker.errors.APIError as e:
+            log(f"mirror: could not record the digest of {ref} ({mirror_mod._expl(e)})")
 
 
 def remove(client=None, log=print) -> None:
