@@ -74,6 +74,10 @@ def chapter_of(nb, path: Path | str | None = None) -> str | None:
 # --------------------------------------------------------------------------- the copy
 
 
+#: The call whose output summarises the exercises (see dockercourse.course.Course.progress).
+PROGRESS_CALL = "course.progress()"
+
+
 def student_copy(master, chapter: str | None = None):
     """The student copy of a master notebook (the master is not modified)."""
     nb = copy.deepcopy(master)
@@ -83,7 +87,10 @@ def student_copy(master, chapter: str | None = None):
         ex, part = cell_part(cell)
         if part == "solution":
             continue
-        if part in ("answer", "check") and cell.get("cell_type") == "code":
+        # Exercise cells, and the chapter's progress summary (its committed output is the
+        # master's "all passing", which would mislead a learner), start empty.
+        reports_progress = cell.get("cell_type") == "code" and PROGRESS_CALL in "".join(cell.get("source", ""))
+        if (part in ("answer", "check") or reports_progress) and cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
             md = cell.get("metadata", {})
