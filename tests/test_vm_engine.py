@@ -9,6 +9,7 @@ system disk (about 2-3 minutes under TCG on 2 cores); later runs reuse it from t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import pwd
@@ -178,6 +179,8 @@ def test_engine_vm_unprivileged_up_run_down():
         assert "hello from" in run.stdout
         st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
         assert "answers" in st.stdout, st.stdout + st.stderr
+        _check_published_ports(host, lambda *a: subprocess.run([*cli, "engine", "vm", *a, "--name", "pytest"],
+                                                               capture_output=True, text=True, timeout=60))
         # Chapter 02 through the user's VM engine, outputs compared (nbval, strict)
         san = Path(os.environ.get("TMPDIR", "/tmp")) / f"dc-vm-sanitize-{os.getpid()}.cfg"
         san.write_text((REPO / "tests/nbval_sanitize.cfg").read_text() + "\n"
@@ -204,6 +207,200 @@ def test_engine_vm_unprivileged_up_run_down():
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port still answers after down"
     st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
     assert st.returncode == 3 and "not running" in st.stdout
+
+
+UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9999))\n"
+            "while True:\n    d, a = s.recvfrom(512)\n    s.sendto(b'echo:' + d, a)\n")
+
+
+def _http(port: int, timeout: float = 3) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+        return r.read().decode(errors="replace")
+
+
+def _until(what: str, fn, timeout: float = 60, pause: float = 0.5):
+    """fn() until it returns a true value without raising; that value."""
+    deadline = time.monotonic() + timeout
+    err = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001
+            err = e
+        time.sleep(pause)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last error: {err!r})")
+
+
+def _check_published_ports(host: str, vm_cli) -> None:
+    """Published ports of containers in the VM answer on the host's 127.0.0.1 at the same
+    port (-p 127.0.0.1:P:80, -P, UDP), a port taken on the host is reported and skipped,
+    and a removed container's ports stop answering."""
+    import socket
+
+    import docker
+
+    from dockercourse.qemu.boot import free_port
+
+    t0 = time.monotonic()
+    client = docker.DockerClient(base_url=host, version="auto", timeout=180)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    taken_port = taken.getsockname()[1]
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        udp_port = u.getsockname()[1]
+    made = []
+    try:
+        web = client.containers.run("nginx:1.22", detach=True, labels={"dockercourse.test": "ports"},
+                                    ports={"80/tcp": ("127.0.0.1", port), "81/tcp": ("127.0.0.1", taken_port)})
+        made.append(web)
+        anyp = client.containers.run("nginx:1.22", detach=True, publish_all_ports=True,
+                                     labels={"dockercourse.test": "ports"})
+        made.append(anyp)
+        echo = client.containers.run("python:3.11-slim-bookworm", ["python", "-c", UDP_ECHO], detach=True,
+                                     ports={"9999/udp": ("127.0.0.1", udp_port)},
+                                     labels={"dockercourse.test": "ports"})
+        made.append(echo)
+        assert "Welcome to nginx" in _until(f"nginx on 127.0.0.1:{port}", lambda: _http(port))
+        anyp.reload()
+        any_port = int(anyp.ports["80/tcp"][0]["HostPort"])
+        assert "Welcome to nginx" in _until(f"nginx (-P) on 127.0.0.1:{any_port}", lambda: _http(any_port))
+
+        def udp_echo():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(1)
+                s.sendto(b"ping", ("127.0.0.1", udp_port))
+                return s.recvfrom(512)[0]
+        assert _until(f"UDP echo on 127.0.0.1:{udp_port}", udp_echo) == b"echo:ping"
+        st = vm_cli("status")
+        for p in (f"127.0.0.1:{port}/tcp", f"127.0.0.1:{any_port}/tcp", f"127.0.0.1:{udp_port}/udp"):
+            assert p in st.stdout, st.stdout
+        assert f"not forwarded: {taken_port}/tcp" in st.stdout and "taken on the host" in st.stdout, st.stdout
+        for c in made:
+            c.remove(force=True)
+        made.clear()
+
+        def closed(p):
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", p)) != 0
+        _until("forwards removed", lambda: closed(port) and closed(any_port), timeout=30)
+        st = vm_cli("status")
+        assert f"127.0.0.1:{port}/tcp" not in st.stdout and f":{udp_port}/udp" not in st.stdout, st.stdout
+    finally:
+        for c in made:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+        taken.close()
+        client.close()
+    print(f"published ports checked in {time.monotonic() - t0:.0f} s")
+
+
+def test_portfwd_forwarder_with_fake_qemu_and_engine(tmp_path):
+    """The forwarder's bookkeeping: adds/removes hostfwd rules for running containers'
+    bindings (IPv4+IPv6 once, tcp and udp), adopts or drops earlier rules, reports a
+    port taken on the host, and writes forwards.json."""
+    import socket
+
+    from dockercourse.qemu import portfwd
+
+    rules: dict[str, str] = {}
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    tport = taken.getsockname()[1]
+
+    def monitor(cmd: str) -> str:
+        parts = cmd.split()
+        if parts[0] == "hostfwd_add":
+            rule = parts[2]
+            proto, _, rest = rule.split(":", 2)
+            key = f"{proto}:{rest.split('-')[0]}"
+            if key in rules or key == f"tcp:{tport}":
+                return f"Could not set up host forwarding rule '{rule}'"
+            rules[key] = rule
+            return ""
+        if parts[0] == "hostfwd_remove":
+            proto, _, port = parts[2].split(":")
+            return "removed" if rules.pop(f"{proto}:{port}", None) else "not found"
+        if parts[0] == "info":
+            return "Hub -1 (n0):\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\n" + "".join(
+                f"  {k.split(':')[0].upper()}[HOST_FORWARD]  11       127.0.0.1 {k.split(':')[1]}       10.0.2.15 "
+                f"{k.split(':')[1]}     0     0\n" for k in rules)
+        raise AssertionError(cmd)
+
+    def attrs(cid, name, ports):
+        return {"Id": cid, "Name": "/" + name, "State": {"Running": True}, "NetworkSettings": {"Ports": ports}}
+
+    running = {"a1": attrs("a1", "web", {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "40123"},
+                                                     {"HostIp": "::", "HostPort": "40123"}],
+                                         "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tport)}],
+                                         "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "40124"}],
+                                         "443/tcp": None})}
+
+    class Api:
+        def containers(self, filters=None):
+            return [{"Id": k} for k in running]
+
+        def inspect_container(self, cid):
+            return running[cid]
+
+    class Client:
+        api = Api()
+
+    rules["tcp:2375"] = "tcp:127.0.0.1:2375-:2375"      # the API forward: never touched
+    rules["tcp:40999"] = "tcp:127.0.0.1:40999-:40999"    # left by an earlier forwarder
+    logs = []
+    f = portfwd.Forwarder(monitor, api_port=2375, state_dir=tmp_path, log=logs.append)
+    f.reconcile(Client())
+    assert set(rules) == {"tcp:2375", "tcp:40123", "udp:40124"}
+    assert any("taken on the host" in m and str(tport) in m for m in logs), logs
+    st = portfwd.read_state(tmp_path)
+    assert [(x["port"], x["proto"], x["container"]) for x in st["forwards"]] == [(40123, "tcp", "web"),
+                                                                                 (40124, "udp", "web")]
+    assert st["failed"][0]["port"] == tport
+    running["b2"] = attrs("b2", "other", {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}]})
+    f.handle(Client(), {"Type": "container", "Action": "start", "Actor": {"ID": "b2"}})
+    assert "tcp:32768" in rules
+    f.handle(Client(), {"Type": "container", "Action": "die", "Actor": {"ID": "a1"}})
+    assert set(rules) == {"tcp:2375", "tcp:32768"}
+    assert not portfwd.read_state(tmp_path)["failed"]
+    taken.close()
+    assert portfwd.bindings({"80/tcp": [{"HostIp": "", "HostPort": ""}], "5/sctp": [{"HostPort": "5"}]}) == {}
+
+
+def test_monitor_protocol(tmp_path):
+    """Monitor speaks qemu's human monitor: banner, echoed command with escapes, prompt."""
+    import socket
+    import threading
+
+    from dockercourse.qemu import portfwd
+
+    path = tmp_path / "m.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.sendall(b"QEMU 7.2 monitor - type 'help' for more information\r\n(qemu) ")
+        cmd = b""
+        while not cmd.endswith(b"\n"):
+            cmd += conn.recv(100)
+        conn.sendall(b"h\x1b[K\x1b[Dho" + cmd.strip() + b"\x1b[K\r\nhost forwarding rule for tcp:127.0.0.1:5 removed"
+                     b"\r\n(qemu) ")
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    out = portfwd.Monitor(path, timeout=5).command("hostfwd_remove n0 tcp:127.0.0.1:5")
+    t.join(5)
+    srv.close()
+    assert out == "host forwarding rule for tcp:127.0.0.1:5 removed"
 
 
 def test_reap_stale_and_describe(tmp_path, monkeypatch):

@@ -3,12 +3,14 @@
     dockercourse engine vm up [--memory MB] [--images busybox:1.35.0,...|all] [--accel auto|kvm|tcg]
                               [--name NAME] [--rebuild] [--export]
     dockercourse engine vm down [--name NAME]
-    dockercourse engine vm status [--name NAME] [--json]
+    dockercourse engine vm status [--name NAME] [--json]   (also the forwarded published ports)
     dockercourse engine vm build [--images ...] [--rebuild]     (artifacts only, no VM left running)
 
 ``up`` prints ``DOCKER_HOST=tcp://127.0.0.1:PORT``; with ``--export`` it prints
 ``export DOCKER_HOST=...`` so that ``eval "$(dockercourse engine vm up --export)"`` sets it
-in the shell. Progress goes to stderr. Works as an ordinary user (no root, no /dev/kvm
+in the shell. Ports that containers in the VM publish are reachable on the host's
+127.0.0.1 at the same port (a forwarder process follows the engine's events; ``status``
+lists the forwards). Progress goes to stderr. Works as an ordinary user (no root, no /dev/kvm
 needed). See docs/vm-engine.md.
 """
 
@@ -100,7 +102,25 @@ def main(argv=None) -> int:
     print(f"vm engine {args.name!r}: {state}; DOCKER_HOST={st['docker_host']}; pid {st['pid']}; {mode}; "
           f"{st.get('memory_mb')} MB guest, qemu RSS {st['rss_bytes'] / 2**20:.0f} MB; "
           f"booted in {st.get('boot_seconds')} s")
+    if st["running"]:
+        print(_forwards_text(st))
     return 0 if st["answers"] else 3
+
+
+def _forwards_text(st: dict) -> str:
+    """The published ports forwarded to the host (``status``)."""
+    if not st.get("monitor"):
+        return "published ports: not forwarded to the host (VM started without the forwarder)"
+    if not st.get("portfwd_running"):
+        return "published ports: forwarder not running (`engine vm up` again restarts it)"
+    lines = [f"published ports forwarded to the host (forwarder pid {st.get('portfwd_pid')}):"
+             + ("" if st.get("forwards") else " none")]
+    for f in st.get("forwards", []):
+        who = f"container {f['container']} ({f['container_port']})" if f.get("container") else "(adopted)"
+        lines.append(f"  127.0.0.1:{f['port']}/{f['proto']} -> {who}")
+    for f in st.get("forwards_failed", []):
+        lines.append(f"  not forwarded: {f['port']}/{f['proto']} of container {f['container']}: {f['reason']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

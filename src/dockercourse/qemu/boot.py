@@ -28,6 +28,8 @@ from ..engine import CourseError
 __all__ = ["qemu_binary", "kvm_usable", "boot", "Boot", "BootError", "free_port"]
 
 _KVM_CACHE: dict[str, bool] = {}
+#: qemu's human monitor socket in a VM's workdir (see ``boot(monitor=True)``)
+MONITOR_SOCKET = "monitor.sock"
 
 
 class BootError(CourseError):
@@ -329,7 +331,7 @@ def _hostfwd_arg(item) -> str:
 
 def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hostfwd=(),
                  net: bool | None = None, drives=(), cpus: int = 1, tb_size_mb: int = 128,
-                 extra_args=(), console_path=None) -> list[str]:
+                 extra_args=(), console_path=None, monitor=None) -> list[str]:
     q = require_qemu()
     if "console=" not in append:
         append = "console=ttyS0 " + append
@@ -358,6 +360,9 @@ def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hos
         else:
             opts = f"file={d},format=raw,if=virtio"
         cmd += ["-drive", opts]
+    if monitor is not None:
+        # qemu's human monitor on a unix socket (hostfwd_add/hostfwd_remove at run time)
+        cmd += ["-monitor", f"unix:{monitor},server=on,wait=off"]
     cmd += list(extra_args)
     return cmd
 
@@ -365,7 +370,7 @@ def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hos
 def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", hostfwd=(),
          wait_for: bytes | None = None, timeout: float = 60, net: bool | None = None,
          drives=(), cpus: int = 1, tb_size_mb: int = 128, extra_args=(), env=None,
-         workdir: Path | None = None, die_with_parent: bool = False) -> Boot:
+         workdir: Path | None = None, die_with_parent: bool = False, monitor: bool = False) -> Boot:
     """Start qemu with ``kernel``/``initrd``/``append`` and ``memory_mb`` of guest RAM.
 
     Args:
@@ -383,6 +388,10 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
             that ``close()`` removes.
         die_with_parent: qemu gets SIGKILL when the thread that started it dies (Linux
             ``PR_SET_PDEATHSIG``): a crashed grading worker leaves no VM behind.
+        monitor: with ``workdir``: qemu's human monitor listens on
+            ``workdir/monitor.sock`` (the user network's netdev id is ``n0``); qemu runs
+            in ``workdir``, so the socket is named relative to it when its absolute path
+            is too long for a unix socket.
 
     Returns:
         A :class:`Boot`; the serial console (ttyS0) is read in the background.
@@ -401,9 +410,16 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
     else:
         own_tmp = Path(tempfile.mkdtemp(prefix="dockercourse-qemu-"))
         tmp_for_qemu = own_tmp
+    mon = None
+    if monitor:
+        if workdir is None:
+            raise ValueError("monitor=True needs a workdir")
+        mon = workdir / MONITOR_SOCKET
+        if len(str(mon).encode()) > 100:  # sun_path holds 108 bytes
+            mon = Path(MONITOR_SOCKET)  # relative to qemu's cwd (workdir)
     cmd = qemu_command(kernel, initrd, append, memory_mb, accel=accel, hostfwd=hostfwd, net=net,
                        drives=drives, cpus=cpus, tb_size_mb=tb_size_mb, extra_args=extra_args,
-                       console_path=console_path)
+                       console_path=console_path, monitor=mon)
     # qemu's snapshot=on overlays go to $TMPDIR (deleted when qemu closes them; kept
     # if qemu is killed): keep them in a directory that is removed afterwards
     penv = dict(os.environ if env is None else env)
@@ -413,7 +429,7 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
     try:
         if workdir is not None:
             with open(workdir / "qemu.log", "ab") as qlog:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, cwd=workdir,
                                         env=penv, start_new_session=True, close_fds=True, preexec_fn=pre)
         else:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -18,8 +18,10 @@ How it is made (all as an ordinary user, from the host's own packages):
   overlay, the seeded disk never changes, and any number of VMs can share it.
 
 The engine's API is forwarded by qemu's user network to ``tcp://127.0.0.1:<free port>``
-(loopback only). Inside the guest the engine reaches the host's loopback as 10.0.2.2,
-which is how the host's registry mirror serves pulls.
+(loopback only); ports that containers publish are forwarded to the host's 127.0.0.1 at
+the same port by a forwarder process (:mod:`.portfwd`) driving qemu's monitor. Inside
+the guest the engine reaches the host's loopback as 10.0.2.2, which is how the host's
+registry mirror serves pulls.
 
 API: :func:`up`, :func:`down`, :func:`status`, :func:`vm_engine` (context manager),
 :func:`build` (artifacts only). CLI: ``dockercourse engine vm up|down|status``.
@@ -35,6 +37,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -61,6 +64,8 @@ DEFAULT_IMAGES = ("busybox:1.35.0", "debian:bookworm-slim", "python:3.11-slim-bo
                   "nginx:1.22", "registry:2.8")
 GUEST_API_PORT = 2375
 LAYOUT_VERSION = "2"
+#: the forwarder of published ports (``python -m`` this module), see :mod:`.portfwd`
+PORTFWD_MODULE = "dockercourse.qemu.portfwd"
 
 MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "overlay", "bridge", "br_netfilter",
            "veth", "nf_conntrack", "nf_nat", "ip_tables", "iptable_nat", "iptable_filter",
@@ -128,6 +133,12 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 echo 1 > /proc/sys/net/ipv4/ip_forward
+# published ports: qemu forwards the host's 127.0.0.1:P to 10.0.2.15:P (from 10.0.2.2, see
+# portfwd.py); deliver those to the guest's 127.0.0.1:P, where docker-proxy listens for every
+# binding (127.0.0.1:P as well as 0.0.0.0:P). The API port stays as it is.
+echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
+iptables -t nat -A PREROUTING -i eth0 -s 10.0.2.2 -d 10.0.2.15 -p tcp -m tcp ! --dport 2375 -j DNAT --to-destination 127.0.0.1
+iptables -t nat -A PREROUTING -i eth0 -s 10.0.2.2 -d 10.0.2.15 -p udp -j DNAT --to-destination 127.0.0.1
 mirror=""
 for a in $(cat /proc/cmdline); do
   case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
@@ -136,7 +147,6 @@ set -- --host tcp://0.0.0.0:2375 --tls=false --storage-driver overlay2 --iptable
   --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
 if [ -n "$mirror" ]; then
   # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
-  echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
   iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport "$mirror" -j DNAT --to-destination "10.0.2.2:$mirror"
   iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
   set -- "$@" --registry-mirror "http://127.0.0.1:$mirror"
@@ -188,7 +198,9 @@ class VMEngine:
     name: str = "default"
     images: list = field(default_factory=list)
     started: float = 0.0
+    portfwd_pid: int = 0
     _boot: Boot | None = field(default=None, repr=False, compare=False)
+    _portfwd: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     def client(self, timeout: int = 300):
         """A ``docker.DockerClient`` for this engine."""
@@ -654,12 +666,16 @@ def _is_our_qemu(pid: int, state_dir: Path) -> bool:
 
 def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str = "default",
        accel: str = "auto", port: int | None = None, cpus: int | None = None, log=print,
-       state_dir: Path | None = None, rebuild: bool = False, die_with_parent: bool = False) -> VMEngine:
+       state_dir: Path | None = None, rebuild: bool = False, die_with_parent: bool = False,
+       forward_ports: bool = True) -> VMEngine:
     """Boot a VM engine (building its artifacts on first use) and wait for its API.
 
     The VM outlives this process (``down(name)`` stops it); its state (pid, port) is in
     ``state_root()/name/state.json``. When one named ``name`` already runs, it is
-    returned as it is.
+    returned as it is (its port forwarder restarted if it died).
+
+    With ``forward_ports`` a forwarder process (:mod:`.portfwd`) makes the ports that
+    containers in the VM publish reachable on the host's 127.0.0.1 at the same port.
 
     Returns:
         A :class:`VMEngine`; ``.docker_host`` is ``tcp://127.0.0.1:<port>``.
@@ -668,13 +684,18 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     cur = status(name=name, state_dir=sd)
     if cur is not None and cur.get("running"):
         log(f"vm: engine {name!r} already running at {cur['docker_host']}")
-        return VMEngine(**{k: v for k, v in cur.items() if k in VMEngine.__dataclass_fields__})
+        eng = VMEngine(**{k: v for k, v in cur.items() if k in VMEngine.__dataclass_fields__ and k[0] != "_"})
+        if forward_ports and cur.get("monitor") and not cur.get("portfwd_running"):
+            _start_portfwd(eng, sd, log)
+            _write_state(eng, sd, monitor=True)
+        return eng
     _cleanup_state(sd)
     reap_stale()
     if accel == "auto":
         accel = "kvm" if kvm_usable() else "tcg"
     art = build(images, rebuild=rebuild, log=log, accel=accel, memory_mb=memory_mb)
     sd.mkdir(parents=True, exist_ok=True)
+    sd.chmod(0o700)  # the monitor socket and the overlay are this user's only
     port = port or free_port()
     cpus = cpus or default_cpus()
     mirror = _mirror_port()
@@ -682,7 +703,7 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     log(f"vm: booting ({accel.upper()}{', emulated' if accel == 'tcg' else ''}, {memory_mb} MB) ...")
     b = boot(art.kernel, art.initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
              drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
-             cpus=cpus, workdir=sd, die_with_parent=die_with_parent)
+             cpus=cpus, workdir=sd, die_with_parent=die_with_parent, monitor=forward_ports)
     try:
         t_api = _wait_api(b, port, timeout=_api_timeout(accel))
     except BaseException:
@@ -692,10 +713,83 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     eng = VMEngine(docker_host=f"tcp://127.0.0.1:{port}", pid=b.proc.pid, port=port, state_dir=str(sd),
                    accel=accel, memory_mb=memory_mb, boot_seconds=round(t_api, 2), name=name,
                    images=list(art.images), started=time.time(), _boot=b)
-    d = {k: getattr(eng, k) for k in VMEngine.__dataclass_fields__ if not k.startswith("_")}
-    (sd / "state.json").write_text(json.dumps(d, indent=1))
+    try:
+        if forward_ports:
+            _start_portfwd(eng, sd, log)
+        _write_state(eng, sd, monitor=forward_ports)
+    except BaseException:
+        _stop_portfwd(sd, eng.portfwd_pid, eng._portfwd)
+        b.close()
+        shutil.rmtree(sd, ignore_errors=True)
+        raise
     log(f"vm: engine ready in {t_api:.1f} s at {eng.docker_host}")
     return eng
+
+
+def _write_state(eng: VMEngine, sd: Path, *, monitor: bool) -> None:
+    d = {k: getattr(eng, k) for k in VMEngine.__dataclass_fields__ if not k.startswith("_")}
+    d["monitor"] = monitor
+    tmp = sd / ".state.json.tmp"
+    tmp.write_text(json.dumps(d, indent=1))
+    os.replace(tmp, sd / "state.json")
+
+
+# --------------------------------------------------------------------------- published ports
+
+def _start_portfwd(eng: VMEngine, sd: Path, log) -> None:
+    """Start the forwarder of published ports (a process of its own: it outlives ``up``
+    run from the CLI, and exits when qemu does)."""
+    src = str(Path(__file__).resolve().parents[2])  # where the dockercourse package is
+    env = dict(os.environ)
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(sd / "portfwd.log", "ab") as flog:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", PORTFWD_MODULE, "--state-dir", str(sd), "--qemu-pid", str(eng.pid),
+             "--api-port", str(eng.port)],
+            stdin=subprocess.DEVNULL, stdout=flog, stderr=flog, env=env, cwd="/",
+            start_new_session=True, close_fds=True)
+    eng.portfwd_pid = proc.pid
+    eng._portfwd = proc
+    log(f"vm: published ports of containers are forwarded to 127.0.0.1 (forwarder pid {proc.pid})")
+
+
+def _is_our_portfwd(pid: int, sd: Path) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return PORTFWD_MODULE.encode() in cmd and str(sd).encode() in cmd
+
+
+def _stop_portfwd(sd: Path, pid: int = 0, proc: subprocess.Popen | None = None) -> None:
+    """Stop the forwarder of ``sd`` (its pid from state.json unless given)."""
+    if not pid:
+        try:
+            pid = int(json.loads((sd / "state.json").read_text()).get("portfwd_pid", 0))
+        except (OSError, ValueError):
+            pid = 0
+    if pid and _is_our_portfwd(pid, sd):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _is_our_portfwd(pid, sd):
+            if proc is not None and proc.poll() is not None:
+                break
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        else:
+            if _is_our_portfwd(pid, sd):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
 
 
 def default_cpus() -> int:
@@ -720,7 +814,19 @@ def status(*, name: str = "default", state_dir: Path | None = None) -> dict | No
     st["running"] = pid > 0 and _is_our_qemu(pid, sd)
     st["answers"] = st["running"] and _ping(int(st["port"]))
     st["rss_bytes"] = _rss(pid) if st["running"] else 0
+    fpid = int(st.get("portfwd_pid") or 0)
+    st["portfwd_running"] = bool(st["running"] and fpid and _is_our_portfwd(fpid, sd))
+    fw = read_forwards(sd) if st["portfwd_running"] else None
+    st["forwards"] = (fw or {}).get("forwards", [])
+    st["forwards_failed"] = (fw or {}).get("failed", [])
     return st
+
+
+def read_forwards(sd: Path) -> dict | None:
+    """The forwarder's current state (``forwards``, ``failed``), or None."""
+    from .portfwd import read_state
+
+    return read_state(sd)
 
 
 def down(*, name: str = "default", state_dir: Path | None = None, log=print) -> bool:
@@ -731,6 +837,7 @@ def down(*, name: str = "default", state_dir: Path | None = None, log=print) -> 
     if st is not None and st["running"]:
         pid = int(st["pid"])
         ran = True
+        _stop_portfwd(sd)
         _stop_pid(pid, sd)
         log(f"vm: engine {name!r} stopped (pid {pid})")
     elif st is None and not sd.exists():
@@ -762,13 +869,14 @@ def _stop_pid(pid: int, sd: Path) -> None:
 
 @contextlib.contextmanager
 def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, accel: str = "auto",
-              cpus: int | None = None, log=print):
+              cpus: int | None = None, log=print, forward_ports: bool = True):
     """A throwaway VM engine: booted on entry, destroyed (qemu, overlay, state) on exit.
 
     Yields a :class:`VMEngine`; use ``env.docker_host`` (for ``DOCKER_HOST``) or
     ``env.client()``. Each call gets its own VM and port, so parallel grading workers are
     isolated from each other and from the host's engine. The seeded system disk is
-    shared read-only (built once, on first use)::
+    shared read-only (built once, on first use). Ports its containers publish answer on
+    the host's 127.0.0.1 (``forward_ports``; see :mod:`.portfwd`)::
 
         with vm_engine(images=["busybox:1.35.0"]) as env:
             subprocess.run([...], env={**os.environ, "DOCKER_HOST": env.docker_host})
@@ -776,10 +884,11 @@ def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, acce
     name = f"w-{uuid.uuid4().hex[:10]}"
     sd = state_root() / name
     eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, cpus=cpus, log=log, state_dir=sd,
-             die_with_parent=True)
+             die_with_parent=True, forward_ports=forward_ports)
     try:
         yield eng
     finally:
+        _stop_portfwd(sd, eng.portfwd_pid, eng._portfwd)
         if eng._boot is not None:
             eng._boot.close(grace=2)
         _stop_pid(eng.pid, sd)
@@ -830,11 +939,13 @@ def worker_init(images=DEFAULT_IMAGES, memory_mb: int = DEFAULT_MEMORY_MB, accel
     eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, state_dir=sd,
              log=log or (lambda *_: None), die_with_parent=True)
     os.environ["DOCKER_HOST"] = eng.docker_host
-    multiprocessing.util.Finalize(None, _finish_worker, args=(eng.pid, str(sd)), exitpriority=100)
+    multiprocessing.util.Finalize(None, _finish_worker, args=(eng.pid, str(sd), eng.portfwd_pid),
+                                  exitpriority=100)
     return eng
 
 
-def _finish_worker(pid: int, sd: str) -> None:
+def _finish_worker(pid: int, sd: str, portfwd_pid: int = 0) -> None:
+    _stop_portfwd(Path(sd), portfwd_pid)
     _stop_pid(pid, Path(sd))
     _cleanup_state(Path(sd))
 
