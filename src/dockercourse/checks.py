@@ -25,11 +25,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import socket
 import sys
 import tarfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,6 +37,7 @@ import docker.errors
 import requests.exceptions
 
 from .namespace import Namespace, chapter_number
+from .probe import http_get_bytes
 
 PASS = "✓"
 FAIL = "✗"
@@ -171,16 +170,13 @@ class Ctx:
         return (b.get("HostIp") or "127.0.0.1"), int(b["HostPort"])
 
     def http_get(self, host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, bytes]:
-        """GET http://host:port/path on a loopback or course-container address."""
+        """GET http://host:port/path on a loopback or course-container address (no retries)."""
         if host in ("0.0.0.0", "", "::"):
             host = "127.0.0.1"
         try:
-            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except (urllib.error.URLError, socket.timeout, ConnectionError) as e:
-            raise NotYet(f"nothing answered on {host}:{port} ({getattr(e, 'reason', e)})") from None
+            return http_get_bytes(port, path, host, wait=0, timeout=timeout)
+        except ConnectionError as e:
+            raise NotYet(str(e)) from None
 
 
 # --------------------------------------------------------------------------- results

@@ -320,29 +320,10 @@ def remove_prefixed(client, prefix: str) -> list[str]:
 
 
 def clean_namespace(client, ns: Namespace) -> list[str]:
-    """Remove everything of one grading namespace; what could not be removed, in words.
-
-    :func:`dockercourse.namespace.clean` inspects what it lists; on a shared engine
-    another user may remove an object in between (404), so it is retried.
-    """
-    problems: list[str] = []
-    for attempt in range(4):
-        try:
-            rep = clean(client, namespace=ns)
-            problems = list(rep.errors)
-            break
-        except docker.errors.NotFound:
-            time.sleep(0.2 * (attempt + 1))
+    """Remove everything of one grading namespace; what could not be removed, in words."""
+    problems = list(clean(client, namespace=ns).errors)
     remove_prefixed(client, ns.prefix)
-    for attempt in range(4):
-        try:
-            left = leftovers(client, namespace=ns)
-            break
-        except docker.errors.NotFound:
-            time.sleep(0.2 * (attempt + 1))
-    else:
-        return problems
-    rest = [f"{k[:-1]} {n}" for k, names in left.items() for n in names]
+    rest = [f"{k[:-1]} {n}" for k, names in leftovers(client, namespace=ns).items() for n in names]
     if rest:
         problems.append("left on the engine: " + ", ".join(rest))
     return problems

@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 
 
-def http_get(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0,
-             timeout: float = 2.0) -> tuple[int, str]:
-    """GET ``http://host:port/path``; (status, body text). Retries connection errors up to ``wait`` s.
+def http_get_bytes(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0,
+                   timeout: float = 2.0) -> tuple[int, bytes]:
+    """GET ``http://host:port/path``; (status, body bytes). Retries connection errors up to ``wait`` s.
 
     Raises:
         ConnectionError: nothing answered within ``wait`` seconds.
@@ -32,13 +32,20 @@ def http_get(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 
     while True:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as r:
-                return r.status, r.read().decode("utf-8", "replace")
+                return r.status, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, e.read().decode("utf-8", "replace")
+            return e.code, e.read()
         except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
             if time.monotonic() >= deadline:
                 raise ConnectionError(f"nothing answered on {host}:{port} ({getattr(e, 'reason', e)})") from None
             time.sleep(0.1)
+
+
+def http_get(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0,
+             timeout: float = 2.0) -> tuple[int, str]:
+    """Like :func:`http_get_bytes`, with the body as text."""
+    status, body = http_get_bytes(port, path, host, wait, timeout)
+    return status, body.decode("utf-8", "replace")
 
 
 def title(html: str) -> str:
