@@ -27,13 +27,11 @@ _ids: dict[tuple[str, str], str] = {}
 
 
 def _client():
-    try:
-        import docker
+    from dockercourse.engine import NoEngineError, connect
 
-        c = docker.from_env(timeout=60)
-        c.ping()
-        return c
-    except Exception:
+    try:
+        return connect(timeout=60)
+    except NoEngineError:
         return None
 
 

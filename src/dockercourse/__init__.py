@@ -1,11 +1,29 @@
 """dockercourse: the toolkit behind the Docker course notebooks.
 
 Notebooks use :func:`setup`; everything else (doctor, clean, images, release,
-grade, benchmarks) is reached through the ``dockercourse`` command.
+grade, benchmarks, engines) is reached through the ``dockercourse`` command.
+
+The public names are imported on first use, so that the parts that run before the
+course's Python environment exists (``dockercourse.engines``, standard library only)
+can be imported without docker-py.
 """
 
-from .course import Course, free_port, setup
-from .engine import CourseError, NoEngineError, connect
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["setup", "Course", "free_port", "connect", "CourseError", "NoEngineError"]
 __version__ = "0.1.0"
+
+_PUBLIC = {"setup": "course", "Course": "course", "free_port": "course", "connect": "engine",
+           "CourseError": "engine", "NoEngineError": "engine"}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_PUBLIC])

@@ -18,6 +18,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from .engines.specs import course_socket
+
 #: Oldest engine API the course supports (Debian bookworm's docker.io 20.10).
 MIN_API_VERSION = "1.41"
 
@@ -47,6 +49,7 @@ def _candidate_hosts() -> list[tuple[str, str]]:
         cands.append(("npipe:////./pipe/docker_engine", "Docker Desktop named pipe"))
         return cands
     cands.append(("unix:///var/run/docker.sock", "default socket /var/run/docker.sock"))
+    cands.append((f"unix://{course_socket()}", f"the course's own engine {course_socket()}"))
     if runtime:
         cands.append((f"unix://{runtime}/docker.sock", "rootless Docker socket"))
     cands.append((f"unix://{home}/.docker/run/docker.sock", "Docker Desktop socket"))
@@ -69,7 +72,8 @@ def no_engine_message(tried: list[str] | None = None) -> str:
         lines.append("Tried: " + "; ".join(tried) + ".")
     lines += [
         "What to do:",
-        "  Linux:   start the engine (sudo systemctl start docker, or scripts/engine-up in this repo as root);",
+        "  Linux:   start the engine (sudo systemctl start docker, or `sudo scripts/engine-up` in this repo:",
+        "           it starts the course's own Docker 28 when the system has none or an old one);",
         "           if it runs but you get 'permission denied', join the docker group:",
         "           sudo groupadd -f docker && sudo gpasswd -a $USER docker && newgrp docker;",
         "           or use a rootless engine: dockerd-rootless-setuptool.sh install, then",
@@ -165,10 +169,18 @@ class EngineInfo:
     security_options: list[str]
     ncpu: int
     mem_bytes: int
+    image_store: str = "classic"  # "containerd" (the containerd image store) or "classic" (graph drivers)
 
     @property
     def rootless(self) -> bool:
         return "rootless" in self.kind.lower()
+
+    @property
+    def store_text(self) -> str:
+        """The image store in words: where IDs, sizes and `docker save` differ between engines."""
+        if self.image_store == "containerd":
+            return f"containerd image store ({self.storage_driver} snapshotter)"
+        return f"classic image store ({self.storage_driver} storage driver)"
 
 
 def engine_url(client: docker.DockerClient) -> str:
@@ -215,7 +227,18 @@ def engine_info(client: docker.DockerClient) -> EngineInfo:
         security_options=list(sec),
         ncpu=int(info.get("NCPU", 0)),
         mem_bytes=int(info.get("MemTotal", 0)),
+        image_store=image_store(info),
     )
+
+
+def image_store(info: dict) -> str:
+    """``"containerd"`` when the engine keeps images in containerd (Docker 29's default, Docker Desktop,
+    ``"features": {"containerd-snapshotter": true}``), else ``"classic"`` (overlay2 and the other graph
+    drivers). Image IDs, sizes and the ``docker save`` layout differ between the two."""
+    for k, v in info.get("DriverStatus") or []:
+        if k == "driver-type" and "containerd.snapshotter" in str(v):
+            return "containerd"
+    return "classic"
 
 
 def platform_line() -> str:

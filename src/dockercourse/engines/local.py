@@ -1,0 +1,526 @@
+"""The course's own Docker engines on this machine: choose, fetch, start, supervise, stop, remove.
+
+``scripts/engine-up`` runs this file (the standard library only: it runs before the
+course's Python environment exists); ``dockercourse engine up|down|status|remove`` calls
+the same functions.
+
+Which engine answers (``--engine auto``, the default):
+
+1. an engine that already answers is used as it is (``DOCKER_HOST``, the default socket,
+   the course's own socket: Docker Desktop, a system or rootless engine, Podman);
+2. otherwise the distribution's ``docker.io``, when it is current enough
+   (:data:`MIN_SYSTEM_VERSION`; Debian 13's 26.1, Ubuntu 24.04's);
+3. otherwise (Debian 12's 20.10 is end of life) the course's own engine, the primary one
+   of the matrix: Debian's newer ``docker.io``/``containerd``/``docker-cli``/``docker-buildx``
+   packages fetched with a private apt configuration (the system's sources are not
+   touched), unpacked under the state folder with ``dpkg -x``, and started with their own
+   data root, exec root and socket (:data:`SOCKET`) as a supervised service: the supervisor
+   restarts ``dockerd`` after a crash; a stale pid file after a kill is recognised and removed.
+
+``--engine NAME`` picks one explicitly (:data:`ENGINES`). Only one engine the course starts
+runs at a time: two dockerd on one machine fight over the ``docker0`` bridge and iptables.
+
+The system's ``runc`` is used with every engine (sid's needs a newer libc than Debian 12's);
+``runc`` and ``iptables`` come from the distribution with ``apt-get install``, as
+``docker.io`` itself would pull them in. Nothing else is installed system-wide.
+
+Folders (both overridable, for tests): ``DOCKERCOURSE_STATE`` (default
+``/var/lib/dockercourse``: packages, data roots, logs, the private apt configuration) and
+``DOCKERCOURSE_RUN_DIR`` (default ``/run/dockercourse``: socket, exec roots, pid files,
+``engine.json`` naming the engine that runs and how it was started).
+"""
+
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .packages import (apt_dir, apt_install, dpkg_version, ensure_packages, package_home, package_versions,
+                       system_docker_version, upstream)
+from .procs import (alive, cmdline, comm, port_free, read_pid, rmtree_unmounted, terminate,
+                    answering, dockerd_processes, listening, ping, version)
+from .specs import (DEFAULT_SOCKET, ENGINES, MIN_SYSTEM_VERSION, PRIMARY, WAIT, EngineError, EngineSpec, UsageError,
+                    course_socket, engine_dir, exec_root, log, log_path, resolve, run_dir, state_dir)
+from .supervisor import stale_record, start_supervisor, update_record, read_record, record_path, supervise
+
+def mirror_port() -> int:
+    """The loopback port of the course's registry mirror (chosen free once, remembered)."""
+    f = state_dir() / "mirror-port"
+    try:
+        port = int(f.read_text().strip())
+        if port_free(port):
+            return port
+        log(f"the mirror port 127.0.0.1:{port} is taken by another program; choosing another one")
+    except (OSError, ValueError):
+        pass
+    for port in range(5501, 5600):
+        if port_free(port):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(f"{port}\n")
+            return port
+    raise EngineError("no free loopback port in 5501-5599 for the course's registry mirror")
+
+
+def _docker_group() -> str | None:
+    import grp
+
+    try:
+        grp.getgrnam("docker")
+        return "docker"
+    except KeyError:
+        return None
+
+
+@dataclass
+class Plan:
+    """How one engine is started: its command, environment and where it lives."""
+
+    spec: EngineSpec
+    argv: list
+    env: dict
+    docker_host: str
+    socket: str
+    data_root: str
+    exec_root: str
+    pidfile: str
+    log: str
+    version: str = ""
+    notes: list = field(default_factory=list)
+
+
+def _base_env(extra_path: list[str]) -> dict:
+    path = [*extra_path, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+    env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TZ", "HOME")}
+    env["PATH"] = ":".join(path)
+    return env
+
+
+def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
+    """Prepare everything ``spec`` needs (packages, config) and say how to start it."""
+    port = mirror_port()
+    lg = log_path(spec.name)
+    lg.parent.mkdir(parents=True, exist_ok=True)
+    if spec.kind == "system" and data_root is None:
+        # The distribution's engine as the distribution runs it: default socket, data root and
+        # /etc/docker/daemon.json; the course only adds its registry mirror.
+        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+        args = [dockerd]
+        if not _mirrors_in_daemon_json():
+            args += ["--registry-mirror", f"http://127.0.0.1:{port}"]
+        return Plan(spec, args, _base_env([]), "unix://" + DEFAULT_SOCKET, DEFAULT_SOCKET, "/var/lib/docker",
+                    "/var/run/docker", "/var/run/docker.pid", str(lg), version=dpkg_version("docker.io") or "")
+    sock = str(course_socket())
+    xr = exec_root(spec.name)
+    dr = Path(data_root) if data_root else engine_dir(spec.name) / "data"
+    cfg = {
+        "data-root": str(dr),
+        "exec-root": str(xr),
+        "pidfile": str(run_dir() / "dockerd.pid"),
+        "hosts": [f"unix://{sock}"],
+        "registry-mirrors": [f"http://127.0.0.1:{port}"],
+    }
+    if _docker_group():
+        cfg["group"] = "docker"
+    if spec.snapshotter is not None:
+        cfg["features"] = {"containerd-snapshotter": spec.snapshotter}
+    if own_netns():
+        cfg["registry-mirrors"] = []  # the mirror listens on the host's loopback, not this namespace's
+    if spec.kind == "system":
+        path_extra: list[str] = []
+        ver = dpkg_version("docker.io") or ""
+    else:
+        root = ensure_packages(spec.pkgset)
+        path_extra = [str(root / "usr/sbin"), str(root / "usr/bin")]
+        ver = package_versions(spec.pkgset).get("docker.io", "")
+    ed = engine_dir(spec.name)
+    ed.mkdir(parents=True, exist_ok=True)
+    conf = ed / ("daemon.json" if data_root is None else "daemon-isolated.json")
+    conf.write_text(json.dumps(cfg, indent=1) + "\n")
+    dockerd = (Path(path_extra[0]) / "dockerd") if path_extra else Path(shutil.which("dockerd") or "/usr/sbin/dockerd")
+    argv = [str(dockerd), "--config-file", str(conf)]
+    if own_netns():
+        # its docker0 bridge and iptables rules live in a network namespace of its own (unshare execs
+        # dockerd, so the pid stays dockerd's); its socket is a file, reachable from the host
+        argv = [shutil.which("unshare") or "/usr/bin/unshare", "--net", "--", *argv]
+    return Plan(spec, argv, _base_env(path_extra), f"unix://{sock}", sock, str(dr), str(xr), cfg["pidfile"], str(lg),
+                version=ver)
+
+
+def own_netns() -> bool:
+    """``DOCKERCOURSE_ENGINE_NETNS=1`` (the test suite): dockerd in a network namespace of its own, so that
+    its bridge and iptables rules cannot touch the host's and it can run beside the course's engine.
+    (An engine started with ``"bridge": "none"`` instead would delete the host's docker0.)"""
+    return os.environ.get("DOCKERCOURSE_ENGINE_NETNS") == "1"
+
+
+def _mirrors_in_daemon_json() -> bool:
+    try:
+        return bool(json.loads(Path("/etc/docker/daemon.json").read_text()).get("registry-mirrors"))
+    except (OSError, ValueError):
+        return False
+
+
+def _host_prerequisites(spec: EngineSpec) -> None:
+    if spec.kind == "system":
+        if not shutil.which("dockerd") or not shutil.which("containerd"):
+            if not shutil.which("apt-get"):
+                raise EngineError("dockerd is not installed and there is no apt-get: install Docker for your "
+                                  "distribution (https://docs.docker.com/engine/install/)")
+            apt_install(["docker.io", "iptables"])
+    else:
+        apt_install(["runc", "iptables"])
+        if _docker_group() is None and shutil.which("groupadd"):
+            # the group docker.io's package creates (sysusers.d): who may use the engine's socket
+            subprocess.run(["groupadd", "--system", "docker"], capture_output=True)
+    if shutil.which("iptables") and subprocess.run(["iptables", "-L", "-n"], capture_output=True).returncode != 0:
+        # iptables-nft does not work with every kernel; Debian's legacy backend does.
+        if shutil.which("iptables-legacy"):
+            subprocess.run(["update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"],
+                           capture_output=True)
+
+
+def _remove_stale_pidfile(path: Path, names: tuple[str, ...]) -> None:
+    pid = read_pid(path)
+    if pid is None:
+        path.unlink(missing_ok=True)
+        return
+    if alive(pid) and comm(pid) in names:
+        return
+    log(f"removing the stale {path} (process {pid} is gone)")
+    path.unlink(missing_ok=True)
+
+
+def _clear_stale(p: Plan) -> None:
+    _remove_stale_pidfile(Path(p.pidfile), ("dockerd",))
+    for cpid in (Path(p.exec_root) / "containerd" / "containerd.pid",
+                 Path("/var/run/docker/containerd/containerd.pid")):
+        if cpid.exists():
+            _remove_stale_pidfile(cpid, ("containerd", "docker-containerd"))
+    if p.socket != DEFAULT_SOCKET and os.path.exists(p.socket) and not ping("unix://" + p.socket):
+        if listening(p.socket):
+            raise EngineError(f"another program listens on {p.socket} and it is not a Docker engine; stop it "
+                              "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again")
+        os.unlink(p.socket)
+
+
+def _wait_api(p: Plan, rec: dict, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if ping(p.docker_host, 2):
+            return
+        sup = rec.get("supervisor_pid")
+        if sup and not alive(sup):
+            raise EngineError(f"dockerd exited at start. Last lines of {p.log}:\n{_tail(p.log)}")
+        time.sleep(0.25)
+    raise EngineError(f"dockerd did not answer within {wait:.0f} s. Last lines of {p.log}:\n{_tail(p.log)}")
+
+
+def _tail(path: str, n: int = 6) -> str:
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("  " + ln[:220] for ln in lines[-n:])
+
+
+def choose() -> EngineSpec:
+    """``auto``: the distribution's engine when it is current enough, else the course's own."""
+    if shutil.which("dockerd") and dpkg_version("docker.io") is None:
+        # a dockerd that is not Debian's package (Docker's own docker-ce, a manual install)
+        return ENGINES["system"]
+    ver = system_docker_version()
+    if ver and upstream(ver) >= MIN_SYSTEM_VERSION:
+        return ENGINES["system"]
+    return ENGINES[PRIMARY]
+
+
+def describe_answering(host: str) -> str:
+    v = version(host)
+    plat = (v.get("Platform") or {}).get("Name", "")
+    comp = [c.get("Name", "") for c in v.get("Components") or []]
+    name = "Podman" if any("podman" in c.lower() for c in comp) or "podman" in plat.lower() else "Docker"
+    return f"{name} {v.get('Version', '?')} (API {v.get('ApiVersion', '?')})"
+
+
+def _same_engine(spec: EngineSpec, host: str) -> bool:
+    rec = read_record()
+    if rec and rec.get("docker_host") == host:
+        return rec.get("name") == spec.name
+    if spec.kind == "system" and host == "unix://" + DEFAULT_SOCKET:
+        sysver = dpkg_version("docker.io")
+        return bool(sysver) and upstream(version(host).get("Version", "0"))[:2] == upstream(sysver)[:2]
+    return False
+
+
+def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -> dict:
+    """Make an engine answer; returns ``{"docker_host", "title", "started": bool, ...}``."""
+    spec = None if choice in ("", "auto") else resolve(choice)
+    if spec is not None and spec.kind in ("vm", "podman"):
+        raise EngineError(f"the {spec.name} engine is started by `dockercourse engine vm up` "
+                          f"(./course does it with --engine {spec.name}); scripts/engine-up starts engines on "
+                          "this machine only")
+    now = answering()
+    if now is not None:
+        host, where = now
+        if spec is None or _same_engine(spec, host):
+            rec = read_record()
+            how = f"started by {rec['how']}" if rec and rec.get("docker_host") == host else "not started by the course"
+            log(f"an engine already answers at {host} ({describe_answering(host)}, {how}); using it as it is.")
+            return {"docker_host": host, "title": describe_answering(host), "started": False}
+        raise EngineError(
+            f"another engine already answers at {host} ({describe_answering(host)}); the course runs one engine "
+            f"at a time. Stop it first ({_stop_hint(host)}), then run again with --engine {spec.name}.")
+    if os.environ.get("DOCKER_HOST"):
+        raise EngineError(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer. Start that engine, or "
+                          "unset DOCKER_HOST to use a local one.")
+    if os.geteuid() != 0:
+        raise EngineError(f"no engine answers and starting one needs root. Run: sudo {_script()}  (or start "
+                          "Docker Desktop / a rootless engine: dockerd-rootless-setuptool.sh install)")
+    spec = spec or choose()
+    rec = read_record()
+    if rec is not None:
+        # our supervisor runs, but its engine does not answer (yet): give it the usual time
+        log(f"{rec['title']} (supervisor pid {rec['supervisor_pid']}) does not answer yet; waiting for it")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and read_record() is not None:
+            if ping(rec["docker_host"], 2):
+                if rec["name"] == spec.name:
+                    return {**rec, "started": False}
+                raise EngineError(f"{rec['title']} runs (started by the course); stop it first: "
+                                  f"{_script()} --stop")
+            time.sleep(0.5)
+        log(f"{rec['title']} did not answer within {wait:.0f} s; stopping it and starting again")
+        stop(quiet=True)
+    sock = str(course_socket())
+    if os.path.exists(sock) and not ping("unix://" + sock) and listening(sock):
+        raise EngineError(f"another program listens on {sock} and it is not a Docker engine; stop it "
+                          "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again")
+    for pid in dockerd_processes():
+        if _ours(pid):
+            log(f"stopping a dockerd the course started earlier that does not answer (pid {pid})")
+            terminate(pid)
+    others = [] if own_netns() else dockerd_processes()
+    if others:
+        pid = others[0]
+        raise EngineError(
+            f"a dockerd that does not answer runs already (pid {pid}: {' '.join(cmdline(pid))[:120]}); two "
+            "engines on one machine fight over the docker0 bridge and iptables. Stop it first (sudo systemctl "
+            f"stop docker, or kill {pid} if you started it), then run again.")
+    _host_prerequisites(spec)
+    p = plan(spec, data_root)
+    _clear_stale(p)
+    if os.path.exists(p.socket) and ping("unix://" + p.socket):
+        raise EngineError(f"something already answers on {p.socket}; stop it first")
+    log(f"starting {spec.title} (log: {p.log}, mirror http://127.0.0.1:{mirror_port()}, socket {p.socket})")
+    t0 = time.monotonic()
+    rec = start_supervisor({
+        "name": spec.name, "title": spec.title, "kind": spec.kind, "version": p.version,
+        "docker_host": p.docker_host, "socket": p.socket, "data_root": p.data_root, "exec_root": p.exec_root,
+        "pidfile": p.pidfile, "log": p.log, "argv": p.argv, "env": p.env, "pkgset": spec.pkgset,
+        "packages": package_versions(spec.pkgset) if spec.pkgset else {}})
+    try:
+        _wait_api(p, rec, wait)
+    except BaseException:
+        stop(quiet=True)
+        raise
+    v = version(p.docker_host)
+    rec.update(api_seconds=round(time.monotonic() - t0, 2), server_version=v.get("Version", "?"),
+               api_version=v.get("ApiVersion", "?"))
+    update_record(api_seconds=rec["api_seconds"], server_version=rec["server_version"],
+                   api_version=rec["api_version"])
+    log(f"engine is up: Docker {rec['server_version']} (API {rec['api_version']}) at {p.docker_host} "
+        f"in {rec['api_seconds']} s.")
+    return {**rec, "started": True}
+
+
+def _ours(pid: int) -> bool:
+    """A dockerd the course started: its config file is in the course's state folder."""
+    cmd = cmdline(pid)
+    stale = stale_record() or {}
+    return (pid == stale.get("dockerd_pid") and cmd[:1] == stale.get("argv", [None])[:1]) or any(
+        a.startswith(str(state_dir() / "engines")) for a in cmd)
+
+
+def _script() -> str:
+    return os.environ.get("DOCKERCOURSE_ENGINE_UP", "scripts/engine-up")
+
+
+def _stop_hint(host: str) -> str:
+    rec = read_record()
+    if rec and rec.get("docker_host") == host:
+        return f"{_script()} --stop"
+    if host == "unix://" + DEFAULT_SOCKET:
+        return "sudo systemctl stop docker docker.socket, or quit Docker Desktop"
+    return "stop the engine behind it"
+
+
+def stop(quiet: bool = False, timeout: float = 60) -> bool:
+    """Stop the engine the course started (never another one). True when one was stopped."""
+    rec = read_record() or stale_record()
+    if not rec:
+        if not quiet:
+            log("no engine started by the course runs; nothing to stop.")
+        return False
+    sup = rec.get("supervisor_pid")
+    dpid = rec.get("dockerd_pid")
+    if sup and alive(sup) and "--supervise" in cmdline(sup):
+        os.kill(sup, signal.SIGTERM)
+    elif dpid and alive(dpid) and comm(dpid) == "dockerd" and _ours(dpid):
+        os.kill(dpid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(pid and alive(pid) for pid in (sup, dpid)):
+            break
+        time.sleep(0.2)
+    else:
+        for pid in (dpid, sup):
+            if pid and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    # containerd that dockerd started, when dockerd could not stop it
+    cpid_file = Path(rec.get("exec_root", "/nonexistent")) / "containerd" / "containerd.pid"
+    cpid = read_pid(cpid_file)
+    if cpid and alive(cpid) and comm(cpid) == "containerd":
+        os.kill(cpid, signal.SIGTERM)
+        for _ in range(50):
+            if not alive(cpid):
+                break
+            time.sleep(0.1)
+    for f in (record_path(), run_dir() / "supervisor.pid"):
+        f.unlink(missing_ok=True)
+    sock = rec.get("socket")
+    if sock and sock != DEFAULT_SOCKET and os.path.exists(sock):
+        os.unlink(sock)
+    if not quiet:
+        log(f"stopped {rec.get('title', 'the engine')}.")
+    return True
+
+
+def remove(name: str | None = None) -> list[str]:
+    """Remove the course's own engines: stop the one that runs, delete data roots, exec roots and logs.
+
+    Without ``name`` (``--remove``) also the fetched packages and the private apt cache. The
+    distribution's engine and its data (``/var/lib/docker``) are never touched.
+    """
+    removed = []
+    rec = read_record() or stale_record()
+    if rec and (name is None or rec.get("name") == name):
+        stop(quiet=True)
+    names = [name] if name else [n for n, s in ENGINES.items() if s.kind in ("own", "system")]
+    for n in names:
+        for d in (engine_dir(n), exec_root(n)):
+            if d.exists():
+                rmtree_unmounted(d)
+                removed.append(str(d))
+        log_path(n).unlink(missing_ok=True)
+    if name is None:
+        for d in (state_dir() / "matrix", package_home() / "pkgs", apt_dir()):
+            if d.exists():
+                rmtree_unmounted(d)
+                removed.append(str(d))
+    return removed
+
+
+def status() -> dict:
+    """What answers now and, when the course started it, how."""
+    now = answering()
+    rec = read_record()
+    out: dict = {"answers": bool(now)}
+    if now:
+        out["docker_host"], out["where"] = now
+        out["engine"] = describe_answering(now[0])
+    if rec:
+        out["course_engine"] = {k: rec.get(k) for k in ("name", "title", "version", "docker_host", "data_root",
+                                                         "supervisor_pid", "dockerd_pid", "started", "how",
+                                                         "packages", "log", "api_seconds")}
+        out["started_by_course"] = bool(now) and rec.get("docker_host") == now[0]
+    return out
+
+
+def env_lines() -> list[str]:
+    """Shell lines that point ``docker`` and the course at the engine the course started."""
+    rec = read_record()
+    if not rec or os.environ.get("DOCKER_HOST"):
+        return []
+    if rec.get("docker_host") and rec["docker_host"] != "unix://" + DEFAULT_SOCKET:
+        return [f"export DOCKER_HOST={rec['docker_host']}"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--supervise"]:
+        return supervise(argv[1])
+    ap = argparse.ArgumentParser(
+        prog=os.environ.get("DOCKERCOURSE_ENGINE_UP", "engine-up"),
+        description="Bring up a Docker engine for the course (idempotent): one that already answers is used "
+                    "as it is; otherwise the distribution's docker.io when current enough, else the course's "
+                    "own Docker 28.5 from Debian's packages.")
+    ap.add_argument("--engine", default=os.environ.get("DOCKERCOURSE_ENGINE", "auto"),
+                    help="auto (default), 28 / 28-containerd (primary), 28-classic, 26, 20.10 / system "
+                         "(env: DOCKERCOURSE_ENGINE)")
+    ap.add_argument("--data-root", help="start with this data root instead of the engine's own (the matrix "
+                                        "uses a fresh one per engine)")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--stop", action="store_true", help="stop the engine the course started (only that one)")
+    g.add_argument("--status", action="store_true", help="which engine answers, and how it was started")
+    g.add_argument("--env", action="store_true", help="print `export DOCKER_HOST=...` for the course's engine")
+    g.add_argument("--remove", action="store_true",
+                   help="stop and delete the course's own engines: data, logs, fetched packages "
+                        "(with --engine NAME: only that engine's data and log)")
+    g.add_argument("--list", action="store_true", help="the engines the course knows")
+    g.add_argument("--fetch", action="store_true", help="only fetch and unpack an engine's packages")
+    a = ap.parse_args(argv)
+    choice = a.engine
+    try:
+        if a.list:
+            for s in ENGINES.values():
+                extra = f"  (also: {', '.join(s.aliases)})" if s.aliases else ""
+                print(f"{s.name:14} {s.title}{extra}")
+            return 0
+        if a.env:
+            for line in env_lines():
+                print(line)
+            return 0
+        if a.status:
+            st = status()
+            print(json.dumps(st, indent=1))
+            return 0 if st["answers"] else 3
+        if a.stop:
+            stop()
+            return 0
+        if a.remove:
+            if os.geteuid() != 0:
+                raise EngineError(f"removing the course's engine needs root: sudo {_script()} --remove")
+            name = None if choice in ("", "auto") else resolve(choice).name
+            for d in remove(name):
+                log(f"removed {d}")
+            return 0
+        if a.fetch:
+            spec = ENGINES[PRIMARY] if choice in ("", "auto") else resolve(choice)
+            if not spec.pkgset:
+                raise EngineError(f"{spec.name} has no packages of the course's to fetch")
+            print(ensure_packages(spec.pkgset))
+            return 0
+        if choice not in ("", "auto"):
+            resolve(choice)  # an unknown name fails before anything starts
+        up(choice, a.data_root)
+        return 0
+    except EngineError as e:
+        print(f"engine-up: ERROR: {e}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    except KeyboardInterrupt:
+        print("engine-up: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

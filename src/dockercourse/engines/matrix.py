@@ -1,0 +1,437 @@
+"""The engine matrix: the whole course verified on every engine learners run, one after another.
+
+    ./course test --matrix [--engines 28-containerd,28-classic,26,system,vm] [--no-docs] [-k EXPR]
+    python -m dockercourse.engines.matrix ...
+
+For each engine: start it from a clean state (a fresh data root of its own under the state
+folder), build the image kit (timed cold, then warm), time ``docker run`` and the engine's
+start, run the README's test command's pytest (every notebook under strict nbval with the
+sanitizer, the toolkit tests, and the non-vacuity test, which releases each chapter's student
+copy and grades it and the master through the grader), then stop the engine and delete its
+data. The engine that ran before is started again at the end. The table (engine x chapter:
+pass/fail and seconds) and the figures are printed and written to ``docs/engines.md``.
+
+Local engines run one at a time (two dockerd on one machine fight over docker0 and
+iptables); an engine the course did not start must not be running. The VM engine runs beside
+the primary engine, whose registry mirror seeds its disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import local
+from .procs import rmtree_unmounted
+from .specs import ENGINES, PRIMARY, EngineError, state_dir
+
+ROOT = Path(__file__).resolve().parents[3]  # the course's checkout
+ORDER = ["28-containerd", "28-classic", "26", "system", "vm"]
+#: pytest selection per engine. The slow VM tests boot VMs of their own, whatever engine runs:
+#: they run once, with the primary engine.
+SELECT = {"28-containerd": [], "vm": ["notebooks", "tests/test_nonvacuity.py"]}
+DEFAULT_SELECT = ["-m", "not slow"]
+TIMEOUT = 3 * 3600
+
+
+def log(msg: str) -> None:
+    print(f"matrix: {msg}", flush=True)
+
+
+@dataclass
+class EngineResult:
+    name: str
+    title: str
+    server_version: str = ""
+    api_version: str = ""
+    image_store: str = ""
+    cgroup: str = ""
+    started: bool = False
+    error: str = ""
+    start_to_api_s: float | None = None
+    start_to_api_warm_s: float | None = None
+    run_p50_ms: float | None = None
+    run_p95_ms: float | None = None
+    kit_cold_s: float | None = None
+    kit_warm_s: float | None = None
+    nbval_s: float | None = None
+    pytest_s: float | None = None
+    chapters: dict = field(default_factory=dict)  # "02": {"nbval": "pass", "cells": 28, "failed": 0, "s": 6.1, "grade": "pass"}
+    toolkit: dict = field(default_factory=dict)  # {"passed": n, "failed": n, "skipped": n}
+    failures: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- one engine
+
+
+def _venv_bin(name: str) -> str:
+    cand = Path(sys.executable).parent / name
+    return str(cand) if cand.exists() else name
+
+
+def _env(docker_host: str, vm: bool = False) -> dict:
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    if vm:
+        env["DOCKERCOURSE_ENGINE"] = "vm"
+    else:
+        env.pop("DOCKERCOURSE_ENGINE", None)
+    return env
+
+
+def _timed(cmd: list[str], env: dict, timeout: float, logfile: Path) -> tuple[int, float]:
+    t0 = time.monotonic()
+    with open(logfile, "ab") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n".encode())
+        f.flush()
+        r = subprocess.run(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, round(time.monotonic() - t0, 1)
+
+
+def _describe(res: EngineResult, docker_host: str) -> None:
+    import docker
+
+    from ..engine import engine_info
+
+    c = docker.DockerClient(base_url=docker_host, version="auto", timeout=60)
+    info = engine_info(c)
+    res.server_version, res.api_version = info.server_version, info.api_version
+    res.image_store, res.cgroup = info.image_store, f"v{info.cgroup_version}"
+
+
+def run_latency(docker_host: str, runs: int = 20) -> tuple[float, float]:
+    """p50 and p95 of ``docker run --rm busybox:1.35.0 true`` in ms (after one warm-up run)."""
+    import docker
+
+    from ..images import BUSYBOX
+
+    c = docker.DockerClient(base_url=docker_host, version="auto", timeout=300)
+    c.containers.run(BUSYBOX, ["true"], remove=True, labels={"io.dockercourse.bench": "matrix"})
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        c.containers.run(BUSYBOX, ["true"], remove=True, labels={"io.dockercourse.bench": "matrix"})
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return round(statistics.median(times), 1), round(times[min(len(times) - 1, int(0.95 * len(times)))], 1)
+
+
+def parse_junit(path: Path, res: EngineResult) -> None:
+    """Per chapter: the nbval cells (pass/fail, seconds) and the grading (non-vacuity) result."""
+    tree = ET.parse(path)
+    tk = {"passed": 0, "failed": 0, "skipped": 0}
+    nb_s = 0.0
+    for tc in tree.iter("testcase"):
+        cls, name = tc.get("classname", ""), tc.get("name", "")
+        t = float(tc.get("time") or 0)
+        bad = tc.find("failure") is not None or tc.find("error") is not None
+        skipped = tc.find("skipped") is not None
+        if "ipynb" in cls:  # an nbval cell: classname "notebooks.02_core_concepts.ipynb"
+            ch = next((p[:2] for p in cls.replace("/", ".").split(".") if p[:2].isdigit() and p[2:3] == "_"), "??")
+            row = res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})
+            row["cells"] += 1
+            row["s"] = round(row["s"] + t, 1)
+            nb_s += t
+            if bad:
+                row["failed"] += 1
+                res.failures.append(f"{cls}::{name}")
+            continue
+        if "test_checks_fail_on_student_copy_and_pass_on_master" in name and "[main-" in name:
+            ch = name.split("[main-", 1)[1][:2]
+            res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})["grade"] = "fail" if bad else "pass"
+            if bad:
+                res.failures.append(f"{cls}::{name}")
+            continue
+        key = "skipped" if skipped else "failed" if bad else "passed"
+        tk[key] += 1
+        if bad:
+            res.failures.append(f"{cls}::{name}")
+    for row in res.chapters.values():
+        row["nbval"] = "pass" if row["cells"] and not row["failed"] else ("fail" if row["cells"] else "-")
+    res.nbval_s = round(nb_s, 1)
+    res.toolkit = tk
+
+
+def _sanitizer(vm: bool, workdir: Path) -> str:
+    cfg = (ROOT / "tests" / "nbval_sanitize.cfg").read_text()
+    if vm:
+        cfg += "\n" + (ROOT / "tests" / "nbval_sanitize_vm.cfg").read_text()
+    out = workdir / "sanitize.cfg"
+    out.write_text(cfg)
+    return str(out)
+
+
+def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
+    spec = ENGINES[name]
+    res = EngineResult(name, spec.title)
+    workdir.mkdir(parents=True, exist_ok=True)
+    logfile = workdir / "run.log"
+    vm = spec.kind == "vm"
+    data_root = state_dir() / "matrix" / name / "data"
+    docker_host = None
+    try:
+        if vm:
+            docker_host = _vm_up(res, logfile)
+        else:
+            local.stop(quiet=True)
+            if data_root.exists():
+                rmtree_unmounted(data_root)
+            t0 = time.monotonic()
+            rec = local.up(name, data_root=str(data_root))
+            res.start_to_api_s = rec.get("api_seconds") or round(time.monotonic() - t0, 2)
+            docker_host = rec["docker_host"]
+        res.started = True
+        _describe(res, docker_host)
+        env = _env(docker_host, vm)
+        dc = _venv_bin("dockercourse")
+        if vm:
+            res.notes.append("course images come seeded in the VM's disk (from the host's mirror): no kit run")
+        else:
+            rc, res.kit_cold_s = _timed([dc, "images"], env, 1800, logfile)
+            if rc != 0:
+                raise EngineError(f"dockercourse images failed (see {logfile})")
+            rc, res.kit_warm_s = _timed([dc, "images"], env, 600, logfile)
+        res.run_p50_ms, res.run_p95_ms = run_latency(docker_host, runs=10 if vm else 20)
+        sel = SELECT.get(name, DEFAULT_SELECT)
+        targets = sel if sel and not sel[0].startswith("-") else ["tests", "notebooks"]
+        marks = sel if sel and sel[0].startswith("-") else []
+        junit = workdir / "junit.xml"
+        cmd = [sys.executable, "-m", "pytest", *targets, "--nbval", "--nbval-current-env",
+               "--nbval-sanitize-with", _sanitizer(vm, workdir), "--ignore=tests/fixtures", "-p", "no:cacheprovider",
+               "-q", f"--junitxml={junit}", *marks, *pytest_args]
+        if vm:
+            cmd += ["--nbval-cell-timeout", "600"]
+        rc, res.pytest_s = _timed(cmd, env, TIMEOUT, logfile)
+        if junit.exists():
+            parse_junit(junit, res)
+        if rc not in (0, 1):
+            res.error = f"pytest exited with status {rc} (see {logfile})"
+        if not vm:
+            local.stop(quiet=True)
+            t0 = time.monotonic()
+            rec = local.up(name, data_root=str(data_root))
+            res.start_to_api_warm_s = rec.get("api_seconds") or round(time.monotonic() - t0, 2)
+    except (EngineError, OSError, subprocess.SubprocessError) as e:
+        res.error = str(e).splitlines()[0][:300]
+        log(f"{name}: {res.error}")
+    except Exception as e:  # a result for every engine, whatever went wrong with one
+        res.error = f"{e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        log(f"{name}: {res.error}")
+    finally:
+        if vm:
+            _vm_down(logfile)
+        else:
+            local.stop(quiet=True)
+            if data_root.exists():
+                try:
+                    rmtree_unmounted(data_root)
+                except EngineError as e:
+                    res.notes.append(str(e))
+    return res
+
+
+def _vm_up(res: EngineResult, logfile: Path) -> str:
+    """The VM engine, started while the primary engine runs (its mirror seeds the VM's disk)."""
+    if local.answering() is None:
+        local.up(PRIMARY)
+    dc = _venv_bin("dockercourse")
+    t0 = time.monotonic()
+    with open(logfile, "ab") as f:
+        r = subprocess.run([dc, "engine", "vm", "up", "--name", "matrix", "--images", "all", "--export"],
+                           capture_output=True, text=True, timeout=3600, cwd=ROOT)
+        f.write((r.stderr or "").encode())
+    if r.returncode != 0:
+        raise EngineError(f"the VM engine did not start: {(r.stderr or '').strip().splitlines()[-1:]}")
+    res.start_to_api_s = round(time.monotonic() - t0, 1)
+    res.notes.append("start to API includes building the VM's disk when it is not cached")
+    return r.stdout.strip().split("=", 1)[1]
+
+
+def _vm_down(logfile: Path) -> None:
+    dc = _venv_bin("dockercourse")
+    with open(logfile, "ab") as f:
+        subprocess.run([dc, "engine", "vm", "down", "--name", "matrix"], stdout=f, stderr=subprocess.STDOUT,
+                       timeout=120, cwd=ROOT)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def machine_line() -> str:
+    try:
+        mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        mem_txt = f"{mem / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        mem_txt = "?"
+    cg = "cgroup v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "cgroup v1"
+    osr = {}
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            k, _, v = line.partition("=")
+            osr[k] = v.strip('"')
+    except OSError:
+        pass
+    return (f"{osr.get('PRETTY_NAME', platform.system())}, kernel {platform.release()}, {os.cpu_count()} cores, "
+            f"{mem_txt}, host {cg}")
+
+
+def table(results: list[EngineResult]) -> str:
+    chapters = sorted({ch for r in results for ch in r.chapters})
+    head = "| engine | " + " | ".join(chapters) + " | grading | toolkit tests |"
+    sep = "|---|" + "---|" * len(chapters) + "---|---|"
+    rows = [head, sep]
+    for r in results:
+        cells = []
+        for ch in chapters:
+            row = r.chapters.get(ch)
+            if not row or not row.get("cells"):
+                cells.append("—")
+                continue
+            mark = "✓" if row["nbval"] == "pass" else f"✗ {row['failed']}"
+            cells.append(f"{mark} {row['s']:.0f} s")
+        grades = [row.get("grade") for row in r.chapters.values() if row.get("grade")]
+        grading = ("✓" if grades and all(g == "pass" for g in grades) else
+                   f"✗ {sum(g == 'fail' for g in grades)}" if grades else "—")
+        tk = r.toolkit
+        tk_txt = f"{tk.get('passed', 0)} ✓, {tk.get('failed', 0)} ✗" if tk else "—"
+        name = f"{r.title}" + (f" ({r.server_version}, {r.image_store} store, {r.cgroup})" if r.server_version else "")
+        if r.error and not r.chapters:
+            rows.append(f"| {name} | " + " | ".join("—" for _ in chapters) + f" | — | not run: {r.error} |")
+        else:
+            rows.append(f"| {name} | " + " | ".join(cells) + f" | {grading} | {tk_txt} |")
+    return "\n".join(rows)
+
+
+def bench_table(results: list[EngineResult]) -> str:
+    def f(v, unit="s", digits=1):
+        return "—" if v is None else f"{v:.{digits}f} {unit}"
+
+    rows = ["| engine | start to API (empty / with the kit) | `docker run` p50 / p95 | image kit cold / warm "
+            "| nbval, all notebooks | whole pytest run |",
+            "|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r.title} | {f(r.start_to_api_s, 's', 2)} / {f(r.start_to_api_warm_s, 's', 2)} "
+                    f"| {f(r.run_p50_ms, 'ms', 0)} / {f(r.run_p95_ms, 'ms', 0)} "
+                    f"| {f(r.kit_cold_s)} / {f(r.kit_warm_s)} | {f(r.nbval_s)} | {f(r.pytest_s)} |")
+    return "\n".join(rows)
+
+
+def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float) -> None:
+    notes = []
+    for r in results:
+        for n in r.notes:
+            notes.append(f"- {r.title}: {n}")
+        for fail in r.failures[:20]:
+            notes.append(f"- {r.title}: failed `{fail}`")
+        if r.error:
+            notes.append(f"- {r.title}: {r.error}")
+    text = f"""# The engine matrix
+
+The whole course, verified on the engines learners run, one after another on one machine
+(`./course test --matrix`, code in `src/dockercourse/engines/matrix.py`). Each engine starts from
+an empty data root: the image kit is built on it (cold, then warm), then the README's test command's
+pytest runs: every notebook under strict nbval with the sanitizer (`tests/nbval_sanitize.cfg`), the
+toolkit tests, and the non-vacuity test, which releases each chapter's student copy and grades it and
+the master through the grader (*grading*: masters get full marks, student copies zero).
+
+**Last run:** {started} UTC, {seconds / 60:.0f} minutes, on {machine_line()}.
+
+A chapter cell shows ✓ (or ✗ and the number of failing cells) and the seconds its notebook took under nbval.
+
+{table(results)}
+
+## Figures
+
+Start to API: from starting `dockerd` to the first answer of `/_ping`, with an empty data root and
+again with the kit's images in it. `docker run`: `docker run --rm busybox:1.35.0 true` through
+docker-py, 20 runs after one warm-up (10 on the VM engine). The image kit cold: building every
+course image from Debian's packages (no registry can be reached here) and seeding the mirror;
+warm: the second run, which only verifies.
+
+{bench_table(results)}
+
+## Notes
+
+- The slow toolkit tests (marked `slow`: VM boots, the full image kit rebuild) boot VMs or engines of
+  their own whatever engine runs, so they run once, with the primary engine.
+- The VM engine runs the notebooks and the grading tests only: the other toolkit tests start local
+  processes (a registry mirror, relays) that assume a local engine.
+{chr(10).join(notes) if notes else ''}
+
+## When to run it
+
+CI (`.ci/run`) runs the whole test command on the primary engine (Docker 28.5 with the containerd image
+store) and again on Debian 12's Docker 20.10. The whole matrix takes longer than CI's budget on a 2-core
+machine: run it before a release, after changing a notebook's outputs or the sanitizer, and after
+changing the engines' pins (`src/dockercourse/engines/specs.py`).
+"""
+    path.write_text(text)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="./course test --matrix", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--engines", default=",".join(ORDER),
+                    help=f"comma-separated engines (default: {','.join(ORDER)})")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/engines.md")
+    ap.add_argument("--out", type=Path, default=None, help="folder for logs and results (default: state folder)")
+    a, pytest_args = ap.parse_known_args(argv)
+    try:
+        names = [local.resolve(n).name for n in a.engines.split(",") if n.strip()]
+    except EngineError as e:
+        print(f"matrix: {e}", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("matrix: starting engines needs root (sudo ./course test --matrix)", file=sys.stderr)
+        return 1
+    before = local.read_record()
+    now = local.answering()
+    if now and not (before and before.get("docker_host") == now[0]) and any(ENGINES[n].kind != "vm" for n in names):
+        print(f"matrix: an engine the course did not start answers at {now[0]}; the matrix starts engines of its "
+              "own and needs the machine to itself: stop that engine first", file=sys.stderr)
+        return 1
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = a.out or (state_dir() / "matrix" / "runs" / stamp)
+    out.mkdir(parents=True, exist_ok=True)
+    started, t0 = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), time.monotonic()
+    results = []
+    try:
+        for n in names:
+            log(f"{n}: {ENGINES[n].title} ...")
+            r = run_one(n, out / n, pytest_args)
+            results.append(r)
+            log(f"{n}: {'error: ' + r.error if r.error else 'done'}; nbval "
+                f"{sum(1 for c in r.chapters.values() if c.get('nbval') == 'pass')}/{len(r.chapters)} chapters pass")
+    finally:
+        if before and before.get("name") in ENGINES and local.answering() is None:
+            try:
+                local.up(before["name"])
+                log(f"started {before['title']} again, as before the matrix")
+            except EngineError as e:
+                log(f"could not start {before['name']} again: {e}")
+    (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    print(table(results))
+    print()
+    print(bench_table(results))
+    if not a.no_docs:
+        write_docs(results, ROOT / "docs" / "engines.md", started, time.monotonic() - t0)
+        log("wrote docs/engines.md")
+    log(f"logs and results.json in {out}")
+    ok = all(not r.error and not r.failures for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
