@@ -73,9 +73,9 @@ def restore(ctx):
 
 
 @exercise("06.volumes-from", title="your own volume container",
-          hint="client.containers.create(BUSYBOX, ['true'], volumes=['/store'], name=name('store')), then run "
-               "BUSYBOX named name('store-user') with volumes_from=[name('store')] and "
-               "`sh -c 'echo shared > /store/hello.txt'`.")
+          hint="client.containers.create(BUSYBOX, ['true'], mounts=[Mount('/store', None)], name=name('store')) "
+               "(CLI: docker create -v /store --name dc06-store busybox:1.35.0), then run BUSYBOX named "
+               "name('store-user') with volumes_from=[name('store')] and `sh -c 'echo shared > /store/hello.txt'`.")
 def volumes_from(ctx):
     store = ctx.container("store")
     m = _mount_at(ctx, store, "/store")

@@ -206,8 +206,7 @@ def test_pull_through_the_mirror(client):
             assert "error" not in ev, ev
     finally:
         client.api.remove_image(f"{pushed}:{tag}", noprune=True)
-    digest = mirror_mod.remote_config_digest(port, f"{name}:{tag}")
-    assert digest == img.id
+    assert img.id in mirror_mod.remote_digests(port, f"{name}:{tag}")
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(f"{name}:{tag}")
     # an official-image name: the engine asks the mirror for library/<name>
@@ -232,7 +231,7 @@ def test_every_pinned_tag_is_served_by_the_mirror(client):
     if port is None:
         pytest.skip("the engine has no loopback registry mirror")
     for ref in COURSE_IMAGES.values():
-        assert mirror_mod.remote_config_digest(port, ref) == client.images.get(ref).id, ref
+        assert client.images.get(ref).id in mirror_mod.remote_digests(port, ref), ref
     ct = client.containers.get(imagekit.MIRROR_NAME)
     assert ct.labels.get(labels.KIT) == "1" and labels.CHAPTER not in ct.labels
     assert ct.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"

@@ -9,9 +9,9 @@
 ``build`` is ``docker build`` (the classic builder, as docker-py drives it): it sends the
 folder as the build context, prints each step, the output of ``RUN`` steps and which steps
 came from the cache, and hides the IDs of intermediate containers (they change every run).
-The course's labels are added as one ``LABEL`` step at the end of every stage (``docker build
---label`` would add one step per label, to the last stage only), and the last image of each earlier
-stage is tagged ``<repo>-stage-<name>:<tag>``: visible, and removed with the chapter.
+The course's labels are added as one ``LABEL`` step right after every ``FROM`` (``docker build
+--label`` labels the last image only; see :mod:`dockercourse.buildcontext`), and the last image of each
+earlier stage is tagged ``<repo>-stage-<name>:<tag>``: visible, and removed with the chapter.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import docker.errors
 from docker.utils.build import tar as _tar
 
 from . import labels as L
+from .buildcontext import LABELLED_DOCKERFILE, add_labels, read_dockerignore
 
 
 def write_files(folder, files: dict[str, str | bytes]) -> Path:
@@ -41,14 +42,6 @@ def write_files(folder, files: dict[str, str | bytes]) -> Path:
         else:
             p.write_text(data)
     return root
-
-
-def read_dockerignore(path) -> list[str]:
-    """The patterns of ``path/.dockerignore`` as docker-py reads them (comments and blanks dropped)."""
-    f = Path(path) / ".dockerignore"
-    if not f.exists():
-        return []
-    return [s for s in (line.strip() for line in f.read_text().splitlines()) if s and not s.startswith("#")]
 
 
 @dataclass
@@ -107,32 +100,12 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _ARROW_ID = re.compile(r"^ ---> ([0-9a-f]{12})$")
 _HIDE = (re.compile(r"^ ---> Running in [0-9a-f]{12}$"), re.compile(r"^ --->\s*$"),
          re.compile(r"^Removing intermediate container [0-9a-f]{12}$"),
+         re.compile(r"^ ---> Removed intermediate container [0-9a-f]{12}$"),  # Docker 25 and newer
          re.compile(r"^Successfully built [0-9a-f]{12}$"))
 
 
 def _is_course_label_step(instruction: str) -> bool:
     return instruction.upper().startswith("LABEL ") and f"{L.PREFIX}." in instruction.split()[1]
-
-
-def _add_labels(text: str, labels: dict) -> str:
-    """The Dockerfile with one LABEL line for ``labels`` at the end of every stage.
-
-    Every stage gets them (not only the last, as ``docker build --label`` does), so that the
-    images of earlier stages are recognisably the course's and are cleaned up with it.
-    """
-    if not labels:
-        return text
-    line = "LABEL " + " ".join(f'{k}="{v}"' for k, v in labels.items())
-    out, stages = [], 0
-    for ln in text.rstrip("\n").split("\n"):
-        words = ln.split()
-        if words and words[0].upper() == "FROM":
-            if stages:
-                out.append(line)
-            stages += 1
-        out.append(ln)
-    out.append(line)
-    return "\n".join(out) + "\n"
 
 
 def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None = None,
@@ -152,16 +125,16 @@ def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None
         docker.errors.BuildError: the build failed (its message is the engine's).
     """
     t0 = time.monotonic()
-    # The course's labels go in as ONE extra LABEL step (the engine would add one step, and on
-    # engines before 23 one temporary container, per label). The Dockerfile on disk is unchanged:
-    # the labelled copy travels in the context under another name, as docker-py does for -f.
+    # The course's labels go in as ONE extra LABEL step after every FROM (see buildcontext), so
+    # every image the build makes carries them. The Dockerfile on disk is unchanged: the labelled
+    # copy travels in the context under another name, as docker-py does for -f.
     dfname = dockerfile or "Dockerfile"
     text = (Path(path) / dfname).read_text()
     ns = getattr(client.api, "namespace", None)  # the course client's namespace (its labels)
     labels = dict(ns.labels) if ns is not None else {}
-    text = _add_labels(text, labels)
-    ctx = _tar(str(path), exclude=read_dockerignore(path), dockerfile=(".dockerfile.course", text))
-    kwargs = dict(fileobj=ctx, custom_context=True, encoding=None, dockerfile=".dockerfile.course", tag=tag,
+    text = add_labels(text, labels)
+    ctx = _tar(str(path), exclude=read_dockerignore(path), dockerfile=(LABELLED_DOCKERFILE, text))
+    kwargs = dict(fileobj=ctx, custom_context=True, encoding=None, dockerfile=LABELLED_DOCKERFILE, tag=tag,
                   rm=True, forcerm=True, decode=True, nocache=nocache)
     if buildargs:
         kwargs["buildargs"] = buildargs

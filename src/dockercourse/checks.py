@@ -169,6 +169,23 @@ class Ctx:
         b = binding[0]
         return (b.get("HostIp") or "127.0.0.1"), int(b["HostPort"])
 
+    def events(self, *, since, type: str | None = None, actor: str | None = None,
+               actions: tuple[str, ...] = ()) -> list[dict]:
+        """The engine's events (``docker events``) from ``since`` (a container's Created time, a unix time)
+        up to now, optionally of one type, one actor (container/image ID) and some actions."""
+        import datetime as _dt
+        import time as _time
+
+        if isinstance(since, str):  # an engine timestamp, e.g. a container's "Created"
+            text = since.rstrip("Z").split(".")[0]
+            since = int(_dt.datetime.fromisoformat(text).replace(tzinfo=_dt.timezone.utc).timestamp())
+        flt = {}
+        if type:
+            flt["type"] = [type]
+        evs = self.client.events(since=int(since) - 1, until=int(_time.time()) + 1, decode=True, filters=flt)
+        return [e for e in evs if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
+                and (not actions or e.get("Action") in actions)]
+
     def http_get(self, host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, bytes]:
         """GET http://host:port/path on a loopback or course-container address (no retries)."""
         if host in ("0.0.0.0", "", "::"):

@@ -102,6 +102,20 @@ def _wait_for_vm_engine(quiet: bool) -> None:
     wait_ready(progress=None if not quiet else (lambda text: None))
 
 
+def _export_docker_host(base_url: str) -> None:
+    """Point ``!docker ...`` in the notebook's cells at the engine the course found.
+
+    The course finds engines on sockets the ``docker`` command does not look at by itself (the
+    course's own engine's socket, a rootless or Podman socket); the kernel's environment then
+    says where, for the commands the notebook runs. The default socket needs nothing.
+    """
+    import os
+
+    if not os.environ.get("DOCKER_HOST") and base_url.startswith(("unix://", "tcp://")) \
+            and base_url != "unix:///var/run/docker.sock":
+        os.environ["DOCKER_HOST"] = base_url
+
+
 class Course:
     """One chapter's session: the client, names, ports, checks and cleanup."""
 
@@ -197,10 +211,11 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
             print(str(e), file=sys.stderr)
         return Course(chapter, ns, _NoEngine(str(e)))
     info = engine_info(client)
+    _export_docker_host(info.base_url)
     course = Course(chapter, ns, client, info)
     if not quiet:
-        print(f"Engine: {info.kind} {info.server_version} (API {info.api_version}), "
-              f"{info.os}, {info.arch}")
+        print(f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, {info.arch}; "
+              f"{info.store_text}, cgroup v{info.cgroup_version}")
         print(f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
               f"carries the label {L.CHAPTER}={ns.chapter}.")
     if clean_start:

@@ -101,3 +101,31 @@ def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     ax.set_title(title)
     fig.tight_layout()
     return show(fig)
+
+
+def image_sizes(client, image) -> dict:
+    """The sizes of ``image`` measured the same way on both image stores.
+
+    Returns ``{"unpacked": bytes, "content": bytes or None}``: ``unpacked`` is the size of
+    the image's files once unpacked (what the classic store's ``Size`` and ``docker images``
+    report); ``content`` is what the containerd image store also keeps, the compressed layers
+    and the manifest as a registry serves them (None on the classic store, which keeps none).
+    The containerd store's own ``Size`` field is that content size, which is why the raw
+    ``Size`` of the same image differs between engines.
+    """
+    attrs = image.attrs
+    if "Descriptor" not in attrs:  # the classic store (no manifest kept locally)
+        return {"unpacked": int(attrs.get("Size") or 0), "content": None}
+    rows = client.api._result(client.api._get(client.api._url("/images/json"),
+                                              params={"manifests": "1", "all": "1"}), True)
+    for row in rows:
+        if row.get("Id") != image.id:
+            continue
+        for m in row.get("Manifests") or []:
+            data = m.get("ImageData") or {}
+            if m.get("Kind") == "image" and m.get("Available"):
+                return {"unpacked": int((data.get("Size") or {}).get("Unpacked") or 0),
+                        "content": int((m.get("Size") or {}).get("Content") or 0)}
+    # an engine without the manifest list in /images/json: unpacked = the layers' sizes
+    return {"unpacked": sum(int(s.get("Size") or 0) for s in image.history()),
+            "content": int(attrs.get("Size") or 0)}

@@ -53,6 +53,31 @@ class MountRow:
         return f"{self.type} {self.source}"
 
 
+def volume_name(mount: dict) -> str:
+    """The volume of one ``Mounts`` entry (docker inspect), also where the engine leaves ``Name`` out.
+
+    Docker 28 omits ``Name`` for an anonymous volume made from a ``-v /path`` bind entry (what
+    docker-py's ``volumes=["/path"]`` sends); the local driver keeps every volume at
+    ``<data root>/volumes/<name>/_data``, so the name is read from the ``Source`` path then.
+    """
+    if mount.get("Name"):
+        return mount["Name"]
+    src = mount.get("Source") or ""
+    parts = src.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-1] == "_data" and parts[-3] == "volumes":
+        return parts[-2]
+    return ""
+
+
+def volume_of(container, destination: str) -> str:
+    """The name of the volume ``container`` mounts at ``destination`` ('' when none)."""
+    container.reload()
+    for m in container.attrs.get("Mounts") or []:
+        if m.get("Type") == "volume" and m.get("Destination") == destination:
+            return volume_name(m)
+    return ""
+
+
 def _is_anonymous(volume_name: str) -> bool:
     return len(volume_name) == 64 and all(ch in "0123456789abcdef" for ch in volume_name)
 
@@ -64,7 +89,7 @@ def mount_table(containers) -> list[MountRow]:
         c.reload()
         for m in c.attrs.get("Mounts") or []:
             kind = m.get("Type", "volume")
-            source = (m.get("Name") if kind == "volume" else m.get("Source")) or ""
+            source = (volume_name(m) if kind == "volume" else m.get("Source")) or ""
             number = anon.setdefault(source, len(anon) + 1) if kind == "volume" and _is_anonymous(source) else 0
             rows.append(MountRow(c.name, kind, source, m.get("Destination", ""), bool(m.get("RW", True)), number))
     return rows

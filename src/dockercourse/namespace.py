@@ -116,7 +116,13 @@ class LabellingAPIClient(docker.APIClient):
         return super().create_network(name, *args, **kwargs)
 
     def build(self, *args, **kwargs):
-        kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
+        from .buildcontext import labelled_build_kwargs
+
+        # every image of the build, the temporary one of each step included (see buildcontext);
+        # `labels=` (one more step per label, final image only) only where that was not possible
+        args, kwargs, labelled = labelled_build_kwargs(args, kwargs, self.namespace.labels)
+        if not labelled or kwargs.get("labels"):
+            kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
         return super().build(*args, **kwargs)
 
     def commit(self, container, repository=None, tag=None, message=None, author=None, pause=True,
@@ -160,19 +166,24 @@ class CleanReport:
     containers: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # image names (tags) removed
+    untagged: list[str] = field(default_factory=list)  # short IDs of nameless images removed (build steps)
     errors: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return len(self.containers) + len(self.volumes) + len(self.networks) + len(self.images)
+        return (len(self.containers) + len(self.volumes) + len(self.networks) + len(self.images)
+                + len(self.untagged))
 
     def summary(self) -> str:
+        """``removed 4 containers, 2 images``: nameless images are removed too but not counted here, since
+        how many a build leaves depends on the builder and the image store (see ``untagged``)."""
         if not self.total and not self.errors:
             return "nothing to clean"
         parts = [f"{len(v)} {k}" for k, v in (("containers", self.containers), ("volumes", self.volumes),
                                              ("networks", self.networks), ("images", self.images)) if v]
-        text = "removed " + ", ".join(parts) if parts else "removed nothing"
+        text = ("removed " + ", ".join(parts) if parts
+                else "removed only nameless images of builds" if self.untagged else "removed nothing")
         if self.errors:
             text += f"; {len(self.errors)} could not be removed: " + "; ".join(self.errors[:3])
         return text
@@ -294,13 +305,21 @@ def _clean_images(client, flt, namespace, chapter, rep: CleanReport) -> None:
                 pass
             except docker.errors.APIError as e:
                 rep.errors.append(f"image {ref}: {e.explanation or e}")
-    # Untagged images of this selection (a commit without a name, build stages).
-    for img in client.api.images(filters={"dangling": True, "label": flt["label"]}):
-        try:
-            client.images.remove(img["Id"])
-            rep.images.append(img["Id"][7:19])
-        except docker.errors.APIError:
-            pass
+    # Untagged images of this selection (a commit without a name, the images of build steps). One
+    # may be the parent of another, so remove in passes until a pass removes nothing.
+    for _ in range(10):
+        removed = 0
+        for img in client.api.images(filters={"dangling": True, "label": flt["label"]}):
+            try:
+                client.images.remove(img["Id"])
+                rep.untagged.append(img["Id"][7:19])
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as e:  # still needed by another image: the next pass
+                last_error = f"image {img['Id'][7:19]}: {e.explanation or e}"
+        if not removed:
+            break
 
 
 def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,

@@ -99,6 +99,18 @@ class RegistryAPI:
             return None
         return r.headers.get("Docker-Content-Digest")
 
+    def image_ids(self, repo: str, ref: str) -> set[str]:
+        """The IDs an engine may give the image behind ``repo:ref`` (empty when the registry lacks it).
+
+        The classic image store names an image by its configuration's digest, the containerd
+        image store by its manifest's digest; an image pulled from here has one of the two.
+        """
+        r = self.manifest(repo, ref)
+        if r.status_code != 200:
+            return set()
+        ids = {(r.json().get("config") or {}).get("digest"), r.headers.get("Docker-Content-Digest")}
+        return {i for i in ids if i}
+
     def delete_manifest(self, repo: str, digest: str) -> int:
         """``DELETE /v2/<repo>/manifests/<digest>``: 202 when deleted (needs delete enabled)."""
         return self.request("DELETE", f"/v2/{repo}/manifests/{digest}").status_code
@@ -144,6 +156,8 @@ def follow(stream) -> dict:
             status = st
             if st.startswith("Digest: "):
                 digest = st.split(" ", 1)[1]
+            elif ": digest: sha256:" in st:  # the end of a push: "<tag>: digest: sha256:... size: N"
+                digest = st.split(": digest: ", 1)[1].split()[0]
     counts: dict[str, int] = {}
     for st in last.values():
         counts[st] = counts.get(st, 0) + 1

@@ -80,16 +80,21 @@ def _listening(port: int) -> bool:
         return False
 
 
-def remote_config_digest(port: int, ref: str) -> str | None:
-    """The image ID (config digest) the mirror serves for ``ref``, or None."""
+def remote_digests(port: int, ref: str) -> set[str]:
+    """What identifies the image the mirror serves for ``ref``: its manifest digest and its config digest.
+
+    An engine names a local image by one of them: the classic image store by the configuration
+    digest, the containerd image store (Docker 29's default, Desktop) by the manifest's digest.
+    """
     name, tag = split_ref(ref)
     try:
         r = RegistryAPI(_base(port)).manifest(hub_path(ref), tag)
         if r.status_code != 200:
-            return None
-        return (r.json().get("config") or {}).get("digest")
+            return set()
+        out = {(r.json().get("config") or {}).get("digest"), r.headers.get("Docker-Content-Digest")}
+        return {d for d in out if d}
     except (requests.RequestException, ValueError):
-        return None
+        return set()
 
 
 def container(client):
@@ -225,8 +230,7 @@ def check(client, refs: list[str]) -> MirrorStatus:
             local = client.images.get(ref).id
         except docker.errors.ImageNotFound:
             local = None
-        remote = remote_config_digest(port, ref)
-        (st.seeded if remote and remote == local else st.missing).append(ref)
+        (st.seeded if local and local in remote_digests(port, ref) else st.missing).append(ref)
     st.message = (
         f"{MIRROR_NAME} serves {len(st.seeded)}/{len(refs)} course images on {url}"
         + (f"; not yet seeded: {', '.join(st.missing)}" if st.missing else "")
