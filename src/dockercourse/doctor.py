@@ -27,6 +27,26 @@ def _api_tuple(v: str) -> tuple[int, ...]:
         return (0,)
 
 
+def _how_started(base_url: str) -> str:
+    """Who started the engine that answers: the course (which of its engines) or someone else."""
+    import os
+
+    from .engines import local
+
+    rec = local.read_record()
+    if rec and rec.get("docker_host") == base_url:
+        pk = rec.get("packages") or {}
+        what = f"the course's engine {rec['name']!r} ({rec['title']})"
+        if pk:
+            what += f" from Debian's packages (docker.io {pk.get('docker.io', '?')}, containerd {pk.get('containerd', '?')})"
+        return f"{what}, {rec.get('how', 'scripts/engine-up')} at {rec.get('started', '?')}; log {rec.get('log')}"
+    if base_url.startswith("tcp://") and os.environ.get("DOCKERCOURSE_ENGINE") == "vm":
+        return "the course's VM engine (dockercourse engine vm up)"
+    if os.environ.get("DOCKER_HOST"):
+        return f"not the course: DOCKER_HOST={os.environ['DOCKER_HOST']}"
+    return "not the course (a system service, Docker Desktop, or an engine you started)"
+
+
 def diagnose(client=None) -> list[Finding]:
     """Look at the engine and the machine; never raises."""
     out: list[Finding] = []
@@ -43,6 +63,8 @@ def diagnose(client=None) -> list[Finding]:
                            fix="restart the engine", fatal=True))
         return out
     out.append(Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"))
+    out.append(Finding(True, "started by", _how_started(info.base_url)))
+    out.append(Finding(True, "image store", info.store_text))
     try:
         from .qemu.engine import describe
 
@@ -56,7 +78,7 @@ def diagnose(client=None) -> list[Finding]:
                        fix="" if api_ok else "upgrade the engine to Docker 20.10 or newer", fatal=not api_ok))
     out.append(Finding(True, "OS", f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, "
                                    f"{info.mem_bytes / 2**30:.1f} GiB"))
-    sd_ok = info.storage_driver in ("overlay2", "overlay", "fuse-overlayfs", "btrfs", "zfs")
+    sd_ok = info.storage_driver in ("overlay2", "overlay", "overlayfs", "fuse-overlayfs", "btrfs", "zfs")
     out.append(Finding(sd_ok, "storage driver", info.storage_driver,
                        fix="" if sd_ok else "layers and `diff` lessons assume overlay2; "
                                             "vfs works but is slow and uses much disk"))
