@@ -316,6 +316,20 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
             "engines on one machine fight over the docker0 bridge and iptables. Stop it first (sudo systemctl "
             f"stop docker, or kill {pid} if you started it), then run again.")
     _host_prerequisites(spec)
+    if spec.kind == "system" and data_root is None:
+        # installing docker.io may have started its service (systemd, or its init script)
+        deadline = time.monotonic() + (wait if dockerd_processes() else 0)
+        while True:
+            if ping("unix://" + DEFAULT_SOCKET):
+                log(f"the distribution's docker.io service answers at unix://{DEFAULT_SOCKET} "
+                    f"({describe_answering('unix://' + DEFAULT_SOCKET)}); using it as it is.")
+                return {"docker_host": "unix://" + DEFAULT_SOCKET, "title": spec.title, "started": False}
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if dockerd_processes():
+            raise EngineError("installing docker.io started a dockerd that does not answer; see its log "
+                              "(journalctl -u docker, or /var/log/docker.log)")
     p = plan(spec, data_root)
     _clear_stale(p)
     if os.path.exists(p.socket) and ping("unix://" + p.socket):

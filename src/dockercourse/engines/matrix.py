@@ -326,7 +326,10 @@ def bench_table(results: list[EngineResult]) -> str:
     return "\n".join(rows)
 
 
-def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float) -> None:
+BEGIN, END = "<!-- matrix:begin (written by ./course test --matrix) -->", "<!-- matrix:end -->"
+
+
+def results_markdown(results: list[EngineResult], started: str, seconds: float) -> str:
     notes = []
     for r in results:
         for n in r.notes:
@@ -335,46 +338,35 @@ def write_docs(results: list[EngineResult], path: Path, started: str, seconds: f
             notes.append(f"- {r.title}: failed `{fail}`")
         if r.error:
             notes.append(f"- {r.title}: {r.error}")
-    text = f"""# The engine matrix
-
-The whole course, verified on the engines learners run, one after another on one machine
-(`./course test --matrix`, code in `src/dockercourse/engines/matrix.py`). Each engine starts from
-an empty data root: the image kit is built on it (cold, then warm), then the README's test command's
-pytest runs: every notebook under strict nbval with the sanitizer (`tests/nbval_sanitize.cfg`), the
-toolkit tests, and the non-vacuity test, which releases each chapter's student copy and grades it and
-the master through the grader (*grading*: masters get full marks, student copies zero).
-
+    return f"""{BEGIN}
 **Last run:** {started} UTC, {seconds / 60:.0f} minutes, on {machine_line()}.
 
-A chapter cell shows ✓ (or ✗ and the number of failing cells) and the seconds its notebook took under nbval.
+A chapter's cell shows ✓ (or ✗ and the number of failing cells) and the seconds its notebook took under
+strict nbval; *grading* is the non-vacuity test (each chapter's student copy released and graded: every
+check fails; the master graded: every check passes); *toolkit tests* are the rest of the test suite.
 
 {table(results)}
 
-## Figures
-
-Start to API: from starting `dockerd` to the first answer of `/_ping`, with an empty data root and
-again with the kit's images in it. `docker run`: `docker run --rm busybox:1.35.0 true` through
-docker-py, 20 runs after one warm-up (10 on the VM engine). The image kit cold: building every
-course image from Debian's packages (no registry can be reached here) and seeding the mirror;
-warm: the second run, which only verifies.
+Start to API: from starting `dockerd` to the first answer of `/_ping`, with an empty data root and again
+with the kit's images in it (the VM engine: `dockercourse engine vm up`, boot included). `docker run`:
+`docker run --rm busybox:1.35.0 true` through docker-py, 20 runs after one warm-up (10 on the VM engine).
+Image kit cold: every course image built from Debian's packages (no registry can be reached here) and the
+mirror seeded; warm: the second run, which only verifies.
 
 {bench_table(results)}
+{chr(10).join(notes)}
+{END}"""
 
-## Notes
 
-- The slow toolkit tests (marked `slow`: VM boots, the full image kit rebuild) boot VMs or engines of
-  their own whatever engine runs, so they run once, with the primary engine.
-- The VM engine runs the notebooks and the grading tests only: the other toolkit tests start local
-  processes (a registry mirror, relays) that assume a local engine.
-{chr(10).join(notes) if notes else ''}
-
-## When to run it
-
-CI (`.ci/run`) runs the whole test command on the primary engine (Docker 28.5 with the containerd image
-store) and again on Debian 12's Docker 20.10. The whole matrix takes longer than CI's budget on a 2-core
-machine: run it before a release, after changing a notebook's outputs or the sanitizer, and after
-changing the engines' pins (`src/dockercourse/engines/specs.py`).
-"""
+def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float) -> None:
+    """Replace the generated part of ``docs/engines.md`` (between the markers) with this run's results."""
+    block = results_markdown(results, started, seconds)
+    text = path.read_text() if path.exists() else f"# The engine matrix\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
 
 
