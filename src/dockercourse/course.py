@@ -82,7 +82,11 @@ def _install_error_display() -> None:
 
     def handler(shell, etype, value, tb, tb_offset=None):
         text = explain_error(value)
-        return [f"{etype.__name__}: " + text if not isinstance(value, CourseError) else text]
+        stb = [text if isinstance(value, CourseError) else f"{etype.__name__}: {text}"]
+        # IPython 9 ignores what a custom handler returns: show it ourselves, as an error output
+        # (red in JupyterLab, and "Run All" stops there as after any error)
+        shell._showtraceback(etype, value, stb)
+        return stb
 
     ip.set_custom_exc((CourseError, docker.errors.DockerException, requests.exceptions.ConnectionError),
                       handler)
