@@ -2,9 +2,11 @@
 engine in a VM run by an unprivileged user.
 
 Fast tests need nothing. The slow ones need qemu (apt-get install qemu-system-x86) and,
-for the engine, Debian's docker.io, iptables, busybox-static and e2fsprogs; they are
-skipped with the reason when those are missing. The first engine test builds the VM's
-system disk (about 2-3 minutes under TCG on 2 cores); later runs reuse it from the cache.
+for the engine, runc, iptables, busybox-static and e2fsprogs (the engine itself, Docker 28.5,
+comes from the course's Debian packages, fetched once); they are skipped with the reason
+when those are missing. The first engine test builds the VM's system disk (about 3-4
+minutes under TCG on 2 cores); later runs reuse it from the cache. The podman flavour's
+test also needs mmdebstrap (root, or uidmap for --mode=unshare).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -140,10 +143,13 @@ def _as_test_user() -> list[str] | None:
 def test_engine_vm_unprivileged_up_run_down():
     """`engine vm up` as a user with no privileges, a container and chapter 02 (nbval) through it,
     `down` leaves nothing."""
-    missing = [b for b in ("dockerd", "containerd", "runc", "mke2fs") if not shutil.which(b)
-               and not os.path.exists(f"/usr/sbin/{b}") and not os.path.exists(f"/sbin/{b}")]
+    from dockercourse.qemu import engine as vme
+
+    # what the VM needs on the host now: qemu, runc, iptables, busybox, mke2fs, and either
+    # apt-get/dpkg (the engine comes from the course's Debian packages) or a dockerd
+    missing = vme.requirements()
     if missing:
-        pytest.skip(f"missing {', '.join(missing)} (apt-get install -y docker.io iptables busybox-static e2fsprogs)")
+        pytest.skip(f"missing {', '.join(missing)} (apt-get install -y {vme.APT_PACKAGES})")
     prefix = _as_test_user()
     if prefix is None:
         pytest.skip(f"cannot create the unprivileged user {TEST_USER}")
@@ -160,53 +166,65 @@ def test_engine_vm_unprivileged_up_run_down():
                 subprocess.run([*prefix, str(venv / "bin/pip"), "install", "-q", "docker>=6.1,<8", "requests<3"],
                                check=True, capture_output=True, timeout=300)
             py = str(venv / "bin/python")
-    env = ["env", f"PYTHONPATH={REPO / 'src'}"]
+    # the clone may live where the test user cannot read it (a home folder of mode 700, a
+    # `mktemp -d` folder): give the user its own readable copy of the toolkit's source
+    src_copy = Path(tempfile.mkdtemp(prefix="dc-vmtest-src-"))
+    shutil.copytree(REPO / "src" / "dockercourse", src_copy / "dockercourse",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for d in (src_copy, *[p for p in src_copy.rglob("*") if p.is_dir()]):
+        d.chmod(0o755)
+    for f in (p for p in src_copy.rglob("*") if p.is_file()):
+        f.chmod(0o644)
+    env = ["env", f"PYTHONPATH={src_copy}"]
     cli = [*prefix, *env, py, "-c", "import sys; from dockercourse.cli import main; sys.exit(main())"]
-    images = "busybox,debian,python,nginx"  # what chapter 02 uses
-    up = subprocess.run([*cli, "engine", "vm", "up", "--name", "pytest", "--images", images, "--export"],
-                        capture_output=True, text=True, timeout=400)
     try:
-        assert up.returncode == 0, up.stderr[-2000:]
-        host = up.stdout.strip().split("=", 1)[1]
-        assert host.startswith("tcp://127.0.0.1:")
-        run = subprocess.run(
-            [*prefix, *env, f"DOCKER_HOST={host}", py, "-c",
-             "import docker,time; c=docker.from_env(timeout=300); t=time.monotonic();"
-             "out=c.containers.run('busybox:1.35.0', ['sh','-c','echo hello from $(uname -n)'], remove=True);"
-             "print(out.decode().strip(), round(time.monotonic()-t,1)); print(c.info()['OperatingSystem'])"],
-            capture_output=True, text=True, timeout=180)
-        assert run.returncode == 0, run.stderr[-2000:]
-        assert "hello from" in run.stdout
-        st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
-        assert "answers" in st.stdout, st.stdout + st.stderr
-        _check_published_ports(host, lambda *a: subprocess.run([*cli, "engine", "vm", *a, "--name", "pytest"],
-                                                               capture_output=True, text=True, timeout=60))
-        # Chapter 02 through the user's VM engine, outputs compared (nbval, strict)
-        san = Path(os.environ.get("TMPDIR", "/tmp")) / f"dc-vm-sanitize-{os.getpid()}.cfg"
-        san.write_text((REPO / "tests/nbval_sanitize.cfg").read_text() + "\n"
-                       + (REPO / "tests/nbval_sanitize_vm.cfg").read_text())
+        images = "busybox,debian,python,nginx"  # what chapter 02 uses
+        up = subprocess.run([*cli, "engine", "vm", "up", "--name", "pytest", "--images", images, "--export"],
+                            capture_output=True, text=True, timeout=400)
         try:
-            nb = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-                 "--nbval-sanitize-with", str(san), "--nbval-cell-timeout", "240", "--noconftest",
-                 str(REPO / "notebooks/02_core_concepts.ipynb")],
-                capture_output=True, text=True, timeout=900, cwd=REPO,
-                env={**os.environ, "DOCKER_HOST": host})
+            assert up.returncode == 0, up.stderr[-2000:]
+            host = up.stdout.strip().split("=", 1)[1]
+            assert host.startswith("tcp://127.0.0.1:")
+            run = subprocess.run(
+                [*prefix, *env, f"DOCKER_HOST={host}", py, "-c",
+                 "import docker,time; c=docker.from_env(timeout=300); t=time.monotonic();"
+                 "out=c.containers.run('busybox:1.35.0', ['sh','-c','echo hello from $(uname -n)'], remove=True);"
+                 "print(out.decode().strip(), round(time.monotonic()-t,1)); print(c.info()['OperatingSystem'])"],
+                capture_output=True, text=True, timeout=180)
+            assert run.returncode == 0, run.stderr[-2000:]
+            assert "hello from" in run.stdout
+            st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
+            assert "answers" in st.stdout, st.stdout + st.stderr
+            _check_published_ports(host, lambda *a: subprocess.run([*cli, "engine", "vm", *a, "--name", "pytest"],
+                                                                   capture_output=True, text=True, timeout=60))
+            # Chapter 02 through the user's VM engine, outputs compared (nbval, strict)
+            san = Path(os.environ.get("TMPDIR", "/tmp")) / f"dc-vm-sanitize-{os.getpid()}.cfg"
+            san.write_text((REPO / "tests/nbval_sanitize.cfg").read_text() + "\n"
+                           + (REPO / "tests/nbval_sanitize_vm.cfg").read_text())
+            try:
+                nb = subprocess.run(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+                     "--nbval-sanitize-with", str(san), "--nbval-cell-timeout", "240", "--noconftest",
+                     str(REPO / "notebooks/02_core_concepts.ipynb")],
+                    capture_output=True, text=True, timeout=900, cwd=REPO,
+                    env={**os.environ, "DOCKER_HOST": host})
+            finally:
+                san.unlink()
+            assert nb.returncode == 0, nb.stdout[-4000:]
         finally:
-            san.unlink()
-        assert nb.returncode == 0, nb.stdout[-4000:]
-    finally:
-        down = subprocess.run([*cli, "engine", "vm", "down", "--name", "pytest"], capture_output=True, text=True,
-                              timeout=60)
-    assert down.returncode == 0, down.stderr
-    time.sleep(0.5)
-    port = int(host.rsplit(":", 1)[1])
-    import socket
+            down = subprocess.run([*cli, "engine", "vm", "down", "--name", "pytest"], capture_output=True, text=True,
+                                  timeout=60)
+        assert down.returncode == 0, down.stderr
+        time.sleep(0.5)
+        port = int(host.rsplit(":", 1)[1])
+        import socket
 
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port still answers after down"
-    st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
-    assert st.returncode == 3 and "not running" in st.stdout
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port still answers after down"
+        st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
+        assert st.returncode == 3 and "not running" in st.stdout, st.stdout + st.stderr
+    finally:
+        shutil.rmtree(src_copy, ignore_errors=True)  # after the last use of the CLI from it
 
 
 UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9999))\n"
@@ -415,3 +433,127 @@ def test_reap_stale_and_describe(tmp_path, monkeypatch):
     assert (vme.state_root() / "w-booting").exists()
     assert vme.describe("tcp://127.0.0.1:1") is None
     assert vme.wait_ready("unix:///var/run/docker.sock", timeout=1) is True
+
+
+def test_engine_binaries_packages_first_then_host(tmp_path, monkeypatch):
+    """The guest's engine comes from the course's packages; when those cannot be fetched,
+    from the host's dockerd (said in the title and the disk's inputs); runc, iptables and
+    busybox are always the host's; other binaries make another cache key."""
+    from dockercourse.engines import packages
+    from dockercourse.qemu import engine as vme
+
+    if vme.requirements():
+        pytest.skip(f"missing {', '.join(vme.requirements())}")
+    fake = tmp_path / "pkgroot"
+    for rel in vme.PKG_BINARIES.values():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text("#!/bin/sh\necho Docker version 28.5.2, build x\n")
+        (fake / rel).chmod(0o755)
+    monkeypatch.setattr(packages, "ensure_packages", lambda name: fake)
+    monkeypatch.setattr(packages, "package_versions", lambda name: {"docker.io": "28.5.2+dfsg4-5",
+                                                                    "containerd": "2.1.9+ds1-5"})
+    eng = vme.engine_binaries(log=lambda *_: None)
+    assert eng["source"] == "packages" and eng["version"] == "28.5.2"
+    assert eng["paths"]["/usr/sbin/dockerd"] == fake / "usr/sbin/dockerd"
+    assert str(eng["paths"]["/usr/sbin/runc"]).startswith(("/usr/sbin", "/usr/bin", "/sbin", "/bin"))
+    assert "Docker 28.5.2" in eng["title"] and "docker.io 28.5.2+dfsg4-5" in eng["title"]
+    assert vme.daemon_config(eng["version"]) == {"features": {"containerd-snapshotter": True},
+                                                 "storage-driver": "overlayfs"}
+    key_pkgs = vme._disk_key(vme._inputs(log=lambda *_: None))
+
+    def unavailable(name):
+        raise packages.EngineError("cannot read Debian's package lists (test)")
+    monkeypatch.setattr(packages, "ensure_packages", unavailable)
+    hostd = tmp_path / "host"
+    hostd.mkdir()
+    for name in ("dockerd", "containerd", "containerd-shim-runc-v2"):
+        (hostd / name).write_text("#!/bin/sh\necho Docker version 20.10.24+dfsg1, build 297e128\n")
+        (hostd / name).chmod(0o755)
+    bins = dict(vme.BINARIES)
+    bins["/usr/sbin/dockerd"] = [str(hostd / "dockerd")]
+    bins["/usr/bin/containerd"] = [str(hostd / "containerd")]
+    bins["/usr/bin/containerd-shim-runc-v2"] = [str(hostd / "containerd-shim-runc-v2")]
+    bins["/usr/sbin/docker-proxy"] = []
+    bins["/usr/bin/docker-init"] = []
+    monkeypatch.setattr(vme, "BINARIES", bins)
+    logs = []
+    eng = vme.engine_binaries(log=logs.append)
+    assert eng["source"] == "host" and eng["version"] == "20.10.24"
+    assert "could not be fetched: cannot read Debian's package lists (test)" in eng["title"]
+    assert any("using this machine's dockerd 20.10.24" in m for m in logs), logs
+    assert vme.daemon_config(eng["version"]) == {"storage-driver": "overlay2"}
+    inp = vme._inputs(log=lambda *_: None)
+    assert inp["engine"]["source"] == "host" and vme._disk_key(inp) != key_pkgs
+    assert inp["engine"]["fallback_reason"].startswith("cannot read Debian's package lists")
+    bins["/usr/sbin/dockerd"] = []
+    with pytest.raises(CourseError, match="could not be fetched .* and this machine has no dockerd"):
+        vme.engine_binaries(log=lambda *_: None)
+
+
+def _limits_in_container(client) -> list[str]:
+    out = client.containers.run("busybox:1.35.0", ["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"],
+                                mem_limit="64m", pids_limit=50, remove=True)
+    return out.decode().split()
+
+
+@needs_qemu
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_engine_vm_docker28_cgroup2_containerd_store():
+    """The VM engine's guest: Docker 28.5 from the course's packages, cgroup v2 with the
+    limits applied (memory.max, pids.max in the container), the containerd image store."""
+    from dockercourse.qemu import engine as vme
+
+    if vme.requirements():
+        pytest.skip(f"missing {', '.join(vme.requirements())}")
+    with vme.vm_engine(images=vme.DEFAULT_IMAGES, log=lambda *_: None, forward_ports=False) as env:
+        c = env.client()
+        try:
+            info = c.info()
+            assert info["ServerVersion"].startswith("28.5"), info["ServerVersion"]
+            assert info["CgroupVersion"] == "2" and info["CgroupDriver"] == "cgroupfs"
+            assert info["Driver"] == "overlayfs", info["Driver"]
+            assert ["driver-type", "io.containerd.snapshotter.v1"] in info["DriverStatus"], info["DriverStatus"]
+            assert _limits_in_container(c) == ["67108864", "50"]
+            assert env.engine.startswith("Docker 28.5") and env.flavor == "docker"
+            st = vme.status(name=env.name)
+            assert st["engine"] == env.engine
+            print(f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
+                  f"{env.rss_bytes() / 2**20:.0f} MB")
+        finally:
+            c.close()
+
+
+@needs_qemu
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_engine_vm_podman_flavour():
+    """`--flavor podman`: Podman 5 (Debian trixie guest) answers the Docker API: cgroup v2
+    limits, containers, published ports forwarded to the host like the Docker flavour's."""
+    from dockercourse.qemu import engine as vme
+
+    if vme.requirements() or not shutil.which("mmdebstrap"):
+        pytest.skip("needs qemu, runc, iptables, busybox, mke2fs and mmdebstrap")
+    if os.geteuid() != 0 and not shutil.which("newuidmap"):
+        pytest.skip("mmdebstrap --mode=unshare needs uidmap (newuidmap) and /etc/subuid for this user")
+    images = ["busybox:1.35.0", "nginx:1.22", "python:3.11-slim-bookworm"]
+    with vme.vm_engine(images=images, log=lambda *_: None, flavor="podman") as env:
+        c = env.client()
+        try:
+            ver = c.version()
+            assert any(comp.get("Name") == "Podman Engine" for comp in ver.get("Components", [])), ver
+            assert ver["Version"].startswith("5."), ver["Version"]
+            info = c.info()
+            assert info["CgroupVersion"] == "2", info.get("CgroupVersion")
+            assert _limits_in_container(c) == ["67108864", "50"]
+            assert env.engine.startswith("Podman 5") and env.flavor == "podman"
+            out = c.containers.run("busybox:1.35.0", ["sh", "-c", "echo hello from $(uname -n)"], remove=True)
+            assert b"hello from" in out
+            _check_published_ports(env.docker_host, lambda *a: subprocess.run(
+                [sys.executable, "-m", "dockercourse.cli", "engine", "vm", *a, "--name", env.name],
+                capture_output=True, text=True, timeout=60, cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO / "src")}))
+            print(f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
+                  f"{env.rss_bytes() / 2**20:.0f} MB")
+        finally:
+            c.close()

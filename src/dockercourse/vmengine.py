@@ -1,10 +1,13 @@
 """``dockercourse engine vm up|down|status``: a Docker engine inside a qemu VM.
 
     dockercourse engine vm up [--memory MB] [--images busybox:1.35.0,...|all] [--accel auto|kvm|tcg]
-                              [--name NAME] [--rebuild] [--export]
+                              [--name NAME] [--rebuild] [--export] [--flavor docker|podman]
     dockercourse engine vm down [--name NAME]
     dockercourse engine vm status [--name NAME] [--json]   (also the forwarded published ports)
-    dockercourse engine vm build [--images ...] [--rebuild]     (artifacts only, no VM left running)
+    dockercourse engine vm build [--images ...] [--rebuild] [--flavor ...]  (artifacts only, no VM left running)
+
+The ``docker`` flavour (default) runs Docker 28.5 from the course's Debian packages (cgroup v2,
+containerd image store); ``podman`` runs Podman 5's Docker-compatible API on a Debian trixie guest.
 
 ``up`` prints ``DOCKER_HOST=tcp://127.0.0.1:PORT``; with ``--export`` it prints
 ``export DOCKER_HOST=...`` so that ``eval "$(dockercourse engine vm up --export)"`` sets it
@@ -61,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
             a.add_argument("--images", help="comma-separated references or roles, 'all' or 'none'")
             a.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
             a.add_argument("--rebuild", action="store_true", help="rebuild the initramfs and system disk")
+            a.add_argument("--flavor", default="docker", choices=("docker", "podman"),
+                           help="docker: Docker 28.5 (default); podman: Podman 5's Docker API (Debian trixie guest)")
         if act == "up":
             a.add_argument("--cpus", type=int, default=None, help="vCPUs (default: host's, at most 2)")
             a.add_argument("--port", type=int, help="loopback port for the API (default: a free one)")
@@ -77,9 +82,11 @@ def main(argv=None) -> int:
 
     if args.action == "up":
         eng = vme.up(memory_mb=args.memory, images=_images(args.images), name=args.name,
-                     accel=args.accel, cpus=args.cpus, rebuild=args.rebuild, log=_log, port=args.port)
+                     accel=args.accel, cpus=args.cpus, rebuild=args.rebuild, log=_log, port=args.port,
+                     flavor=args.flavor)
         mode = "KVM" if eng.accel == "kvm" else "TCG, emulated"
-        _log(f"vm: engine {eng.name!r} pid {eng.pid} ({mode}), images: {', '.join(eng.images) or 'none'}")
+        _log(f"vm: engine {eng.name!r} pid {eng.pid} ({mode}): {eng.engine or eng.flavor}; "
+             f"images: {', '.join(eng.images) or 'none'}")
         print(f"export DOCKER_HOST={eng.docker_host}" if args.export else f"DOCKER_HOST={eng.docker_host}")
         return 0
     if args.action == "down":
@@ -87,8 +94,9 @@ def main(argv=None) -> int:
         return 0
     if args.action == "build":
         art = vme.build(_images(args.images), rebuild=args.rebuild, log=_log, accel=args.accel,
-                        memory_mb=args.memory)
-        print(f"kernel {art.kernel}\ninitrd {art.initrd}\ndisk   {art.disk}\nimages {', '.join(art.images)}")
+                        memory_mb=args.memory, flavor=args.flavor)
+        print(f"kernel {art.kernel}\ninitrd {art.initrd}\ndisk   {art.disk}\nengine {art.engine.get('title', '?')}"
+              f"\nimages {', '.join(art.images)}")
         return 0
     st = vme.status(name=args.name)
     if args.json:
@@ -102,6 +110,7 @@ def main(argv=None) -> int:
     print(f"vm engine {args.name!r}: {state}; DOCKER_HOST={st['docker_host']}; pid {st['pid']}; {mode}; "
           f"{st.get('memory_mb')} MB guest, qemu RSS {st['rss_bytes'] / 2**20:.0f} MB; "
           f"booted in {st.get('boot_seconds')} s")
+    print(f"engine: {st.get('engine') or st.get('flavor', 'docker')}")
     if st["running"]:
         print(_forwards_text(st))
     return 0 if st["answers"] else 3

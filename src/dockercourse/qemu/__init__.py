@@ -6,6 +6,7 @@
 * :mod:`.boot`      - start qemu (KVM when it really works, else TCG), watch its serial
   console, measure it, and clean up.
 * :mod:`.engine`    - a Docker engine inside such a VM (``dockercourse engine vm``).
+* :mod:`.podman`    - its ``podman`` flavour: Podman 5's Docker API on a Debian trixie guest.
 """
 
 from __future__ import annotations

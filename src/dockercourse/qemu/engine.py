@@ -8,9 +8,12 @@ How it is made (all as an ordinary user, from the host's own packages):
 * a tiny initramfs (busybox + the modules) that mounts the system disk and
   ``switch_root``s into it;
 * the system disk, an ext4 image written by ``mke2fs -d`` (no root, no loop device):
-  busybox, Debian's ``dockerd``, ``containerd``, ``containerd-shim-runc-v2``, ``runc``,
-  ``docker-proxy``, ``docker-init``, ``iptables-legacy`` and their libraries, and
-  ``/var/lib/docker``. It is *seeded* once: booted writable, the course images loaded
+  busybox, the engine (``dockerd``, ``containerd``, ``containerd-shim-runc-v2``,
+  ``docker-proxy``, ``docker-init``) from the course's Debian packages (Docker 28.5,
+  :func:`dockercourse.engines.packages.ensure_packages`; the host's own binaries only when
+  those cannot be fetched), the host's ``runc`` and ``iptables-legacy``, their libraries,
+  and ``/var/lib/docker``. The guest mounts cgroup v2 and runs ``dockerd`` with the
+  containerd image store. It is *seeded* once: booted writable, the course images loaded
   into its engine (from the host's registry mirror, else the host's engine, else Docker
   Hub), then shut down cleanly. The disk, not RAM, holds the binaries and images, so the
   guest's memory stays small.
@@ -22,6 +25,9 @@ The engine's API is forwarded by qemu's user network to ``tcp://127.0.0.1:<free 
 the same port by a forwarder process (:mod:`.portfwd`) driving qemu's monitor. Inside
 the guest the engine reaches the host's loopback as 10.0.2.2, which is how the host's
 registry mirror serves pulls.
+
+A second flavour, ``podman`` (:mod:`.podman`), boots the same kernel and initramfs on a
+Debian trixie root file system (``mmdebstrap``) that runs Podman 5's Docker-compatible API.
 
 API: :func:`up`, :func:`down`, :func:`status`, :func:`vm_engine` (context manager),
 :func:`build` (artifacts only). CLI: ``dockercourse engine vm up|down|status``.
@@ -63,7 +69,11 @@ DISK_SIZE_MB = 6144
 DEFAULT_IMAGES = ("busybox:1.35.0", "debian:bookworm-slim", "python:3.11-slim-bookworm",
                   "nginx:1.22", "registry:2.8")
 GUEST_API_PORT = 2375
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
+#: the course's engine packages the guest's engine comes from (see engines/specs.py)
+ENGINE_PKGSET = "28.5"
+#: the guest's flavours: Docker (this module) and Podman (:mod:`.podman`)
+FLAVORS = ("docker", "podman")
 #: the forwarder of published ports (``python -m`` this module), see :mod:`.portfwd`
 PORTFWD_MODULE = "dockercourse.qemu.portfwd"
 
@@ -73,6 +83,12 @@ MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "overlay"
            "ipt_REJECT", "nf_reject_ipv4", "xt_comment", "xt_multiport"]
 OPTIONAL_MODULES = {"virtio_console", "xt_mark", "ipt_REJECT", "nf_reject_ipv4", "xt_comment",
                     "xt_multiport", "xt_tcpudp", "xt_nat"}
+#: Docker 28 also writes the raw table (direct-routing protection) and ip6tables rules
+#: (and flushes conntrack entries of UDP mappings through netlink)
+DOCKER_MODULES = MODULES + ["iptable_raw", "ip6_tables", "ip6table_filter", "ip6table_nat", "ip6table_raw",
+                            "nf_reject_ipv6", "ip6t_REJECT", "nf_conntrack_netlink"]
+OPTIONAL_MODULES |= {"iptable_raw", "ip6_tables", "ip6table_filter", "ip6table_nat", "ip6table_raw",
+                     "nf_reject_ipv6", "ip6t_REJECT", "nf_conntrack_netlink"}
 
 BINARIES = {
     # guest path: candidates on the host
@@ -88,7 +104,17 @@ BINARIES = {
     "/bin/busybox": ["/bin/busybox", "/usr/bin/busybox"],
 }
 OPTIONAL_BINARIES = {"/usr/bin/docker-init", "/usr/sbin/docker-proxy"}
-APT_PACKAGES = "qemu-system-x86 qemu-utils docker.io iptables busybox-static e2fsprogs"
+#: the engine's binaries in the course's unpacked packages (guest path: path in the package root)
+PKG_BINARIES = {
+    "/usr/sbin/dockerd": "usr/sbin/dockerd",
+    "/usr/bin/containerd": "usr/bin/containerd",
+    "/usr/bin/containerd-shim-runc-v2": "usr/bin/containerd-shim-runc-v2",
+    "/usr/sbin/docker-proxy": "usr/sbin/docker-proxy",
+    "/usr/bin/docker-init": "usr/bin/docker-init",
+}
+#: always the host's: sid's runc needs a newer libc than Debian 12's; iptables-legacy; busybox
+HOST_ONLY = ("/usr/sbin/runc", "/usr/sbin/xtables-legacy-multi", "/bin/busybox")
+APT_PACKAGES = "qemu-system-x86 qemu-utils runc iptables busybox-static e2fsprogs debian-archive-keyring"
 
 STAGE1 = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -119,14 +145,30 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 mount -t tmpfs -o mode=755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
-mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
-for c in cpuset cpu,cpuacct blkio memory devices freezer net_cls,net_prio perf_event hugetlb pids; do
-  mkdir -p /sys/fs/cgroup/$c
-  mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c 2>/dev/null || rmdir /sys/fs/cgroup/$c
+cgroup=v2
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.cgroup=v1) cgroup=v1;; esac
 done
-for pair in cpu:cpu,cpuacct cpuacct:cpu,cpuacct net_cls:net_cls,net_prio net_prio:net_cls,net_prio; do
-  [ -d /sys/fs/cgroup/${pair#*:} ] && ln -s ${pair#*:} /sys/fs/cgroup/${pair%%:*}
-done
+# cgroup v2 (the unified hierarchy, as on current distributions and Docker Desktop), its
+# controllers enabled for child groups so dockerd can apply limits; else cgroup v1
+if [ "$cgroup" = v2 ] && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup 2>/dev/null; then
+  for c in cpuset cpu io memory pids hugetlb misc rdma; do
+    grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" 2>/dev/null > /sys/fs/cgroup/cgroup.subtree_control
+  done
+  # the engine in a group of its own, as under systemd (dockerd then finds memory.swap.max)
+  mkdir -p /sys/fs/cgroup/engine && echo $$ > /sys/fs/cgroup/engine/cgroup.procs
+  echo "dockercourse: cgroup v2 ($(cat /sys/fs/cgroup/cgroup.subtree_control))"
+else
+  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+  for c in cpuset cpu,cpuacct blkio memory devices freezer net_cls,net_prio perf_event hugetlb pids; do
+    mkdir -p /sys/fs/cgroup/$c
+    mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c 2>/dev/null || rmdir /sys/fs/cgroup/$c
+  done
+  for pair in cpu:cpu,cpuacct cpuacct:cpu,cpuacct net_cls:net_cls,net_prio net_prio:net_cls,net_prio; do
+    [ -d /sys/fs/cgroup/${pair#*:} ] && ln -s ${pair#*:} /sys/fs/cgroup/${pair%%:*}
+  done
+  echo "dockercourse: cgroup v1"
+fi
 hostname dockercourse-vm
 ip link set lo up
 ip link set eth0 up
@@ -143,7 +185,8 @@ mirror=""
 for a in $(cat /proc/cmdline); do
   case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
 done
-set -- --host tcp://0.0.0.0:2375 --tls=false --storage-driver overlay2 --iptables=true \
+# the image store and storage driver are in /etc/docker/daemon.json (engine.daemon_config)
+set -- --host tcp://0.0.0.0:2375 --tls=false --iptables=true \
   --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
 if [ -n "$mirror" ]; then
   # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
@@ -199,6 +242,8 @@ class VMEngine:
     images: list = field(default_factory=list)
     started: float = 0.0
     portfwd_pid: int = 0
+    flavor: str = "docker"
+    engine: str = ""  # what runs in the guest ("Docker 28.5.2 (the course's Debian packages: ...)")
     _boot: Boot | None = field(default=None, repr=False, compare=False)
     _portfwd: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
@@ -266,25 +311,155 @@ def _copy(src: Path, root: Path, dest: str) -> None:
     shutil.copy2(os.path.realpath(src), d)
 
 
-def _inputs() -> dict:
-    """What the system disk is made of (for the cache key)."""
-    k = find_kernel()
-    found = {}
-    missing = []
-    for dest, cands in BINARIES.items():
-        p = _find(cands)
+def _dockerd_version(dockerd: Path) -> str:
+    """``"28.5.2"`` from ``dockerd --version`` ("" when it does not run here)."""
+    try:
+        r = subprocess.run([str(dockerd), "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    import re
+
+    m = re.search(r"version\s+v?(\d+\.\d+(?:\.\d+)?)", r.stdout)
+    return m.group(1) if m else ""
+
+
+def engine_binaries(log=print) -> dict:
+    """Where the guest's engine comes from.
+
+    The course's Debian packages (Docker 28.5: ``ensure_packages("28.5")``, fetched once as
+    any user), else, when they cannot be fetched (not Debian/Ubuntu, no network), this
+    machine's own ``dockerd``/``containerd``. ``runc``, ``iptables-legacy`` and busybox are
+    always the host's. ``DOCKERCOURSE_VM_BINARIES=host`` forces the host's engine.
+
+    Returns:
+        ``{"source": "packages"|"host", "title": str, "version": "28.5.2", "versions": {pkg: ver},
+        "paths": {guest path: host path}, "fallback_reason": str}``.
+
+    Raises:
+        CourseError: neither the packages nor the host's binaries are there.
+    """
+    paths: dict[str, Path] = {}
+    missing: list[str] = []
+    for dest in HOST_ONLY:
+        p = _find(BINARIES[dest])
         if p is None:
-            if dest not in OPTIONAL_BINARIES:
-                missing.append(dest.rsplit("/", 1)[-1])
-            continue
-        st = os.stat(p)
-        found[dest] = (str(p), st.st_size, int(st.st_mtime))
+            missing.append(dest.rsplit("/", 1)[-1].replace("xtables-legacy-multi", "iptables"))
+        else:
+            paths[dest] = p
     if missing:
         raise CourseError(f"the VM engine needs {', '.join(missing)} on this machine; fix: "
                           f"sudo apt-get install -y {APT_PACKAGES} (Binder: binder/apt.txt)")
+    why = ""
+    if os.environ.get("DOCKERCOURSE_VM_BINARIES", "").lower() == "host":
+        why = "DOCKERCOURSE_VM_BINARIES=host"
+    else:
+        try:
+            from ..engines.packages import ensure_packages, package_versions
+
+            root = ensure_packages(ENGINE_PKGSET)
+            pk = {dest: root / rel for dest, rel in PKG_BINARIES.items()}
+            lack = [d for d, p in pk.items() if not p.exists() and d not in OPTIONAL_BINARIES]
+            if lack:
+                raise CourseError(f"{root} has no {', '.join(lack)}")
+            versions = package_versions(ENGINE_PKGSET)
+            version = ".".join(map(str, _upstream(versions.get("docker.io", "")))) or _dockerd_version(
+                pk["/usr/sbin/dockerd"])
+            paths.update({d: p for d, p in pk.items() if p.exists()})
+            short = ", ".join(f"{k} {v}" for k, v in versions.items() if k in ("docker.io", "containerd"))
+            return {"source": "packages", "pkgset": ENGINE_PKGSET, "version": version, "versions": versions,
+                    "paths": paths, "fallback_reason": "",
+                    "title": f"Docker {version} (the course's Debian packages: {short})"}
+        except Exception as e:  # noqa: BLE001 - any failure to fetch: the host's binaries
+            why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    lack = []
+    for dest, cands in BINARIES.items():
+        if dest in HOST_ONLY:
+            continue
+        p = _find(cands)
+        if p is None:
+            if dest not in OPTIONAL_BINARIES:
+                lack.append(dest.rsplit("/", 1)[-1])
+            continue
+        paths[dest] = p
+    if lack:
+        raise CourseError(f"the VM engine's Docker comes from the course's Debian packages, which could not be "
+                          f"fetched ({why}), and this machine has no {', '.join(lack)} either; fix: make "
+                          f"{os.environ.get('DOCKERCOURSE_DEBIAN_MIRROR', 'http://deb.debian.org/debian')} "
+                          "reachable (DOCKERCOURSE_DEBIAN_MIRROR), or sudo apt-get install -y docker.io")
+    version = _dockerd_version(paths["/usr/sbin/dockerd"])
+    versions = {}
+    with contextlib.suppress(Exception):  # not a dpkg system: no versions
+        from ..engines.packages import dpkg_version
+
+        versions = {k: v for k in ("docker.io", "containerd") if (v := dpkg_version(k))}
+    log(f"vm: the course's engine packages are not available ({why}); using this machine's dockerd "
+        f"{version or '(unknown version)'}")
+    return {"source": "host", "pkgset": None, "version": version, "versions": versions, "paths": paths,
+            "fallback_reason": why,
+            "title": f"Docker {version or '?'} (this machine's {paths['/usr/sbin/dockerd']}; the course's "
+                     f"packages could not be fetched: {why})"}
+
+
+def _upstream(debver: str) -> tuple[int, ...]:
+    try:
+        from ..engines.packages import upstream
+
+        return upstream(debver) if debver else ()
+    except Exception:  # noqa: BLE001
+        return ()
+
+
+def daemon_config(version: str) -> dict:
+    """The guest's ``/etc/docker/daemon.json``: the containerd image store with its
+    ``overlayfs`` snapshotter (Docker 24+; the store of the course's primary engine and of
+    Docker Desktop), else the classic store's ``overlay2`` (``DOCKERCOURSE_VM_SNAPSHOTTER=0``,
+    or the host's older dockerd)."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = 0
+    if major >= 24 and os.environ.get("DOCKERCOURSE_VM_SNAPSHOTTER", "1") != "0":
+        return {"features": {"containerd-snapshotter": True}, "storage-driver": "overlayfs"}
+    return {"storage-driver": "overlay2"}
+
+
+def requirements() -> list[str]:
+    """What this machine lacks to build the Docker VM engine (empty: nothing). The engine
+    itself comes from the course's packages (fetched) or the host; qemu, runc, iptables,
+    busybox and mke2fs must be installed."""
+    from .boot import qemu_binary
+
+    out = []
+    if qemu_binary() is None:
+        out.append("qemu-system-x86")
+    for dest in HOST_ONLY:
+        if _find(BINARIES[dest]) is None:
+            out.append({"/usr/sbin/runc": "runc", "/usr/sbin/xtables-legacy-multi": "iptables",
+                        "/bin/busybox": "busybox-static"}[dest])
+    if not shutil.which("mke2fs") and not os.path.exists("/sbin/mke2fs"):
+        out.append("e2fsprogs")
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")) and _find(BINARIES["/usr/sbin/dockerd"]) is None:
+        out.append("docker.io (no apt-get to fetch the course's packages)")
+    return out
+
+
+def _inputs(log=print) -> dict:
+    """What the system disk is made of (for the cache key): paths, sizes and mtimes of
+    every binary copied in (so other binaries make another disk), the engine's source and
+    versions, its daemon.json, the init scripts and the module list."""
+    k = find_kernel()
+    eng = engine_binaries(log)
+    found = {}
+    for dest, p in eng["paths"].items():
+        st = os.stat(p)
+        found[dest] = (str(p), st.st_size, int(st.st_mtime))
     if not shutil.which("mke2fs") and not os.path.exists("/sbin/mke2fs"):
         raise CourseError("the VM engine needs mke2fs; fix: sudo apt-get install -y e2fsprogs")
     return {"layout": LAYOUT_VERSION, "kernel": k.version, "binaries": found,
+            "engine": {"source": eng["source"], "version": eng["version"], "versions": eng["versions"],
+                       "title": eng["title"], "fallback_reason": eng["fallback_reason"],
+                       "daemon": daemon_config(eng["version"])},
+            "modules": DOCKER_MODULES,
             "stage1": hashlib.sha256(STAGE1.encode()).hexdigest()[:16],
             "stage2": hashlib.sha256(STAGE2.encode()).hexdigest()[:16]}
 
@@ -293,15 +468,33 @@ def _key(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _build_initrd(out: Path, log) -> Path:
-    names = list(MODULES)
+def _disk_key(inp: dict) -> str:
+    """The key of a system disk's inputs; the engine's title (which, for the host-binaries
+    fallback, quotes why the packages could not be fetched) is for people, not the key."""
+    eng = {k: v for k, v in inp.get("engine", {}).items() if k not in ("title", "fallback_reason")}
+    return _key({**inp, "engine": eng})
+
+
+def initrd_for(modules: list[str], log) -> Path:
+    """The initramfs (cached) that loads ``modules`` and switches to the system disk."""
+    k = find_kernel(log)
+    out = _engine_cache() / f"initrd-{_key([k.version, modules, STAGE1])}.gz"
+    if not out.is_file():
+        log("vm: building the initramfs (busybox + kernel modules)")
+        _build_initrd(out, log, modules)
+    return out
+
+
+def _build_initrd(out: Path, log, modules: list[str] | None = None) -> Path:
+    names = list(modules or DOCKER_MODULES)
     mods: dict[str, Path] = {}
     for n in names:
         try:
             mods.update(get_modules([n], log=log))
         except CourseError:
-            if n not in OPTIONAL_MODULES:
+            if n in MODULES and n not in OPTIONAL_MODULES:  # a flavour's extras are all optional
                 raise
+            log(f"vm: kernel module {n} not found; the guest goes without it")
     files: dict[str, Path | bytes] = {"bin/busybox": _find(BINARIES["/bin/busybox"])}
     order = []
     for name, path in mods.items():
@@ -314,7 +507,7 @@ def _build_initrd(out: Path, log) -> Path:
     return build_initramfs(out, files, STAGE1)
 
 
-def _build_system_disk(out: Path, log) -> Path:
+def _build_system_disk(out: Path, inp: dict, log) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="stage-", dir=_engine_cache()))
     try:
         root = staging
@@ -322,12 +515,9 @@ def _build_system_disk(out: Path, log) -> Path:
                   "run", "tmp", "var/lib/docker", "var/log", "root", "newroot", "mnt"):
             (root / d).mkdir(parents=True, exist_ok=True)
         bins = []
-        for dest, cands in BINARIES.items():
-            p = _find(cands)
-            if p is None:
-                continue
-            _copy(p, root, dest)
-            bins.append(p)
+        for dest, (src, _size, _mtime) in inp["binaries"].items():
+            _copy(Path(src), root, dest)
+            bins.append(Path(src))
         xt = None
         for cand in ("/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib64/xtables", "/usr/lib/xtables"):
             if os.path.isdir(cand):
@@ -372,6 +562,9 @@ def _build_system_disk(out: Path, log) -> Path:
         ca = _find(["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"])
         if ca:
             _copy(ca, root, "/etc/ssl/certs/ca-certificates.crt")
+        (etc / "docker").mkdir(exist_ok=True)
+        (etc / "docker/daemon.json").write_text(json.dumps(inp["engine"]["daemon"], indent=1) + "\n")
+        (etc / "dockercourse-engine.json").write_text(json.dumps(inp["engine"], indent=1) + "\n")
         init = root / "sbin/engine-init"
         if init.exists() or init.is_symlink():
             init.unlink()
@@ -399,24 +592,43 @@ class Artifacts:
     disk: Path
     key: str
     images: list
+    flavor: str = "docker"
+    engine: dict = field(default_factory=dict)  # source, version, title (the disk's metadata)
+
+
+def _flavor_inputs(flavor: str, log, rebuild: bool = False) -> tuple[dict, list[str], str]:
+    """(cache-key inputs, kernel modules, disk file prefix) of a flavour."""
+    if flavor == "docker":
+        return _inputs(log), DOCKER_MODULES, "system"
+    if flavor == "podman":
+        from . import podman
+
+        return podman.inputs(log, rebuild=rebuild), podman.MODULES, "podman"
+    raise CourseError(f"unknown VM engine flavour {flavor!r}; choose one of: {', '.join(FLAVORS)}")
 
 
 def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str = "auto",
-          memory_mb: int = DEFAULT_MEMORY_MB, mirror_port: int | None = None) -> Artifacts:
-    """Make (or find in the cache) the kernel, initramfs and seeded system disk."""
+          memory_mb: int = DEFAULT_MEMORY_MB, mirror_port: int | None = None, flavor: str = "docker") -> Artifacts:
+    """Make (or find in the cache) the kernel, initramfs and seeded system disk of ``flavor``
+    ("docker": Docker 28.5 from the course's packages; "podman": Podman on Debian trixie)."""
     require_qemu()
     images = sorted(set(images))
     k = find_kernel(log)
-    inp = _inputs()
-    sys_key = _key(inp)
+    inp, modules, prefix = _flavor_inputs(flavor, log, rebuild)
+    sys_key = _disk_key(inp)
     ecache = _engine_cache()
-    initrd = ecache / f"initrd-{sys_key}.gz"
-    if rebuild or not initrd.is_file():
-        log("vm: building the initramfs (busybox + kernel modules)")
-        _build_initrd(initrd, log)
+    if rebuild:
+        (ecache / f"initrd-{_key([k.version, modules, STAGE1])}.gz").unlink(missing_ok=True)
+    initrd = initrd_for(modules, log)
     disk_key = f"{sys_key}-{_key(images)}"
-    disk = ecache / f"system-{disk_key}.img"
-    meta = ecache / f"system-{disk_key}.json"
+    disk = ecache / f"{prefix}-{disk_key}.img"
+    meta = ecache / f"{prefix}-{disk_key}.json"
+
+    def artifacts() -> Artifacts:
+        m = json.loads(meta.read_text())
+        return Artifacts(k.image, initrd, disk, disk_key, m.get("images", []), flavor,
+                         m.get("inputs", {}).get("engine", {}))
+
     if rebuild or not disk.is_file() or not meta.is_file():
         # one builder at a time (parallel grading workers share the cache); leftovers of
         # an interrupted build are removed under the lock
@@ -425,41 +637,54 @@ def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str
         with open(ecache / "build.lock", "w") as lockf:
             fcntl.flock(lockf, fcntl.LOCK_EX)
             if not rebuild and disk.is_file() and meta.is_file():
-                return Artifacts(k.image, initrd, disk, disk_key, json.loads(meta.read_text()).get("images", []))
+                return artifacts()
             for junk in list(ecache.glob("seed-*")) + list(ecache.glob("stage-*")):
                 shutil.rmtree(junk, ignore_errors=True)
             for junk in ecache.glob("*.part"):
                 junk.unlink(missing_ok=True)
-            loaded = _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port)
-    else:
-        loaded = json.loads(meta.read_text()).get("images", [])
-    return Artifacts(k.image, initrd, disk, disk_key, loaded)
+            _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port,
+                        flavor, prefix)
+    return artifacts()
 
 
-def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port) -> list[str]:
+def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port,
+                flavor="docker", prefix="system") -> list[str]:
     ecache = _engine_cache()
-    if True:
-        t0 = time.monotonic()
-        log(f"vm: building the system disk (engine binaries from this machine, kernel {k.version})")
-        part = _build_system_disk(disk, log)
-        try:
-            loaded = _seed(k.image, initrd, part, images, log=log, accel=accel, memory_mb=memory_mb,
-                           mirror_port=mirror_port)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        os.replace(part, disk)
-        meta.write_text(json.dumps({"inputs": inp, "images": loaded, "seconds": round(time.monotonic() - t0, 1)},
-                                   indent=1))
-        # remove disks made from other binaries or another kernel (a running VM keeps
-        # reading an unlinked disk); disks of other image lists with these binaries stay
-        for old in ecache.glob("system-*"):
-            if not old.name.startswith(f"system-{sys_key}-"):
-                old.unlink(missing_ok=True)
-        for old in ecache.glob("initrd-*.gz"):
-            if old != initrd:
-                old.unlink(missing_ok=True)
-        log(f"vm: system disk ready ({len(loaded)} images, {time.monotonic() - t0:.0f} s)")
+    t0 = time.monotonic()
+    if flavor == "podman":
+        from . import podman
+
+        log(f"vm: building the podman system disk ({inp['engine']['title']}, kernel {k.version})")
+        part = podman.build_disk(disk, inp, log)
+    else:
+        log(f"vm: building the system disk ({inp['engine']['title']}, kernel {k.version})")
+        part = _build_system_disk(disk, inp, log)
+    t_disk = time.monotonic() - t0
+    try:
+        loaded = _seed(k.image, initrd, part, images, log=log, accel=accel, memory_mb=memory_mb,
+                       mirror_port=mirror_port)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, disk)
+    meta.write_text(json.dumps({"inputs": inp, "flavor": flavor, "images": loaded, "initrd": initrd.name,
+                                "disk_seconds": round(t_disk, 1), "seconds": round(time.monotonic() - t0, 1),
+                                "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+    # remove disks of this flavour made from other binaries or another kernel (a running
+    # VM keeps reading an unlinked disk); disks of other image lists with these binaries
+    # stay, and so do the other flavour's
+    for old in ecache.glob(f"{prefix}-*"):
+        if not old.name.startswith(f"{prefix}-{sys_key}-"):
+            old.unlink(missing_ok=True)
+    wanted = {initrd.name}
+    for m in ecache.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            wanted.add(json.loads(m.read_text()).get("initrd", ""))
+    for old in ecache.glob("initrd-*.gz"):
+        if old.name not in wanted:
+            old.unlink(missing_ok=True)
+    log(f"vm: system disk ready ({len(loaded)} images, {time.monotonic() - t0:.0f} s; "
+        f"the disk itself {t_disk:.0f} s)")
     return loaded
 
 
@@ -487,17 +712,24 @@ def _mirror_port() -> int | None:
 
 
 def _host_engine():
-    """A client for the host's own engine (not DOCKER_HOST, which may be a VM), or None."""
-    try:
-        import docker
+    """A client for the host's own engine (not DOCKER_HOST, which may be a VM), or None.
 
-        if not os.path.exists("/var/run/docker.sock"):
-            return None
-        c = docker.DockerClient(base_url="unix:///var/run/docker.sock", version="auto", timeout=300)
-        c.ping()
-        return c
-    except Exception:
-        return None
+    The default socket, then the course's own engine's socket (``scripts/engine-up``).
+    """
+    import docker
+
+    from ..engines.specs import DEFAULT_SOCKET, course_socket
+
+    for path in (DEFAULT_SOCKET, str(course_socket())):
+        if not os.path.exists(path):
+            continue
+        try:
+            c = docker.DockerClient(base_url=f"unix://{path}", version="auto", timeout=300)
+            c.ping()
+            return c
+        except (docker.errors.DockerException, OSError):
+            continue
+    return None
 
 
 def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
@@ -521,16 +753,16 @@ def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
             client.images.pull(repo, tag=tag)
             how = "pulled through the host's mirror" if mirror else "pulled"
         except Exception as e:  # noqa: BLE001 - fall back to the host engine
-            err = str(e).splitlines()[0][:120]
+            err = str(e).splitlines()[0][:300]
             host = host or _host_engine()
             if host is not None:
                 try:
                     host.images.get(ref)
                     stream = host.api.get_image(ref)
                     client.api.load_image(_IterFile(stream))
-                    how = "copied from the host's engine"
+                    how = f"copied from the host's engine; the pull failed: {err}"
                 except Exception as e2:  # noqa: BLE001
-                    err = str(e2).splitlines()[0][:120]
+                    err = str(e2).splitlines()[0][:300]
             if how is None:
                 log(f"vm: {ref}: not loaded ({err})")
                 continue
@@ -631,7 +863,7 @@ def _wait_api(b: Boot, port: int, timeout: float) -> float:
     while time.monotonic() < deadline:
         if not b.alive():
             raise BootError(f"the VM stopped before its engine answered; console:\n{b.tail(25)}")
-        if "dockercourse: dockerd died" in b.console:
+        if "dockercourse: dockerd died" in b.console or "dockercourse: engine died" in b.console:
             time.sleep(0.5)
             raise BootError(f"dockerd failed in the VM; console:\n{b.tail(30)}")
         if _ping(port, 1):
@@ -667,7 +899,7 @@ def _is_our_qemu(pid: int, state_dir: Path) -> bool:
 def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str = "default",
        accel: str = "auto", port: int | None = None, cpus: int | None = None, log=print,
        state_dir: Path | None = None, rebuild: bool = False, die_with_parent: bool = False,
-       forward_ports: bool = True) -> VMEngine:
+       forward_ports: bool = True, flavor: str = "docker") -> VMEngine:
     """Boot a VM engine (building its artifacts on first use) and wait for its API.
 
     The VM outlives this process (``down(name)`` stops it); its state (pid, port) is in
@@ -677,12 +909,18 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     With ``forward_ports`` a forwarder process (:mod:`.portfwd`) makes the ports that
     containers in the VM publish reachable on the host's 127.0.0.1 at the same port.
 
+    ``flavor``: "docker" (Docker 28.5, cgroup v2, containerd image store) or "podman"
+    (Podman 5's Docker-compatible API on a Debian trixie guest, :mod:`.podman`).
+
     Returns:
         A :class:`VMEngine`; ``.docker_host`` is ``tcp://127.0.0.1:<port>``.
     """
     sd = Path(state_dir) if state_dir else _state_dir(name)
     cur = status(name=name, state_dir=sd)
     if cur is not None and cur.get("running"):
+        if cur.get("flavor", "docker") != flavor:
+            raise CourseError(f"VM engine {name!r} runs the {cur.get('flavor', 'docker')} flavour; stop it first "
+                              f"(dockercourse engine vm down --name {name}) or choose another --name")
         log(f"vm: engine {name!r} already running at {cur['docker_host']}")
         eng = VMEngine(**{k: v for k, v in cur.items() if k in VMEngine.__dataclass_fields__ and k[0] != "_"})
         if forward_ports and cur.get("monitor") and not cur.get("portfwd_running"):
@@ -693,14 +931,15 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     reap_stale()
     if accel == "auto":
         accel = "kvm" if kvm_usable() else "tcg"
-    art = build(images, rebuild=rebuild, log=log, accel=accel, memory_mb=memory_mb)
+    art = build(images, rebuild=rebuild, log=log, accel=accel, memory_mb=memory_mb, flavor=flavor)
     sd.mkdir(parents=True, exist_ok=True)
     sd.chmod(0o700)  # the monitor socket and the overlay are this user's only
     port = port or free_port()
     cpus = cpus or default_cpus()
     mirror = _mirror_port()
     append = "quiet" + (f" dc.mirror={mirror}" if mirror else "")
-    log(f"vm: booting ({accel.upper()}{', emulated' if accel == 'tcg' else ''}, {memory_mb} MB) ...")
+    log(f"vm: booting {art.engine.get('title') or flavor} ({accel.upper()}{', emulated' if accel == 'tcg' else ''}, "
+        f"{memory_mb} MB) ...")
     b = boot(art.kernel, art.initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
              drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
              cpus=cpus, workdir=sd, die_with_parent=die_with_parent, monitor=forward_ports)
@@ -712,7 +951,8 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
         raise
     eng = VMEngine(docker_host=f"tcp://127.0.0.1:{port}", pid=b.proc.pid, port=port, state_dir=str(sd),
                    accel=accel, memory_mb=memory_mb, boot_seconds=round(t_api, 2), name=name,
-                   images=list(art.images), started=time.time(), _boot=b)
+                   images=list(art.images), started=time.time(), flavor=flavor,
+                   engine=art.engine.get("title", ""), _boot=b)
     try:
         if forward_ports:
             _start_portfwd(eng, sd, log)
@@ -869,7 +1109,7 @@ def _stop_pid(pid: int, sd: Path) -> None:
 
 @contextlib.contextmanager
 def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, accel: str = "auto",
-              cpus: int | None = None, log=print, forward_ports: bool = True):
+              cpus: int | None = None, log=print, forward_ports: bool = True, flavor: str = "docker"):
     """A throwaway VM engine: booted on entry, destroyed (qemu, overlay, state) on exit.
 
     Yields a :class:`VMEngine`; use ``env.docker_host`` (for ``DOCKER_HOST``) or
@@ -884,7 +1124,7 @@ def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, acce
     name = f"w-{uuid.uuid4().hex[:10]}"
     sd = state_root() / name
     eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, cpus=cpus, log=log, state_dir=sd,
-             die_with_parent=True, forward_ports=forward_ports)
+             die_with_parent=True, forward_ports=forward_ports, flavor=flavor)
     try:
         yield eng
     finally:
@@ -971,13 +1211,14 @@ def find_by_docker_host(docker_host: str | None = None) -> dict | None:
 
 
 def describe(docker_host: str | None = None) -> str | None:
-    """One line for ``doctor``: "VM (emulated, TCG): booted in 28 s, qemu RSS 474 MB, ...",
+    """One line for ``doctor``: "VM (emulated, TCG): Docker 28.5.2, booted in 35 s, qemu RSS 500 MB, ...",
     or None when DOCKER_HOST is not a VM engine of this user."""
     st = find_by_docker_host(docker_host)
     if st is None:
         return None
     kind = "VM (KVM)" if st.get("accel") == "kvm" else "VM (emulated, TCG: containers start in seconds, not milliseconds)"
-    return (f"{kind}: booted in {st.get('boot_seconds')} s, {st.get('memory_mb')} MB guest, "
+    what = (st.get("engine") or "").split(" (", 1)[0]
+    return (f"{kind}: {what + ', ' if what else ''}booted in {st.get('boot_seconds')} s, {st.get('memory_mb')} MB guest, "
             f"qemu RSS {st.get('rss_bytes', 0) / 2**20:.0f} MB, "
             f"{'answering' if st.get('answers') else 'not answering'}")
 
