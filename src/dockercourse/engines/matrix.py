@@ -35,10 +35,11 @@ from .procs import rmtree_unmounted
 from .specs import ENGINES, PRIMARY, EngineError, state_dir
 
 ROOT = Path(__file__).resolve().parents[3]  # the course's checkout
-ORDER = ["28-containerd", "28-classic", "26", "system", "vm"]
+ORDER = ["28-containerd", "28-classic", "26", "system", "vm", "podman"]
 #: pytest selection per engine. The slow VM tests boot VMs of their own, whatever engine runs:
 #: they run once, with the primary engine.
-SELECT = {"28-containerd": [], "vm": ["notebooks", "tests/test_nonvacuity.py"]}
+SELECT = {"28-containerd": [], "vm": ["notebooks", "tests/test_nonvacuity.py"],
+          "podman": ["notebooks", "tests/test_nonvacuity.py"]}
 DEFAULT_SELECT = ["-m", "not slow"]
 TIMEOUT = 3 * 3600
 
@@ -72,11 +73,6 @@ class EngineResult:
 
 
 # --------------------------------------------------------------------------- one engine
-
-
-def _venv_bin(name: str) -> str:
-    cand = Path(sys.executable).parent / name
-    return str(cand) if cand.exists() else name
 
 
 def _env(docker_host: str, vm: bool = False) -> dict:
@@ -175,12 +171,12 @@ def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
     res = EngineResult(name, spec.title)
     workdir.mkdir(parents=True, exist_ok=True)
     logfile = workdir / "run.log"
-    vm = spec.kind == "vm"
+    vm = spec.kind in ("vm", "podman")
     data_root = state_dir() / "matrix" / name / "data"
     docker_host = None
     try:
         if vm:
-            docker_host = _vm_up(res, logfile)
+            docker_host = _vm_up(res, logfile, "podman" if spec.kind == "podman" else "docker")
         else:
             local.stop(quiet=True)
             if data_root.exists():
@@ -192,14 +188,14 @@ def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
         res.started = True
         _describe(res, docker_host)
         env = _env(docker_host, vm)
-        dc = _venv_bin("dockercourse")
+        dc = [sys.executable, "-m", "dockercourse.cli"]
         if vm:
             res.notes.append("course images come seeded in the VM's disk (from the host's mirror): no kit run")
         else:
-            rc, res.kit_cold_s = _timed([dc, "images"], env, 1800, logfile)
+            rc, res.kit_cold_s = _timed([*dc, "images"], env, 1800, logfile)
             if rc != 0:
                 raise EngineError(f"dockercourse images failed (see {logfile})")
-            rc, res.kit_warm_s = _timed([dc, "images"], env, 600, logfile)
+            rc, res.kit_warm_s = _timed([*dc, "images"], env, 600, logfile)
         res.run_p50_ms, res.run_p95_ms = run_latency(docker_host, runs=10 if vm else 20)
         sel = SELECT.get(name, DEFAULT_SELECT)
         targets = sel if sel and not sel[0].startswith("-") else ["tests", "notebooks"]
@@ -239,14 +235,14 @@ def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
     return res
 
 
-def _vm_up(res: EngineResult, logfile: Path) -> str:
+def _vm_up(res: EngineResult, logfile: Path, flavor: str) -> str:
     """The VM engine, started while the primary engine runs (its mirror seeds the VM's disk)."""
     if local.answering() is None:
         local.up(PRIMARY)
-    dc = _venv_bin("dockercourse")
     t0 = time.monotonic()
     with open(logfile, "ab") as f:
-        r = subprocess.run([dc, "engine", "vm", "up", "--name", "matrix", "--images", "all", "--export"],
+        r = subprocess.run([sys.executable, "-m", "dockercourse.cli", "engine", "vm", "up", "--name", "matrix",
+                            "--flavor", flavor, "--images", "all", "--export"],
                            capture_output=True, text=True, timeout=3600, cwd=ROOT)
         f.write((r.stderr or "").encode())
     if r.returncode != 0:
@@ -257,10 +253,9 @@ def _vm_up(res: EngineResult, logfile: Path) -> str:
 
 
 def _vm_down(logfile: Path) -> None:
-    dc = _venv_bin("dockercourse")
     with open(logfile, "ab") as f:
-        subprocess.run([dc, "engine", "vm", "down", "--name", "matrix"], stdout=f, stderr=subprocess.STDOUT,
-                       timeout=120, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "dockercourse.cli", "engine", "vm", "down", "--name", "matrix"],
+                       stdout=f, stderr=subprocess.STDOUT, timeout=120, cwd=ROOT)
 
 
 # --------------------------------------------------------------------------- the table
