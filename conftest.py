@@ -11,6 +11,7 @@ real learner's), it is left alone and only checked.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,9 @@ _made: dict[str, list] = {"containers": [], "volumes": [], "networks": [], "imag
 #: The guard's own stand-ins carry this label (never a course label, so course cleanup ignores
 #: them); a run that was killed before its end leaves them, and the next run removes them.
 GUARD = "io.dockercourse.testguard"
+#: ... whose value is the pid of the pytest session that made them: a stand-in of a session still
+#: running (another test run on the same engine) is never taken for a stale one.
+ME = str(os.getpid())
 #: An image tag cannot carry a label: the tags the guard made are listed in this file
 #: until the run ends, so a killed run's tag is recognised and removed by the next one.
 TAG_FILE = Path(tempfile.gettempdir()) / "dockercourse-testguard-tags"
@@ -27,7 +31,8 @@ _ids: dict[tuple[str, str], str] = {}
 
 
 def _client():
-    from dockercourse.engine import NoEngineError, connect
+    from dockercourse.core.engine import connect
+    from dockercourse.errors import NoEngineError
 
     try:
         return connect(timeout=60)
@@ -38,7 +43,7 @@ def _client():
 def pytest_sessionstart(session):
     import docker.errors
 
-    from dockercourse.images import BUSYBOX
+    from dockercourse.core.images import BUSYBOX
 
     c = _client()
     if c is None:
@@ -52,7 +57,7 @@ def pytest_sessionstart(session):
         try:
             _ids[("container", cname)] = c.containers.get(cname).id
         except docker.errors.NotFound:
-            ct = c.containers.create(BUSYBOX, cmd, name=cname, labels={GUARD: "1"})  # no course labels
+            ct = c.containers.create(BUSYBOX, cmd, name=cname, labels={GUARD: ME})  # no course labels
             if cname != "test1":
                 ct.start()
             _made["containers"].append(cname)
@@ -60,12 +65,12 @@ def pytest_sessionstart(session):
     try:
         _ids[("volume", "dbdata")] = c.volumes.get("dbdata").id
     except docker.errors.NotFound:
-        _ids[("volume", "dbdata")] = c.volumes.create("dbdata", labels={GUARD: "1"}).id
+        _ids[("volume", "dbdata")] = c.volumes.create("dbdata", labels={GUARD: ME}).id
         _made["volumes"].append("dbdata")
     try:
         _ids[("network", "test1")] = c.networks.get("test1").id
     except docker.errors.NotFound:
-        _ids[("network", "test1")] = c.networks.create("test1", labels={GUARD: "1"}).id
+        _ids[("network", "test1")] = c.networks.create("test1", labels={GUARD: ME}).id
         _made["networks"].append("test1")
     try:
         _ids[("image", "ubuntu:latest")] = c.images.get("ubuntu:latest").id
@@ -78,19 +83,18 @@ def pytest_sessionstart(session):
 
 def _remove_stale_stand_ins(c) -> None:
     """Stand-ins a killed earlier run left (they carry the guard's label, nothing else does)."""
-    flt = {"label": GUARD}
-    for ct in c.containers.list(all=True, filters=flt, sparse=True):
-        ct.remove(force=True)
-    for v in c.volumes.list(filters=flt):
-        v.remove(force=True)
-    for n in c.networks.list(filters=flt):
-        n.remove()
+    from dockercourse.core.cleanup import Sweep
+
+    sweep = Sweep(c)
+    owners = {r.get("Labels", {}).get(GUARD) for r in c.api.containers(all=True, filters={"label": [GUARD]})}
+    owners |= {v.get("Labels", {}).get(GUARD) for v in (c.api.volumes(filters={"label": [GUARD]}) or {}).get("Volumes") or []}
+    owners |= {n.get("Labels", {}).get(GUARD) for n in c.api.networks(filters={"label": [GUARD]})}
+    for pid in owners:
+        if pid and not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            for kind in ("containers", "volumes", "networks"):
+                getattr(sweep, kind)(filters={"label": [f"{GUARD}={pid}"]})
     if TAG_FILE.exists():
-        for ref in TAG_FILE.read_text().split():
-            try:
-                c.images.remove(ref)
-            except Exception:
-                pass
+        sweep.image_refs(TAG_FILE.read_text().split())
         TAG_FILE.unlink()
 
 
@@ -113,30 +117,16 @@ def pytest_sessionfinish(session, exitstatus):
                     damaged.append(f"container {name} was stopped")
         except docker.errors.NotFound:
             damaged.append(f"{kind} {name} was removed")
-    for name in _made["containers"]:
-        try:
-            c.containers.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    for name in _made["volumes"]:
-        try:
-            c.volumes.get(name).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    for name in _made["networks"]:
-        try:
-            c.networks.get(name).remove()
-        except docker.errors.NotFound:
-            pass
-    for ref in _made["images"]:
-        try:
-            c.images.remove(ref)
-        except docker.errors.ImageNotFound:
-            pass
+    from dockercourse.core.cleanup import Sweep
+
+    sweep = Sweep(c)  # only what this session's guard made: its label and its own names
+    for kind in ("containers", "volumes", "networks"):
+        getattr(sweep, kind)(filters={"label": [f"{GUARD}={ME}"]})
+    sweep.image_refs(_made["images"])
     if _made["images"]:
         TAG_FILE.unlink(missing_ok=True)
     # Nothing of the course may remain: every notebook and test cleans up after itself.
-    from dockercourse.namespace import leftovers
+    from dockercourse.core.cleanup import leftovers
 
     left = {k: v for k, v in leftovers(c).items() if v}
     if left:

@@ -64,11 +64,12 @@ def bare(paths: list[Path], root: Path, jobs: int) -> float:
 
 
 def _clean(paths, root, tags):
-    from dockercourse.engine import connect
-    from dockercourse.grade import clean_namespace
-    from dockercourse.namespace import Namespace
-    from dockercourse.release import chapter_of
     import nbformat
+
+    from dockercourse.core.engine import connect
+    from dockercourse.core.namespace import Namespace
+    from dockercourse.grading.grade import clean_namespace
+    from dockercourse.grading.release import chapter_of
 
     client = connect()
     chapter = chapter_of(nbformat.read(paths[0], as_version=4), paths[0])
@@ -77,7 +78,7 @@ def _clean(paths, root, tags):
 
 
 def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, list]:
-    from dockercourse.grade import grade_folder
+    from dockercourse.grading.grade import grade_folder
 
     out = Path(tempfile.mkdtemp(prefix="dcbench-out-"))
     try:

@@ -19,7 +19,7 @@ import sys
 import time
 
 from dockercourse import imagekit
-from dockercourse.engine import connect
+from dockercourse.core.engine import connect
 from dockercourse.imagekit import debian
 
 

@@ -47,7 +47,7 @@ def _cli_latency(docker_host: str, runs: int) -> list[float]:
 
 
 def _host_client():
-    from dockercourse.qemu.engine import _host_engine
+    from dockercourse.vm.engine import _host_engine
 
     c = _host_engine()
     try:
@@ -59,8 +59,13 @@ def _host_client():
 
 
 def main(argv=None) -> int:
-    from dockercourse.qemu.boot import kvm_usable
-    from dockercourse.qemu.engine import DEFAULT_IMAGES, DEFAULT_MEMORY_MB, build, vm_engine
+    from dockercourse.vm.boot import kvm_usable
+    from dockercourse.vm.engine import (
+        DEFAULT_IMAGES,
+        DEFAULT_MEMORY_MB,
+        build,
+        vm_engine,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)

@@ -4,7 +4,7 @@ import statistics
 
 from dockercourse.bench.containers import engine_time
 from dockercourse.checks import exercise
-from dockercourse.images import BUSYBOX
+from dockercourse import BUSYBOX
 
 MiB = 2**20
 

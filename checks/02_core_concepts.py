@@ -1,7 +1,7 @@
 """Checks for chapter 02, core concepts: images, containers, the writable layer, tags."""
 
 from dockercourse.checks import exercise
-from dockercourse.images import BUSYBOX
+from dockercourse import BUSYBOX
 
 
 @exercise("02.hello", title="run your first container",

@@ -3,7 +3,7 @@
 import json
 
 from dockercourse.checks import exercise
-from dockercourse.images import BUSYBOX
+from dockercourse import BUSYBOX
 
 
 def _busybox(ctx):

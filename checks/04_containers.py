@@ -3,7 +3,7 @@
 import datetime
 
 from dockercourse.checks import exercise
-from dockercourse.images import BUSYBOX
+from dockercourse import BUSYBOX
 
 MiB = 2**20
 

@@ -7,8 +7,8 @@ publishes, and ask the registry's HTTP API (on 127.0.0.1 only).
 import json
 
 from dockercourse.checks import exercise
-from dockercourse.images import BUSYBOX, REGISTRY
-from dockercourse.registry import MANIFEST_TYPES, RegistryAPI
+from dockercourse import BUSYBOX, REGISTRY
+from dockercourse.lessonkit.registry import MANIFEST_TYPES, RegistryAPI
 
 
 def _registry(ctx, short):

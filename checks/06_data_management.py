@@ -1,7 +1,7 @@
 """Checks for chapter 06, data management: volumes, bind mounts, volume containers, backups, tmpfs."""
 
 from dockercourse.checks import NotYet, exercise
-from dockercourse.mounts import mount_table, tree_digests
+from dockercourse.lessonkit.mounts import mount_table, tree_digests
 
 
 def _mount_at(ctx, container, destination):

@@ -3,8 +3,8 @@
 import time
 
 from dockercourse.checks import NotYet, exercise
-from dockercourse.images import BUSYBOX, NGINX
-from dockercourse.probe import udp_echo
+from dockercourse import BUSYBOX, NGINX
+from dockercourse.lessonkit.probe import udp_echo
 
 
 def _wget(ctx, c, url, tries=10):

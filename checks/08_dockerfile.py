@@ -3,7 +3,7 @@
 import docker.errors
 
 from dockercourse.checks import NotYet, exercise
-from dockercourse.images import BUSYBOX
+from dockercourse import BUSYBOX
 
 
 def _run(ctx, ref, command=None):

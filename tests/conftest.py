@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 
-from dockercourse.engine import NoEngineError, connect
-from dockercourse.images import BUSYBOX
-from dockercourse.namespace import Namespace, clean
+from dockercourse.core.engine import connect
+from dockercourse.core.images import BUSYBOX
+from dockercourse.core.namespace import Namespace
+from dockercourse.core.cleanup import clean
+from dockercourse.errors import NoEngineError
 
 
 @pytest.fixture(scope="session")

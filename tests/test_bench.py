@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 from dockercourse.bench import containers as C  # noqa: E402
 from dockercourse.bench import plots, reference, save_csv  # noqa: E402
 from dockercourse.bench import vm as V  # noqa: E402
-from dockercourse.engine import connect  # noqa: E402
+from dockercourse.core.engine import connect  # noqa: E402
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import textwrap
 import pytest
 
 from dockercourse import checks
-from dockercourse.engine import connect
+from dockercourse.core.engine import connect
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def test_wait_polls_until_state_settles(engine, busybox, ns, course_dir):
 
 
 def test_course_check_unknown_exercise(course_dir, engine):
-    from dockercourse.course import setup
-    from dockercourse.engine import CourseError
+    from dockercourse.errors import CourseError
+    from dockercourse.notebook.course import setup
 
     course = setup("97", quiet=True)
     with pytest.raises(CourseError, match="No exercise 97.nope"):

@@ -5,11 +5,11 @@ import subprocess
 import sys
 import threading
 
-import docker
 import pytest
 
-from dockercourse.course import explain_error, setup
-from dockercourse.engine import NoEngineError, connect, engine_info
+from dockercourse.core.engine import connect, engine_info
+from dockercourse.errors import NoEngineError
+from dockercourse.notebook.course import explain_error, setup
 
 
 def test_connect_default_engine(engine):

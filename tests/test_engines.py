@@ -24,11 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from dockercourse.buildcontext import LABELLED_DOCKERFILE, add_labels, labelled_build_kwargs
+from dockercourse.core.buildcontext import (
+    LABELLED_DOCKERFILE,
+    add_labels,
+    labelled_build_kwargs,
+)
 from dockercourse.engines import local, matrix
 from dockercourse.engines.packages import upstream
 from dockercourse.engines.specs import ENGINES, UsageError, resolve
-from dockercourse.mounts import volume_name
+from dockercourse.lessonkit.mounts import volume_name
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINE_UP = str(REPO / "scripts" / "engine-up")
@@ -163,7 +167,7 @@ def test_matrix_table_from_junit(tmp_path):
 
 
 def _suite_engine_host():
-    from dockercourse.engine import connect, engine_url
+    from dockercourse.core.engine import connect, engine_url
 
     return engine_url(connect())
 

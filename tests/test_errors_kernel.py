@@ -14,8 +14,9 @@ from pathlib import Path
 import jupyter_client
 import pytest
 
-from dockercourse.engine import connect, engine_url
-from dockercourse.namespace import Namespace, clean, leftovers
+from dockercourse.core.engine import connect, engine_url
+from dockercourse.core.namespace import Namespace
+from dockercourse.core.cleanup import clean, leftovers
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -112,7 +113,7 @@ def kernel():
         env["DOCKER_HOST"] = f"tcp://127.0.0.1:{relay.port}"
     k = Kernel(env)
     k.relay = relay
-    outs = k.run("from dockercourse import setup\nfrom dockercourse.images import BUSYBOX\n"
+    outs = k.run("from dockercourse import setup\nfrom dockercourse.core.images import BUSYBOX\n"
                  "course = setup('02')\nclient, name = course.client, course.name")
     assert not [o for t, o in outs if t == "error"], outs
     yield k

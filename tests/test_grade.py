@@ -17,9 +17,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from dockercourse import grade as G
-from dockercourse import labels as L
-from dockercourse.release import cell_part, student_copy
+from dockercourse.core import labels as L
+from dockercourse.grading import grade as G
+from dockercourse.grading.release import cell_part, student_copy
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 MASTER = FIXTURE / "notebooks" / "90_fixture.ipynb"

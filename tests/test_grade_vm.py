@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dockercourse.grade import grade_folder
-from dockercourse.qemu.boot import qemu_binary
+from dockercourse.grading.grade import grade_folder
+from dockercourse.vm.boot import qemu_binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 
@@ -56,7 +56,7 @@ def test_hostile_submission_reaches_only_its_own_vm(tmp_path, monkeypatch):
     hostile.cells.append(nbformat.v4.new_code_cell(HOSTILE.format(secret=secret, report=report)))
     nbformat.write(hostile, subs / "mallory.ipynb")
     try:
-        rep = grade_folder(subs, tmp_path / "out", jobs=2, engine="vm", progress=False,
+        grade_folder(subs, tmp_path / "out", jobs=2, engine="vm", progress=False,
                            cell_timeout=180, submission_timeout=480)
     finally:
         secret.unlink()

@@ -19,13 +19,22 @@ import docker.errors
 import pytest
 import requests
 
-from dockercourse import imagekit, labels
-from dockercourse.images import BUILDER, BUSYBOX, COURSE_IMAGES, DEBIAN, NGINX, PYTHON, REGISTRY
+from dockercourse import imagekit
+from dockercourse.core import labels
+from dockercourse.core.images import (
+    BUILDER,
+    BUSYBOX,
+    COURSE_IMAGES,
+    DEBIAN,
+    NGINX,
+    PYTHON,
+    REGISTRY,
+)
 from dockercourse.imagekit import build as build_mod
 from dockercourse.imagekit import mirror as mirror_mod
 from dockercourse.imagekit.naming import BUILD_CONTAINER_PREFIX, TMP_REPO_PREFIX
-from dockercourse.registry import MANIFEST_TYPES
 from dockercourse.imagekit.recipes import RECIPES, Recipe
+from dockercourse.lessonkit.registry import MANIFEST_TYPES
 
 TEST_LABEL = "io.dockercourse.kittest"
 TL = {TEST_LABEL: "1"}

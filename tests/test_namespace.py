@@ -3,9 +3,10 @@
 import docker
 import pytest
 
-from dockercourse import labels as L
-from dockercourse.engine import connect
-from dockercourse.namespace import Namespace, chapter_number, clean, leftovers, unlabelled_lookalikes
+from dockercourse.core import labels as L
+from dockercourse.core.engine import connect
+from dockercourse.core.namespace import Namespace, chapter_number
+from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
 
 
 def test_chapter_number():

@@ -29,9 +29,10 @@ import docker
 import nbformat
 import pytest
 
-from dockercourse import grade as G
-from dockercourse.namespace import Namespace, leftovers
-from dockercourse.release import student_copy
+from dockercourse.core.namespace import Namespace
+from dockercourse.core.cleanup import leftovers
+from dockercourse.grading import grade as G
+from dockercourse.grading.release import student_copy
 
 HERE = Path(__file__).resolve().parent
 ROOTS = [HERE.parent, HERE / "fixtures" / "course"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dockercourse import release as R
+from dockercourse.grading import release as R
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "fixtures" / "course"

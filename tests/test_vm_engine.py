@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from dockercourse.engine import CourseError
-from dockercourse.qemu import boot as qboot
-from dockercourse.qemu import initramfs, kernel
+from dockercourse.errors import CourseError
+from dockercourse.vm import boot as qboot
+from dockercourse.vm import initramfs, kernel
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_QEMU = qboot.qemu_binary() is not None
@@ -143,7 +143,7 @@ def _as_test_user() -> list[str] | None:
 def test_engine_vm_unprivileged_up_run_down():
     """`engine vm up` as a user with no privileges, a container and chapter 02 (nbval) through it,
     `down` leaves nothing."""
-    from dockercourse.qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     # what the VM needs on the host now: qemu, runc, iptables, busybox, mke2fs, and either
     # apt-get/dpkg (the engine comes from the course's Debian packages) or a dockerd
@@ -261,7 +261,7 @@ def _check_published_ports(host: str, vm_cli) -> None:
 
     import docker
 
-    from dockercourse.qemu.boot import free_port
+    from dockercourse.vm.boot import free_port
 
     t0 = time.monotonic()
     client = docker.DockerClient(base_url=host, version="auto", timeout=180)
@@ -325,7 +325,7 @@ def test_portfwd_forwarder_with_fake_qemu_and_engine(tmp_path):
     port taken on the host, and writes forwards.json."""
     import socket
 
-    from dockercourse.qemu import portfwd
+    from dockercourse.vm import portfwd
 
     rules: dict[str, str] = {}
     taken = socket.socket()
@@ -397,7 +397,7 @@ def test_monitor_protocol(tmp_path):
     import socket
     import threading
 
-    from dockercourse.qemu import portfwd
+    from dockercourse.vm import portfwd
 
     path = tmp_path / "m.sock"
     srv = socket.socket(socket.AF_UNIX)
@@ -422,7 +422,7 @@ def test_monitor_protocol(tmp_path):
 
 
 def test_reap_stale_and_describe(tmp_path, monkeypatch):
-    from dockercourse.qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     monkeypatch.setenv("DOCKERCOURSE_VM_STATE", str(tmp_path / "state"))
     dead = vme.state_root() / "w-dead"
@@ -440,7 +440,7 @@ def test_engine_binaries_packages_first_then_host(tmp_path, monkeypatch):
     from the host's dockerd (said in the title and the disk's inputs); runc, iptables and
     busybox are always the host's; other binaries make another cache key."""
     from dockercourse.engines import packages
-    from dockercourse.qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     if vme.requirements():
         pytest.skip(f"missing {', '.join(vme.requirements())}")
@@ -502,7 +502,7 @@ def _limits_in_container(client) -> list[str]:
 def test_engine_vm_docker28_cgroup2_containerd_store():
     """The VM engine's guest: Docker 28.5 from the course's packages, cgroup v2 with the
     limits applied (memory.max, pids.max in the container), the containerd image store."""
-    from dockercourse.qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     if vme.requirements():
         pytest.skip(f"missing {', '.join(vme.requirements())}")
@@ -530,7 +530,7 @@ def test_engine_vm_docker28_cgroup2_containerd_store():
 def test_engine_vm_podman_flavour():
     """`--flavor podman`: Podman 5 (Debian trixie guest) answers the Docker API: cgroup v2
     limits, containers, published ports forwarded to the host like the Docker flavour's."""
-    from dockercourse.qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     if vme.requirements() or not shutil.which("mmdebstrap"):
         pytest.skip("needs qemu, runc, iptables, busybox, mke2fs and mmdebstrap")

@@ -1,6 +1,7 @@
 """dockercourse: the toolkit behind the Docker course notebooks.
 
-Notebooks use :func:`setup`; everything else (doctor, clean, images, release,
+Notebooks use :func:`setup` and the pinned image names (``from dockercourse import setup, BUSYBOX``),
+and the chapter helpers of :mod:`dockercourse.lessonkit`; everything else (doctor, clean, images, release,
 grade, benchmarks, engines) is reached through the ``dockercourse`` command.
 
 The public names are imported on first use, so that the parts that run before the
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["setup", "Course", "free_port", "connect", "CourseError", "NoEngineError"]
+__all__ = ["setup", "Course", "free_port", "connect", "CourseError", "NoEngineError",
+           "BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER", "COURSE_IMAGES"]
 __version__ = "0.1.0"
 
-_PUBLIC = {"setup": "course", "Course": "course", "free_port": "course", "connect": "engine",
-           "CourseError": "engine", "NoEngineError": "engine"}
+#: public name -> the module that defines it (imported on first use)
+_PUBLIC = {"setup": "notebook.course", "Course": "notebook.course", "free_port": "notebook.course",
+           "connect": "core.engine", "CourseError": "errors", "NoEngineError": "errors",
+           **{name: "core.images" for name in ("BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER",
+                                               "COURSE_IMAGES")}}
 
 
 def __getattr__(name: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .engine import connect
-from .namespace import Namespace, clean, leftovers
+from dockercourse.core.engine import connect
+from dockercourse.core.namespace import Namespace
+from dockercourse.core.cleanup import clean, leftovers
 
 
 def main(argv=None) -> int:

@@ -12,20 +12,19 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
-from .engine import CourseError
+from dockercourse.errors import CourseError
 
 # subcommand -> (module, help). Each module has main(argv) -> int.
 COMMANDS = {
-    "doctor": ("dockercourse.doctor", "check the engine, images and machine; print fixes"),
+    "doctor": ("dockercourse.core.doctor", "check the engine, images and machine; print fixes"),
     "images": ("dockercourse.imagekit", "pull or build the course images and the local mirror"),
     "clean": ("dockercourse.cleancmd", "remove course resources (by label only)"),
     "check": ("dockercourse.checks", "run a chapter's exercise checks against the engine"),
-    "release": ("dockercourse.release", "write student copies (solutions removed)"),
-    "grade": ("dockercourse.grade", "grade a folder of submitted notebooks"),
+    "release": ("dockercourse.grading.release", "write student copies (solutions removed)"),
+    "grade": ("dockercourse.grading.grade", "grade a folder of submitted notebooks"),
     "bench": ("dockercourse.bench", "run the chapter 01 benchmarks and print figures"),
     "engine": ("dockercourse.vmengine", "a Docker engine in a qemu VM (engine vm up|down|status)"),
 }

@@ -23,12 +23,12 @@ import argparse
 import json
 import sys
 
-from .engine import CourseError
+from dockercourse.errors import CourseError
 
 
 def _images(text: str | None):
-    from .images import COURSE_IMAGES
-    from .qemu.engine import DEFAULT_IMAGES
+    from dockercourse.core.images import COURSE_IMAGES
+    from dockercourse.vm.engine import DEFAULT_IMAGES
 
     if not text:
         return DEFAULT_IMAGES
@@ -50,7 +50,7 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .qemu.engine import DEFAULT_MEMORY_MB
+    from dockercourse.vm.engine import DEFAULT_MEMORY_MB
 
     p = argparse.ArgumentParser(prog="dockercourse engine", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="kind", required=True)
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    from .qemu import engine as vme
+    from dockercourse.vm import engine as vme
 
     if args.action == "up":
         eng = vme.up(memory_mb=args.memory, images=_images(args.images), name=args.name,

@@ -53,11 +53,11 @@ def _mib(b) -> str:
 
 def main(argv=None) -> int:
     """``dockercourse bench``: measure and print the chapter 01 figures."""
-    from ..engine import connect
-    from ..images import BUSYBOX, DEBIAN
-    from ..namespace import Namespace
-    from . import containers as C
-    from . import vm as V
+    from dockercourse.core.engine import connect
+    from dockercourse.core.images import BUSYBOX, DEBIAN
+    from dockercourse.core.namespace import Namespace
+    from dockercourse.bench import containers as C
+    from dockercourse.bench import vm as V
 
     p = argparse.ArgumentParser(prog="dockercourse bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=10, help="container starts per network mode (default 10)")
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
             csv_out(rows, "cpu.csv")
         if "sizes" in only:
             rows = []
-            from ..qemu import kernel as qk  # noqa: PLC0415 - optional part
+            from dockercourse.vm import kernel as qk
             try:
                 kern = qk.get_kernel(log=lambda *_: None)
             except Exception:  # noqa: BLE001

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 import docker
 import docker.errors
 
-from ..images import BUSYBOX
+from dockercourse.core.images import BUSYBOX
 
 #: Label on every container a benchmark creates (value: which benchmark).
 LABEL = "io.dockercourse.bench"

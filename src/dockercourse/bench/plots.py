@@ -12,7 +12,7 @@ import statistics
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from . import reference
+from dockercourse.bench import reference
 
 LIVE = "#3b78b5"
 LIVE2 = "#6aaed6"

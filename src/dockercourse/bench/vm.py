@@ -1,7 +1,7 @@
 """A real virtual machine to compare with: a tiny Linux guest booted with qemu.
 
 The guest is the smallest honest VM: a Linux kernel (the host's own when it is readable,
-else Debian's cloud kernel, see :mod:`dockercourse.qemu.kernel`) and an initramfs holding
+else Debian's cloud kernel, see :mod:`dockercourse.vm.kernel`) and an initramfs holding
 only ``/bin/busybox`` - the very binary of the ``busybox`` image - and an ``/init`` script.
 The boot time is measured from starting qemu to the line ``/init`` prints on the serial
 console ("init reached"): firmware, kernel boot and unpacking the initramfs, nothing more.
@@ -21,7 +21,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .containers import CPU_SCRIPT, LABEL, helper_name, parse_cpu_output
+from dockercourse.bench.containers import (
+    CPU_SCRIPT,
+    LABEL,
+    helper_name,
+    parse_cpu_output,
+)
 
 INIT_MARK = "dockercourse: init reached"
 DONE_MARK = "dockercourse: done"
@@ -78,7 +83,7 @@ class VMResult:
 def qemu_available() -> tuple[bool, str]:
     """(True, "") when qemu and its helper package are there, else (False, why not)."""
     try:
-        from ..qemu import boot as qboot  # noqa: F401
+        from dockercourse.vm import boot as qboot
     except ImportError as e:
         return False, f"the toolkit's qemu support is missing ({e})"
     try:
@@ -91,7 +96,7 @@ def qemu_available() -> tuple[bool, str]:
 
 def build_initramfs(busybox: Path, out: Path, cpu_mb: int = 64) -> Path:
     """The guest's initramfs: busybox and an /init that marks, works and powers off."""
-    from ..qemu import initramfs
+    from dockercourse.vm import initramfs
 
     work = CPU_SCRIPT.format(mb=cpu_mb) if cpu_mb else ""
     init = INIT.format(init_mark=INIT_MARK, work_mark=WORK_MARK, done_mark=DONE_MARK, work=work)
@@ -107,8 +112,8 @@ def boot_tiny_vm(busybox: Path, *, cpu_mb: int = 64, memory_mb: int = 128, accel
     ok, why = qemu_available()
     if not ok:
         return VMResult(False, why)
-    from ..qemu import boot as qboot
-    from ..qemu import kernel as qkernel
+    from dockercourse.vm import boot as qboot
+    from dockercourse.vm import kernel as qkernel
 
     try:
         kern = Path(qkernel.get_kernel(log=log))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from . import containers as C
-from . import plots, save_csv
+from dockercourse.bench import containers as C
+from dockercourse.bench import plots, save_csv
 
 METRICS = {
     "start latency (with and without network)": "start",

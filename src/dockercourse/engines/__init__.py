@@ -6,5 +6,5 @@
   course's Python environment exists.
 * :mod:`.matrix` — the engine matrix: the whole course verified on each engine in turn.
 
-The VM engine (a Docker engine in a qemu guest) lives in :mod:`dockercourse.qemu`.
+The VM engine (a Docker engine in a qemu guest) lives in :mod:`dockercourse.vm`.
 """

@@ -44,13 +44,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .packages import (apt_dir, apt_install, dpkg_version, ensure_packages, package_home, package_versions,
-                       system_docker_version, upstream)
-from .procs import (alive, cmdline, comm, port_free, read_pid, rmtree_unmounted, terminate,
-                    answering, dockerd_processes, listening, ping, version)
-from .specs import (DEFAULT_SOCKET, ENGINES, MIN_SYSTEM_VERSION, PRIMARY, WAIT, EngineError, EngineSpec, UsageError,
-                    course_socket, engine_dir, exec_root, log, log_path, resolve, run_dir, state_dir)
-from .supervisor import stale_record, start_supervisor, update_record, read_record, record_path, supervise
+from dockercourse.engines.supervisor import (
+    read_record,
+    record_path,
+    stale_record,
+    start_supervisor,
+    supervise,
+    update_record,
+)
+
+from dockercourse.engines.packages import apt_dir, apt_install, dpkg_version, ensure_packages, package_home, package_versions, system_docker_version, upstream
+from dockercourse.engines.procs import alive, answering, cmdline, comm, dockerd_processes, listening, ping, port_free, read_pid, rmtree_unmounted, terminate, version
+from dockercourse.engines.specs import DEFAULT_SOCKET, ENGINES, MIN_SYSTEM_VERSION, PRIMARY, WAIT, EngineSpec, course_socket, engine_dir, exec_root, log, log_path, resolve, run_dir, state_dir
+from dockercourse.errors import CourseError, EngineError, UsageError
+from dockercourse import config
+
 
 def mirror_port() -> int:
     """The loopback port of the course's registry mirror (chosen free once, remembered)."""
@@ -159,7 +167,7 @@ def own_netns() -> bool:
     """``DOCKERCOURSE_ENGINE_NETNS=1`` (the test suite): dockerd in a network namespace of its own, so that
     its bridge and iptables rules cannot touch the host's and it can run beside the course's engine.
     (An engine started with ``"bridge": "none"`` instead would delete the host's docker0.)"""
-    return os.environ.get("DOCKERCOURSE_ENGINE_NETNS") == "1"
+    return config.flag("DOCKERCOURSE_ENGINE_NETNS")
 
 
 def _mirrors_in_daemon_json() -> bool:
@@ -365,7 +373,7 @@ def _ours(pid: int) -> bool:
 
 
 def _script() -> str:
-    return os.environ.get("DOCKERCOURSE_ENGINE_UP", "scripts/engine-up")
+    return config.get("DOCKERCOURSE_ENGINE_UP")
 
 
 def _stop_hint(host: str) -> str:
@@ -474,11 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--supervise"]:
         return supervise(argv[1])
     ap = argparse.ArgumentParser(
-        prog=os.environ.get("DOCKERCOURSE_ENGINE_UP", "engine-up"),
+        prog=config.get("DOCKERCOURSE_ENGINE_UP"),
         description="Bring up a Docker engine for the course (idempotent): one that already answers is used "
                     "as it is; otherwise the distribution's docker.io when current enough, else the course's "
                     "own Docker 28.5 from Debian's packages.")
-    ap.add_argument("--engine", default=os.environ.get("DOCKERCOURSE_ENGINE", "auto"),
+    ap.add_argument("--engine", default=config.get("DOCKERCOURSE_ENGINE"),
                     help="auto (default), 28 / 28-containerd (primary), 28-classic, 26, 20.10 / system "
                          "(env: DOCKERCOURSE_ENGINE)")
     ap.add_argument("--data-root", help="start with this data root instead of the engine's own (the matrix "
@@ -528,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             resolve(choice)  # an unknown name fails before anything starts
         up(choice, a.data_root)
         return 0
-    except EngineError as e:
+    except CourseError as e:  # EngineError, UsageError: one line
         print(f"engine-up: ERROR: {e}", file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
     except KeyboardInterrupt:

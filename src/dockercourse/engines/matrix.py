@@ -30,9 +30,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import local
-from .procs import rmtree_unmounted
-from .specs import ENGINES, PRIMARY, EngineError, state_dir
+from dockercourse.engines import local
+from dockercourse.engines.procs import rmtree_unmounted
+from dockercourse.errors import EngineError, UsageError
+from dockercourse.engines.specs import (ENGINES, PRIMARY, state_dir)
 
 ROOT = Path(__file__).resolve().parents[3]  # the course's checkout
 ORDER = ["28-containerd", "28-classic", "26", "system", "vm", "podman"]
@@ -96,7 +97,7 @@ def _timed(cmd: list[str], env: dict, timeout: float, logfile: Path) -> tuple[in
 def _describe(res: EngineResult, docker_host: str) -> None:
     import docker
 
-    from ..engine import engine_info
+    from dockercourse.core.engine import engine_info
 
     c = docker.DockerClient(base_url=docker_host, version="auto", timeout=60)
     info = engine_info(c)
@@ -108,7 +109,7 @@ def run_latency(docker_host: str, runs: int = 20) -> tuple[float, float]:
     """p50 and p95 of ``docker run --rm busybox:1.35.0 true`` in ms (after one warm-up run)."""
     import docker
 
-    from ..images import BUSYBOX
+    from dockercourse.core.images import BUSYBOX
 
     c = docker.DockerClient(base_url=docker_host, version="auto", timeout=300)
     c.containers.run(BUSYBOX, ["true"], remove=True, labels={"io.dockercourse.bench": "matrix"})
@@ -377,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     a, pytest_args = ap.parse_known_args(argv)
     try:
         names = [local.resolve(n).name for n in a.engines.split(",") if n.strip()]
-    except EngineError as e:
+    except UsageError as e:
         print(f"matrix: {e}", file=sys.stderr)
         return 2
     if os.geteuid() != 0:

@@ -13,7 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from .specs import DEBIAN_MIRROR, KEYRING, PACKAGE_SETS, EngineError, PackageSet, log
+from dockercourse.errors import EngineError
+from dockercourse.engines.specs import (DEBIAN_MIRROR, KEYRING, PACKAGE_SETS, PackageSet, log)
+from dockercourse import config
 
 #: Packages fetched as root; an ordinary user reuses them when they are there.
 SYSTEM_HOME = Path("/var/lib/dockercourse")
@@ -22,8 +24,8 @@ SYSTEM_HOME = Path("/var/lib/dockercourse")
 def package_home() -> Path:
     """Where fetched packages live (``DOCKERCOURSE_PKGS`` overrides): ``/var/lib/dockercourse`` as root,
     else the user's cache (``~/.cache/dockercourse``): the VM engine fetches them as any user."""
-    if os.environ.get("DOCKERCOURSE_PKGS"):
-        return Path(os.environ["DOCKERCOURSE_PKGS"])
+    if config.get("DOCKERCOURSE_PKGS"):
+        return config.path("DOCKERCOURSE_PKGS")
     if os.geteuid() == 0:
         return SYSTEM_HOME
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dockercourse"

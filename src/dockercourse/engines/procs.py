@@ -11,7 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from .specs import DEFAULT_SOCKET, EngineError, course_socket
+from dockercourse.errors import EngineError
+from dockercourse.engines.specs import (DEFAULT_SOCKET, course_socket)
+
 
 def _http(host: str, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
     """GET ``path`` from a Docker API at ``unix:///...`` or ``tcp://host:port`` (no TLS)."""

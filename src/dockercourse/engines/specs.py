@@ -5,18 +5,20 @@ Standard library only (``scripts/engine-up`` runs before the course's environmen
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockercourse.errors import UsageError
+from dockercourse import config
+
 MIN_SYSTEM_VERSION = (25, 0)
 
 
-WAIT = float(os.environ.get("DOCKERCOURSE_ENGINE_WAIT", "60"))
+WAIT = config.number("DOCKERCOURSE_ENGINE_WAIT")
 
 
-DEBIAN_MIRROR = os.environ.get("DOCKERCOURSE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+DEBIAN_MIRROR = config.get("DOCKERCOURSE_DEBIAN_MIRROR")
 
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -29,11 +31,11 @@ MAX_RESTARTS, RESTART_WINDOW = 5, 300.0
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("DOCKERCOURSE_STATE", "/var/lib/dockercourse"))
+    return config.path("DOCKERCOURSE_STATE")
 
 
 def run_dir() -> Path:
-    return Path(os.environ.get("DOCKERCOURSE_RUN_DIR", "/run/dockercourse"))
+    return config.path("DOCKERCOURSE_RUN_DIR")
 
 
 def course_socket() -> Path:
@@ -87,14 +89,6 @@ ENGINES = {
 
 
 PRIMARY = "28-containerd"
-
-
-class EngineError(Exception):
-    """One clear line for the user; the command exits 1."""
-
-
-class UsageError(EngineError):
-    """A bad argument (an unknown engine name); the command exits 2."""
 
 
 def resolve(choice: str) -> EngineSpec:

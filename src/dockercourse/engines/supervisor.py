@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from .procs import alive, cmdline, read_pid
-from .specs import MAX_RESTARTS, RESTART_WINDOW, run_dir
+from dockercourse.engines.procs import alive, cmdline, read_pid
+from dockercourse.engines.specs import (MAX_RESTARTS, RESTART_WINDOW, run_dir)
+
 
 def record_path() -> Path:
     return run_dir() / "engine.json"

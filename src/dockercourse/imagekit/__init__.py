@@ -11,12 +11,12 @@ or ``python -m dockercourse.imagekit``. See docs/image-kit.md.
 
 from __future__ import annotations
 
-from .cli import main
-from .errors import ImageKitError
-from .kit import MODES, ensure, remove
-from .mirror import MirrorStatus
-from .naming import MIRROR_NAME, MIRROR_VOLUME
-from .status import ImageStatus, KitStatus, status
+from dockercourse.errors import ImageKitError
+from dockercourse.imagekit.cli import main
+from dockercourse.imagekit.kit import MODES, ensure, remove
+from dockercourse.imagekit.mirror import MirrorStatus
+from dockercourse.imagekit.naming import MIRROR_NAME, MIRROR_VOLUME
+from dockercourse.imagekit.status import ImageStatus, KitStatus, status
 
 __all__ = [
     "ensure", "status", "remove", "main", "ImageKitError", "ImageStatus", "KitStatus",

@@ -1,5 +1,5 @@
 import sys
 
-from . import main
+from dockercourse.imagekit import main
 
 sys.exit(main())

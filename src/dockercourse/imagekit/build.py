@@ -19,10 +19,15 @@ from pathlib import Path
 
 import docker.errors
 
-from . import debian
-from .errors import ImageKitError
-from .naming import BUILD_CONTAINER_PREFIX, kit_labels, split_ref, tmp_ref
-from .recipes import RECIPES, Recipe
+from dockercourse.errors import ImageKitError
+from dockercourse.imagekit import debian
+from dockercourse.imagekit.naming import (
+    BUILD_CONTAINER_PREFIX,
+    kit_labels,
+    split_ref,
+    tmp_ref,
+)
+from dockercourse.imagekit.recipes import RECIPES, Recipe
 
 #: Host-side apt work (resolve, download) runs one at a time; container work in parallel.
 _APT_LOCK = threading.Lock()

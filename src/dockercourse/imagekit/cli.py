@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine import CourseError, connect
-from .errors import ImageKitError
+from dockercourse.core.engine import connect
+from dockercourse.errors import CourseError, ImageKitError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +30,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from . import ensure, remove, status
+    from dockercourse.imagekit import ensure
+    from dockercourse.imagekit import remove
+    from dockercourse.imagekit import status
 
     args = parser().parse_args(argv)
     log = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))

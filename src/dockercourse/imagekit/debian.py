@@ -14,10 +14,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .errors import ImageKitError
+from dockercourse.errors import ImageKitError
+from dockercourse import config
 
 #: Downloaded .debs are kept here so a rebuild needs no network.
-CACHE_DIR = Path(os.environ.get("DOCKERCOURSE_KIT_CACHE", "/var/cache/dockercourse"))
+CACHE_DIR = config.path("DOCKERCOURSE_KIT_CACHE")
 SUITE = "bookworm"
 
 #: Paths the official slim images leave out (docs, man pages, translations).

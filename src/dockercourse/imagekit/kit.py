@@ -9,18 +9,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
-from .. import labels
-from ..engine import connect
-from ..images import COURSE_IMAGES
-from . import build as build_mod
-from . import debian
-from . import mirror as mirror_mod
-from .errors import ImageKitError
-from .naming import BUILD_CONTAINER_PREFIX, MIRROR_NAME, MIRROR_VOLUME, TMP_REPO_PREFIX, split_ref
-from .progress import steps
-from .pull import PullFailed, label_pulled, pull
-from .recipes import RECIPES
-from .status import KitStatus, image_status, status
+from dockercourse.core import labels
+from dockercourse.core.engine import connect
+from dockercourse.core.images import COURSE_IMAGES
+from dockercourse.errors import ImageKitError
+from dockercourse.imagekit import build as build_mod
+from dockercourse.imagekit import debian
+from dockercourse.imagekit import mirror as mirror_mod
+from dockercourse.imagekit.naming import (
+    BUILD_CONTAINER_PREFIX,
+    MIRROR_NAME,
+    MIRROR_VOLUME,
+    TMP_REPO_PREFIX,
+    split_ref,
+)
+from dockercourse.imagekit.progress import steps
+from dockercourse.imagekit.pull import PullFailed, label_pulled, pull
+from dockercourse.imagekit.recipes import RECIPES
+from dockercourse.imagekit.status import KitStatus, image_status, status
 
 MODES = ("auto", "online", "offline")
 #: Free space the offline build wants (the builder image alone is ~400 MB, plus caches).
@@ -33,10 +39,12 @@ def _quiet(*a, **k):
 
 def cleanup_leftovers(client, log=_quiet) -> None:
     """Drop what an interrupted run left: build containers and temporary tags (kit-labelled only)."""
-    for c in client.containers.list(all=True, filters={"label": f"{labels.KIT}=1"}):
-        if c.name.startswith(BUILD_CONTAINER_PREFIX):
-            log(f"removing the leftover build container {c.name}")
-            c.remove(force=True)
+    from dockercourse.core.cleanup import Sweep
+
+    sweep = Sweep(client)
+    sweep.containers(filters={"label": [f"{labels.KIT}=1"]}, prefix=BUILD_CONTAINER_PREFIX)
+    for name in sweep.report.containers:
+        log(f"removed the leftover build container {name}")
     for img in client.images.list(filters={"label": f"{labels.KIT}=1"}):
         for t in img.tags:
             if t.startswith(TMP_REPO_PREFIX):

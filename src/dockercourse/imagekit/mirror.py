@@ -17,12 +17,18 @@ from urllib.parse import urlparse
 import docker.errors
 import requests
 
-from .. import labels
-from ..engine import engine_info
-from ..registry import RegistryAPI
-from .errors import ImageKitError
-from .naming import MIRROR_NAME, MIRROR_VOLUME, hub_path, kit_labels, split_ref
-from .progress import LayerBars
+from dockercourse.core import labels
+from dockercourse.core.engine import engine_info
+from dockercourse.errors import ImageKitError
+from dockercourse.imagekit.naming import (
+    MIRROR_NAME,
+    MIRROR_VOLUME,
+    hub_path,
+    kit_labels,
+    split_ref,
+)
+from dockercourse.imagekit.progress import LayerBars
+from dockercourse.lessonkit.registry import RegistryAPI
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

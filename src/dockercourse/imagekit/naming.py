@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from .. import labels
+from dockercourse.core import labels
 
 #: Repository of the temporary tags images are built under (retagged on success).
 TMP_REPO_PREFIX = "dockercourse-kit-tmp/"

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import docker.errors
 
-from .. import labels
-from .build import finish
-from .errors import ImageKitError
-from .naming import is_kit_image, kit_labels, split_ref, tmp_ref
-from .progress import LayerBars
-
-
-class PullFailed(Exception):
-    """The engine could not pull (no registry reachable, unknown tag, ...)."""
+from dockercourse.core import labels
+from dockercourse.errors import ImageKitError, PullFailed
+from dockercourse.imagekit.build import finish
+from dockercourse.imagekit.naming import is_kit_image, kit_labels, split_ref, tmp_ref
+from dockercourse.imagekit.progress import LayerBars
 
 
 def pull(client, ref: str, progress: bool = True) -> str | None:

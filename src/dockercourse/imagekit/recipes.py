@@ -1,8 +1,8 @@
 """How each course image is made when no registry can be reached.
 
-One recipe per role of :data:`dockercourse.images.COURSE_IMAGES`. The Debian
+One recipe per role of :data:`dockercourse.core.images.COURSE_IMAGES`. The Debian
 package names are the only inputs; the tags themselves come from
-``dockercourse.images`` and are never written here.
+``dockercourse.core.images`` and are never written here.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import docker.errors
 
-from .. import labels
-from ..images import COURSE_IMAGES
-from . import mirror as mirror_mod
-from .mirror import MirrorStatus
+from dockercourse.core import labels
+from dockercourse.core.images import COURSE_IMAGES
+from dockercourse.imagekit import mirror as mirror_mod
+from dockercourse.imagekit.mirror import MirrorStatus
 
 NOT_KIT = "present, not made by the kit"
 

@@ -11,8 +11,8 @@ host's ``127.0.0.1`` only: no other interface of the host is ever bound. In the 
 connections qemu delivers from 10.0.2.2 are redirected to the guest's 127.0.0.1, where
 the engine's ``docker-proxy`` listens for every binding (also ``127.0.0.1:P:80``).
 
-It runs as a small process started by :func:`dockercourse.qemu.engine.up`
-(``python -m dockercourse.qemu.portfwd --state-dir DIR --qemu-pid PID --api-port PORT``,
+It runs as a small process started by :func:`dockercourse.vm.engine.up`
+(``python -m dockercourse.vm.portfwd --state-dir DIR --qemu-pid PID --api-port PORT``,
 log in ``DIR/portfwd.log``); ``down`` stops it, and it exits by itself when qemu is gone.
 Its current forwards are in ``DIR/forwards.json`` (shown by ``engine vm status``).
 """
@@ -31,7 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-from .boot import MONITOR_SOCKET
+from dockercourse.errors import MonitorError
+from dockercourse.vm.boot import MONITOR_SOCKET
 
 NETDEV = "n0"
 STATE_FILE = "forwards.json"
@@ -40,9 +41,6 @@ _PROMPT = b"(qemu) "
 _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 _USERNET = re.compile(r"(TCP|UDP)\[HOST_FORWARD\]\s+-?\d+\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)")
 
-
-class MonitorError(Exception):
-    pass
 
 
 class Monitor:
@@ -320,7 +318,7 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dockercourse.qemu.portfwd", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dockercourse.vm.portfwd", description=__doc__.split("\n\n")[0])
     p.add_argument("--state-dir", required=True)
     p.add_argument("--qemu-pid", type=int, required=True)
     p.add_argument("--api-port", type=int, required=True)

@@ -5,13 +5,15 @@ newest first), ``image.attrs["RootFS"]["Layers"]`` (the layer digests, oldest fi
 and the JSON events of a pull or push stream (one ``id`` per layer). These helpers
 turn them into short, stable lists a notebook can print or draw::
 
-    from dockercourse.layers import history_layers, progress_by_layer
+    from dockercourse.lessonkit.layers import history_layers, progress_by_layer
     layer_stack(history_layers(client.images.get("busybox:1.35.0")))
     for layer, steps in progress_by_layer(client.api.pull(..., stream=True, decode=True)).items():
         print(layer, " -> ".join(steps))
 """
 
 from __future__ import annotations
+
+from dockercourse.errors import StreamError
 
 #: Milestones of a pull or push per layer, in the order the engine reports them.
 #: The volatile ones ("Downloading" with its byte counts, "Waiting", "Extracting"
@@ -80,15 +82,11 @@ def progress_by_layer(events, names: dict[str, str] | None = None) -> dict[str, 
     return out
 
 
-class StreamError(Exception):
-    """The engine reported an error inside a pull or push stream (docker-py does not raise it)."""
-
-
 def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     """A horizontal bar chart of ``(name, size_bytes)``, largest at the top."""
     import matplotlib.pyplot as plt
 
-    from .draw import human, show
+    from dockercourse.lessonkit.draw import human, show
 
     items = sorted(items, key=lambda kv: kv[1])
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(items) + 1.0))

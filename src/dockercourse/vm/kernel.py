@@ -31,8 +31,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine import CourseError
-from . import cache_dir
+from dockercourse.errors import CourseError
+from dockercourse.vm import cache_dir
 
 __all__ = ["KernelInfo", "find_kernel", "get_kernel", "get_modules", "kernel_packages"]
 

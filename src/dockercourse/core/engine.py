@@ -18,7 +18,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .engines.specs import course_socket
+from dockercourse.engines.specs import course_socket
+from dockercourse.errors import NoEngineError
+from dockercourse import config
 
 #: Oldest engine API the course supports (Debian bookworm's docker.io 20.10).
 MIN_API_VERSION = "1.41"
@@ -27,16 +29,7 @@ MIN_API_VERSION = "1.41"
 PING_TIMEOUT = 5
 
 
-class CourseError(Exception):
-    """An error the course explains in plain words (shown without a traceback)."""
 
-
-class NoEngineError(CourseError):
-    """No Docker engine answered. The message says how to start one."""
-
-
-class EngineGoneError(CourseError):
-    """The engine answered earlier but stopped answering during the run."""
 
 
 def _candidate_hosts() -> list[tuple[str, str]]:
@@ -91,7 +84,7 @@ def _make_client(kwargs: dict, namespace=None) -> docker.DockerClient:
     if namespace is None:
         api = docker.APIClient(version="auto", **kwargs)
     else:
-        from .namespace import LabellingAPIClient
+        from dockercourse.core.namespace import LabellingAPIClient
 
         api = LabellingAPIClient(version="auto", namespace=namespace, **kwargs)
     client = docker.DockerClient.__new__(docker.DockerClient)
@@ -105,7 +98,7 @@ def connect(timeout: int = 120, namespace=None) -> docker.DockerClient:
 
     Args:
         timeout: seconds each API call may take once connected.
-        namespace: a :class:`dockercourse.namespace.Namespace`; when given, what the
+        namespace: a :class:`dockercourse.core.namespace.Namespace`; when given, what the
             client creates carries its labels (see ``LabellingAPIClient``).
 
     Returns:
@@ -205,7 +198,7 @@ def engine_info(client: docker.DockerClient) -> EngineInfo:
         kind = "Podman"
     elif "Docker Desktop" in (info.get("OperatingSystem") or ""):
         kind = "Docker Desktop"
-    elif os.environ.get("DOCKERCOURSE_ENGINE") == "vm":
+    elif config.get("DOCKERCOURSE_ENGINE") == "vm":
         kind = "Docker (VM)"
     else:
         kind = "Docker"

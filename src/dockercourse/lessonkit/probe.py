@@ -5,7 +5,7 @@ listens on its port; these helpers retry for a short while so a notebook cell do
 the server. Use them only with loopback addresses (published ports) and the bridge addresses
 of containers you started::
 
-    from dockercourse.probe import http_get, udp_echo
+    from dockercourse.lessonkit.probe import http_get, udp_echo
 
     status, body = http_get(port)                  # http://127.0.0.1:<port>/
     reply = udp_echo(port, b"hello")               # one datagram to 127.0.0.1:<port>, its answer

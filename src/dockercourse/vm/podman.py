@@ -39,8 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..engine import CourseError
-from .kernel import find_kernel
+from dockercourse.errors import CourseError
+from dockercourse.vm.kernel import find_kernel
 
 SUITE = "trixie"
 PACKAGES = ["podman", "crun", "conmon", "netavark", "aardvark-dns", "catatonit", "nftables", "iproute2",
@@ -53,7 +53,7 @@ NFT_MODULES = ["nf_conntrack_netlink", "nf_tables", "nft_chain_nat", "nft_nat", 
 
 
 def _base_modules() -> list[str]:
-    from .engine import MODULES
+    from dockercourse.vm.engine import MODULES
 
     return list(MODULES) + NFT_MODULES
 
@@ -207,7 +207,7 @@ def debian_mirror() -> str:
 
 
 def _rootfs_dir() -> Path:
-    from .engine import _engine_cache
+    from dockercourse.vm.engine import _engine_cache
 
     p = _engine_cache() / "debian"
     p.mkdir(parents=True, exist_ok=True)
@@ -282,7 +282,7 @@ def _short(ver: str) -> str:
 
 def inputs(log=print, rebuild: bool = False) -> dict:
     """What the podman system disk is made of (the cache key), like ``engine._inputs``."""
-    from .engine import LAYOUT_VERSION, STAGE1
+    from dockercourse.vm.engine import LAYOUT_VERSION, STAGE1
 
     k = find_kernel()
     tar, info = rootfs(log, rebuild=rebuild)
@@ -326,7 +326,7 @@ def _extract(tar: Path, root: Path) -> list[tuple[str, int, int]]:
 def build_disk(out: Path, inp: dict, log) -> Path:
     """Write the podman system disk (``out`` + ``.part``): the root file system, the
     course's init and configuration, by ``mke2fs -d``."""
-    from .engine import DISK_SIZE_MB, _engine_cache
+    from dockercourse.vm.engine import DISK_SIZE_MB, _engine_cache
 
     tar = Path(inp["rootfs"][0])
     staging = Path(tempfile.mkdtemp(prefix="stage-", dir=_engine_cache()))

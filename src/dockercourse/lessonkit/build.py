@@ -1,6 +1,6 @@
 """Build images from a folder and show the build log readably.
 
-    from dockercourse.build import write_files, build, context_size
+    from dockercourse.lessonkit.build import write_files, build, context_size
 
     ctx = write_files(folder, {"Dockerfile": "FROM busybox:1.35.0\\nCMD echo hi\\n"})
     result = build(client, ctx, name("hi") + ":1")       # prints the steps as `docker build` does
@@ -26,8 +26,12 @@ import docker
 import docker.errors
 from docker.utils.build import tar as _tar
 
-from . import labels as L
-from .buildcontext import LABELLED_DOCKERFILE, add_labels, read_dockerignore
+from dockercourse.core import labels as L
+from dockercourse.core.buildcontext import (
+    LABELLED_DOCKERFILE,
+    add_labels,
+    read_dockerignore,
+)
 
 
 def write_files(folder, files: dict[str, str | bytes]) -> Path:

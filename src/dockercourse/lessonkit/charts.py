@@ -1,6 +1,6 @@
 """Bar charts of values the notebook measured on the engine (sizes, counts, times).
 
-    from dockercourse.charts import bars
+    from dockercourse.lessonkit.charts import bars
     bars({"image size": {"a": 5_000_000, "b": 2_000_000}, "layers": {"a": 4, "b": 2}},
          units={"image size": "bytes"}, title="Two ways to write the same image")
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from .draw import human, show
+from dockercourse.lessonkit.draw import human, show
 
 
 def bars(panels: dict[str, dict[str, float]], units: dict[str, str] | None = None, title: str = "",

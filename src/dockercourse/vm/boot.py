@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..engine import CourseError
+from dockercourse.errors import BootError, CourseError
 
 __all__ = ["qemu_binary", "kvm_usable", "boot", "Boot", "BootError", "free_port"]
 
@@ -31,9 +31,6 @@ _KVM_CACHE: dict[str, bool] = {}
 #: qemu's human monitor socket in a VM's workdir (see ``boot(monitor=True)``)
 MONITOR_SOCKET = "monitor.sock"
 
-
-class BootError(CourseError):
-    """qemu did not start, died, or the guest did not say what was awaited in time."""
 
 
 def qemu_binary() -> str | None:
@@ -74,7 +71,7 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
 
     ``DOCKERCOURSE_VM_ACCEL=tcg`` forces False, ``=kvm`` forces True. Otherwise
     ``/dev/kvm`` must open read-write and answer ``KVM_GET_API_VERSION``, and the VM
-    kernel (:func:`dockercourse.qemu.kernel.get_kernel`, or ``kernel``) booted with
+    kernel (:func:`dockercourse.vm.kernel.get_kernel`, or ``kernel``) booted with
     ``-accel kvm -cpu host`` and no root disk must reach its "cannot mount root"
     panic in time. (Firmware alone is not enough: nested KVM on some clouds runs the
     BIOS, then hangs or fails in the kernel.) The answer is remembered for the process
@@ -89,7 +86,7 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
     if not q or not _kvm_ioctl_ok():
         _KVM_CACHE["kvm"] = False
         return False
-    from . import cache_dir
+    from dockercourse.vm import cache_dir
 
     try:
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -105,7 +102,7 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
         except (OSError, ValueError):
             pass
     if kernel is None:
-        from .kernel import get_kernel
+        from dockercourse.vm.kernel import get_kernel
 
         kernel = get_kernel(log=lambda *_: None)
     ok = False

@@ -1,6 +1,6 @@
 """Who mounts what: read containers' mounts from the engine, draw them, hash mounted files.
 
-    from dockercourse.mounts import mount_table, mount_map, tree_digests
+    from dockercourse.lessonkit.mounts import mount_table, mount_map, tree_digests
 
     rows = mount_table(containers)               # one row per mount, from `docker inspect` .Mounts
     mount_map(containers, rename={"/tmp/tmpabc": "$HOST"})
@@ -18,7 +18,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 
-from .draw import plt, show
+from dockercourse.lessonkit.draw import plt, show
 
 COLORS = {"volume": "#9ecae1", "bind": "#fdae6b", "tmpfs": "#c7e9c0", "npipe": "#dadaeb"}
 EDGES = {"volume": "#3182bd", "bind": "#e6550d", "tmpfs": "#31a354", "npipe": "#756bb1"}

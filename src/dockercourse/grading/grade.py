@@ -58,10 +58,11 @@ from pathlib import Path
 
 import docker.errors
 
-from . import labels as L
-from .checks import course_root, load_exercises, run_exercise
-from .namespace import NS_ENV, RUN_ENV, Namespace, chapter_number, clean, leftovers
-from .release import cell_part, chapter_of
+from dockercourse.checks import course_root, load_exercises, run_exercise
+from dockercourse.core import labels as L
+from dockercourse.core.namespace import NS_ENV, RUN_ENV, Namespace, chapter_number
+from dockercourse.core.cleanup import clean, leftovers
+from dockercourse.grading.release import cell_part, chapter_of
 
 #: Statuses of a graded submission.
 OK = "ok"
@@ -87,7 +88,7 @@ MAX_OUTPUT_CHARS = 200_000
 #: Marker of the "after the last cell" check point.
 END = -1
 
-log = logging.getLogger("dockercourse.grade")
+log = logging.getLogger("dockercourse.grading.grade")
 
 
 # --------------------------------------------------------------------------- results
@@ -242,7 +243,7 @@ _exercise_cache: dict = {}
 def _engine():
     global _worker_client
     if _worker_client is None:
-        from .engine import connect
+        from dockercourse.core.engine import connect
 
         _worker_client = connect()
     return _worker_client
@@ -421,7 +422,7 @@ def grade_notebook(source, chapter: str | None = None, *, root: Path | str | Non
         clean_namespace(client, ns)  # leftovers of an earlier, interrupted run with this tag
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-        quiet = logging.getLogger("dockercourse.grade.nbclient")
+        quiet = logging.getLogger("dockercourse.grading.grade.nbclient")
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
         nbc = _notebook_client_class()(
@@ -540,7 +541,7 @@ def safe_name(student: str) -> str:
 
 def detect_chapter(files: list[Path]) -> str:
     """The chapter the submissions say they are (one only), else CourseError."""
-    from .engine import CourseError
+    from dockercourse.errors import CourseError
 
     seen: dict[str, int] = {}
     for p in files:
@@ -587,7 +588,7 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
     """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``.
 
     With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
-    qemu VM (``dockercourse.qemu.engine.worker_init``) and grades its submissions there:
+    qemu VM (``dockercourse.vm.engine.worker_init``) and grades its submissions there:
     a submission that bind-mounts ``/``, runs privileged containers or removes everything
     reaches only that VM, never the host's engine or files.
     """
@@ -640,7 +641,7 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
     retry = iter(range(1, 10**6))
     pool_args: dict = {}
     if engine == "vm":
-        from .qemu import engine as vm
+        from dockercourse.vm import engine as vm
 
         images = images_for_chapter(root, chapter)
         vm.build(images, log=lambda *_: None)  # once, before the workers share the disk read-only
@@ -702,7 +703,7 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
 
 def images_for_chapter(root: Path, chapter: str) -> list[str]:
     """The pinned course images a chapter's master notebook imports (for a VM engine)."""
-    from . import images as pinned
+    from dockercourse.core import images as pinned
 
     names = {"BUSYBOX"}
     for nb_path in sorted((Path(root) / "notebooks").glob(f"{chapter}_*.ipynb")):

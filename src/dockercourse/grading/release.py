@@ -28,8 +28,8 @@ from pathlib import Path
 
 import nbformat
 
-from .checks import course_root, load_exercises
-from .namespace import chapter_number
+from dockercourse.checks import course_root, load_exercises
+from dockercourse.core.namespace import chapter_number
 
 #: The key of the course's cell and notebook metadata.
 META = "dockercourse"
@@ -74,7 +74,7 @@ def chapter_of(nb, path: Path | str | None = None) -> str | None:
 # --------------------------------------------------------------------------- the copy
 
 
-#: The call whose output summarises the exercises (see dockercourse.course.Course.progress).
+#: The call whose output summarises the exercises (see dockercourse.notebook.course.Course.progress).
 PROGRESS_CALL = "course.progress()"
 
 

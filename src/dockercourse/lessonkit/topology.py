@@ -3,7 +3,7 @@
 Everything comes from the engine's own description of each container (``container.attrs``,
 the same JSON as ``docker inspect``), so a picture shows what the engine really set up::
 
-    from dockercourse import topology
+    from dockercourse.lessonkit import topology
 
     nodes = topology.describe([web, db, app])      # plain data read from the engine
     topology.table(nodes)                           # one line per container
@@ -20,7 +20,7 @@ matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-from .draw import show  # noqa: E402
+from dockercourse.lessonkit.draw import show  # noqa: E402
 
 
 @dataclass

@@ -12,6 +12,7 @@ matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
+
 def show(fig):
     """Display ``fig`` once and close it (in IPython); elsewhere return it.
 

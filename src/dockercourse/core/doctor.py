@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import docker
 
-from .engine import MIN_API_VERSION, NoEngineError, connect, engine_info
+from dockercourse.core.engine import MIN_API_VERSION, connect, engine_info
+from dockercourse.errors import NoEngineError
+from dockercourse import config
 
 
 @dataclass
@@ -31,7 +33,7 @@ def _how_started(base_url: str) -> str:
     """Who started the engine that answers: the course (which of its engines) or someone else."""
     import os
 
-    from .engines import local
+    from dockercourse.engines import local
 
     rec = local.read_record()
     if rec and rec.get("docker_host") == base_url:
@@ -40,7 +42,7 @@ def _how_started(base_url: str) -> str:
         if pk:
             what += f" from Debian's packages (docker.io {pk.get('docker.io', '?')}, containerd {pk.get('containerd', '?')})"
         return f"{what}, {rec.get('how', 'scripts/engine-up')} at {rec.get('started', '?')}; log {rec.get('log')}"
-    if base_url.startswith("tcp://") and os.environ.get("DOCKERCOURSE_ENGINE") == "vm":
+    if base_url.startswith("tcp://") and config.get("DOCKERCOURSE_ENGINE") == "vm":
         return "the course's VM engine (dockercourse engine vm up)"
     if os.environ.get("DOCKER_HOST"):
         return f"not the course: DOCKER_HOST={os.environ['DOCKER_HOST']}"
@@ -66,7 +68,7 @@ def diagnose(client=None) -> list[Finding]:
     out.append(Finding(True, "started by", _how_started(info.base_url)))
     out.append(Finding(True, "image store", info.store_text))
     try:
-        from .qemu.engine import describe
+        from dockercourse.vm.engine import describe
 
         vm_line = describe(info.base_url)
     except Exception:  # qemu support missing or its state unreadable: not a VM of ours
@@ -97,7 +99,7 @@ def diagnose(client=None) -> list[Finding]:
                        fix="" if disk_ok else "free at least 3 GiB for the course images "
                                               "(docker system df shows what uses space)"))
     try:
-        from . import imagekit
+        from dockercourse import imagekit
 
         for st in imagekit.status(client):
             present = getattr(st, "present", False)

@@ -1,10 +1,10 @@
 """Timelines of what happened to containers, drawn from the engine's own event times.
 
-    from dockercourse.timeline import timeline
+    from dockercourse.lessonkit.timeline import timeline
     timeline([("web", [(0, 3.0, "running", "#fdae6b")], [(0.0, "kill (signal 15)"), (3.0, "kill (signal 9)")])],
              title="docker stop -t 3")
 
-Like :mod:`dockercourse.draw`, the function takes plain values the notebook got
+Like :mod:`dockercourse.lessonkit.draw`, the function takes plain values the notebook got
 from docker-py (``client.events(...)``) and displays the figure (returning None
 in IPython).
 """
@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .draw import show  # noqa: E402
+from dockercourse.lessonkit.draw import show  # noqa: E402
 
 
 def timeline(rows: list[tuple[str, list[tuple[float, float, str, str]], list[tuple[float, str]]]],

@@ -4,7 +4,7 @@ Tags exist upstream on Docker Hub and match what Debian bookworm packages ship, 
 learner online (pulled) and offline (built by the image kit from Debian packages)
 meets the same names and versions. Notebooks import the constants::
 
-    from dockercourse.images import BUSYBOX, DEBIAN
+    from dockercourse.core.images import BUSYBOX, DEBIAN
 """
 
 BUSYBOX = "busybox:1.35.0"  # Debian busybox-static 1.35.0

@@ -51,11 +51,18 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import CourseError
-from . import cache_dir
-from .boot import Boot, BootError, boot, free_port, kvm_usable, require_qemu
-from .initramfs import build as build_initramfs
-from .kernel import find_kernel, get_modules
+from dockercourse.errors import CourseError
+from dockercourse.vm import cache_dir
+from dockercourse.vm.boot import (
+    Boot,
+    BootError,
+    boot,
+    free_port,
+    kvm_usable,
+    require_qemu,
+)
+from dockercourse.vm.initramfs import build as build_initramfs
+from dockercourse.vm.kernel import find_kernel, get_modules
 
 __all__ = ["VMEngine", "up", "down", "status", "vm_engine", "build", "DEFAULT_IMAGES",
            "DEFAULT_MEMORY_MB", "state_root"]
@@ -75,7 +82,7 @@ ENGINE_PKGSET = "28.5"
 #: the guest's flavours: Docker (this module) and Podman (:mod:`.podman`)
 FLAVORS = ("docker", "podman")
 #: the forwarder of published ports (``python -m`` this module), see :mod:`.portfwd`
-PORTFWD_MODULE = "dockercourse.qemu.portfwd"
+PORTFWD_MODULE = "dockercourse.vm.portfwd"
 
 MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "overlay", "bridge", "br_netfilter",
            "veth", "nf_conntrack", "nf_nat", "ip_tables", "iptable_nat", "iptable_filter",
@@ -354,7 +361,7 @@ def engine_binaries(log=print) -> dict:
         why = "DOCKERCOURSE_VM_BINARIES=host"
     else:
         try:
-            from ..engines.packages import ensure_packages, package_versions
+            from dockercourse.engines.packages import ensure_packages, package_versions
 
             root = ensure_packages(ENGINE_PKGSET)
             pk = {dest: root / rel for dest, rel in PKG_BINARIES.items()}
@@ -389,7 +396,7 @@ def engine_binaries(log=print) -> dict:
     version = _dockerd_version(paths["/usr/sbin/dockerd"])
     versions = {}
     with contextlib.suppress(Exception):  # not a dpkg system: no versions
-        from ..engines.packages import dpkg_version
+        from dockercourse.engines.packages import dpkg_version
 
         versions = {k: v for k in ("docker.io", "containerd") if (v := dpkg_version(k))}
     log(f"vm: the course's engine packages are not available ({why}); using this machine's dockerd "
@@ -402,7 +409,7 @@ def engine_binaries(log=print) -> dict:
 
 def _upstream(debver: str) -> tuple[int, ...]:
     try:
-        from ..engines.packages import upstream
+        from dockercourse.engines.packages import upstream
 
         return upstream(debver) if debver else ()
     except Exception:  # noqa: BLE001
@@ -427,7 +434,7 @@ def requirements() -> list[str]:
     """What this machine lacks to build the Docker VM engine (empty: nothing). The engine
     itself comes from the course's packages (fetched) or the host; qemu, runc, iptables,
     busybox and mke2fs must be installed."""
-    from .boot import qemu_binary
+    from dockercourse.vm.boot import qemu_binary
 
     out = []
     if qemu_binary() is None:
@@ -601,7 +608,7 @@ def _flavor_inputs(flavor: str, log, rebuild: bool = False) -> tuple[dict, list[
     if flavor == "docker":
         return _inputs(log), DOCKER_MODULES, "system"
     if flavor == "podman":
-        from . import podman
+        from dockercourse.vm import podman
 
         return podman.inputs(log, rebuild=rebuild), podman.MODULES, "podman"
     raise CourseError(f"unknown VM engine flavour {flavor!r}; choose one of: {', '.join(FLAVORS)}")
@@ -652,7 +659,7 @@ def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_
     ecache = _engine_cache()
     t0 = time.monotonic()
     if flavor == "podman":
-        from . import podman
+        from dockercourse.vm import podman
 
         log(f"vm: building the podman system disk ({inp['engine']['title']}, kernel {k.version})")
         part = podman.build_disk(disk, inp, log)
@@ -718,7 +725,7 @@ def _host_engine():
     """
     import docker
 
-    from ..engines.specs import DEFAULT_SOCKET, course_socket
+    from dockercourse.engines.specs import DEFAULT_SOCKET, course_socket
 
     for path in (DEFAULT_SOCKET, str(course_socket())):
         if not os.path.exists(path):
@@ -1064,7 +1071,7 @@ def status(*, name: str = "default", state_dir: Path | None = None) -> dict | No
 
 def read_forwards(sd: Path) -> dict | None:
     """The forwarder's current state (``forwards``, ``failed``), or None."""
-    from .portfwd import read_state
+    from dockercourse.vm.portfwd import read_state
 
     return read_state(sd)
 

@@ -1,0 +1,169 @@
+"""The API a chapter's checks are written in: ``@exercise``, ``ctx`` and ``NotYet``."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass, field
+from typing import Callable
+
+import docker
+import docker.errors
+
+from dockercourse.core.namespace import Namespace
+from dockercourse.lessonkit.probe import http_get_bytes
+
+PASS = "✓"
+
+FAIL = "✗"
+
+
+class NotYet(Exception):
+    """The exercise is not (yet) done; the message says what is missing."""
+
+
+#: While a checks file is being loaded (checks.loader): the exercises it declares, by id.
+_collecting: dict[str, "Exercise"] | None = None
+
+
+@dataclass
+class Exercise:
+    """One exercise: its visible check, hidden checks, title and hint."""
+
+    id: str
+    title: str
+    hint: str
+    func: Callable
+    wait: float = 0.0
+    hidden_funcs: list[Callable] = field(default_factory=list)
+
+    def hidden(self, func: Callable) -> Callable:
+        """Decorator: add a hidden check (run only when grading)."""
+        self.hidden_funcs.append(func)
+        return func
+
+    def __call__(self, ctx):  # the visible check can be called directly
+        return self.func(ctx)
+
+
+def exercise(id: str, *, title: str, hint: str, wait: float = 0.0):
+    """Decorator declaring an exercise's visible check.
+
+    Args:
+        id: ``"<chapter>.<slug>"``, e.g. ``"02.hello"``; the notebook's check cell names it.
+        title: a few words shown with the result.
+        hint: what to do when it does not pass (one or two sentences).
+        wait: seconds to keep re-checking while it reports NotYet (for state that
+            settles asynchronously: a container starting, a health check).
+    """
+
+    def deco(func: Callable) -> Exercise:
+        ex = Exercise(id=id, title=title, hint=hint, func=func, wait=wait)
+        if _collecting is not None:
+            if id in _collecting:
+                raise ValueError(f"exercise {id} is declared twice")
+            _collecting[id] = ex
+        return ex
+
+    return deco
+
+
+class Ctx:
+    """What a check sees: the engine (through ``client``) and the run's namespace."""
+
+    def __init__(self, client: docker.DockerClient, ns: Namespace):
+        self.client = client
+        self.ns = ns
+
+    def name(self, short: str) -> str:
+        return self.ns.name(short)
+
+    def require(self, condition, message: str) -> None:
+        """Raise NotYet(message) unless ``condition`` holds."""
+        if not condition:
+            raise NotYet(message)
+
+    def container(self, short: str):
+        """The container named ``name(short)``; NotYet when there is none."""
+        full = self.name(short)
+        try:
+            c = self.client.containers.get(full)
+        except docker.errors.NotFound:
+            raise NotYet(f"there is no container named {full}") from None
+        return c
+
+    def volume(self, short: str):
+        full = self.name(short)
+        try:
+            return self.client.volumes.get(full)
+        except docker.errors.NotFound:
+            raise NotYet(f"there is no volume named {full}") from None
+
+    def network(self, short: str):
+        full = self.name(short)
+        try:
+            return self.client.networks.get(full)
+        except docker.errors.NotFound:
+            raise NotYet(f"there is no network named {full}") from None
+
+    def image(self, ref: str):
+        """The image ``ref`` exactly as given (use ``ctx.name("img:v1")`` for a course name)."""
+        try:
+            return self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            raise NotYet(f"there is no image {ref}") from None
+
+    def exec(self, container, cmd, **kwargs) -> tuple[int, str]:
+        """Run ``cmd`` in a running container; (exit code, output text)."""
+        container.reload()
+        self.require(container.status == "running", f"{container.name} is {container.status}, not running")
+        code, out = container.exec_run(cmd, **kwargs)
+        return code, (out or b"").decode("utf-8", "replace")
+
+    def read_file(self, container, path: str) -> bytes:
+        """The bytes of ``path`` inside a container (running or not), via the archive API."""
+        try:
+            stream, _ = container.get_archive(path)
+        except docker.errors.NotFound:
+            raise NotYet(f"{path} does not exist in {container.name}") from None
+        buf = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=buf) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise NotYet(f"{path} in {container.name} is not a regular file")
+            return tar.extractfile(member).read()
+
+    def published_port(self, container, port: str) -> tuple[str, int]:
+        """(host ip, host port) where ``port`` ("80/tcp") of ``container`` is published."""
+        container.reload()
+        ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        binding = ports.get(port)
+        self.require(binding, f"{container.name} does not publish {port}")
+        b = binding[0]
+        return (b.get("HostIp") or "127.0.0.1"), int(b["HostPort"])
+
+    def events(self, *, since, type: str | None = None, actor: str | None = None,
+               actions: tuple[str, ...] = ()) -> list[dict]:
+        """The engine's events (``docker events``) from ``since`` (a container's Created time, a unix time)
+        up to now, optionally of one type, one actor (container/image ID) and some actions."""
+        import datetime as _dt
+        import time as _time
+
+        if isinstance(since, str):  # an engine timestamp, e.g. a container's "Created"
+            text = since.rstrip("Z").split(".")[0]
+            since = int(_dt.datetime.fromisoformat(text).replace(tzinfo=_dt.timezone.utc).timestamp())
+        flt = {}
+        if type:
+            flt["type"] = [type]
+        evs = self.client.events(since=int(since) - 1, until=int(_time.time()) + 1, decode=True, filters=flt)
+        return [e for e in evs if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
+                and (not actions or e.get("Action") in actions)]
+
+    def http_get(self, host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, bytes]:
+        """GET http://host:port/path on a loopback or course-container address (no retries)."""
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        try:
+            return http_get_bytes(port, path, host, wait=0, timeout=timeout)
+        except ConnectionError as e:
+            raise NotYet(str(e)) from None

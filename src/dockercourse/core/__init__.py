@@ -1,0 +1,1 @@
+"""The core: finding the engine, the run namespace and its labels, cleanup, the pinned images."""

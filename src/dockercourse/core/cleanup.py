@@ -1,0 +1,279 @@
+"""The one place that removes engine resources: containers, networks, volumes and images.
+
+Everything the course removes goes through :class:`Sweep`, which lists with the low-level
+API (no inspect of each object, so someone else removing theirs meanwhile cannot make the
+sweep fail), removes, and records what it removed and what it could not:
+
+* :func:`clean` — course resources selected by **label** (a chapter, a namespace, a run);
+  what a learner or the notebooks use.
+* :func:`remove_prefixed` — resources whose **name** starts with a prefix unique to one
+  grading run (``dc02g1a2b-``): what a submission made without the course's labels.
+* the test suite's guard, the image kit and the benchmarks remove their own helpers with
+  the same primitives (``Sweep(client).containers(filters={"label": ...})``).
+
+Nothing unlabelled and unprefixed is ever selected: the learner's own ``web`` container,
+``dbdata`` volume or ``ubuntu`` image are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+
+from dockercourse.core import labels as L
+from dockercourse.core.namespace import Namespace, chapter_number
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CleanReport:
+    containers: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # image names (tags) removed
+    untagged: list[str] = field(default_factory=list)  # short IDs of nameless images removed (build steps)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return (len(self.containers) + len(self.volumes) + len(self.networks) + len(self.images)
+                + len(self.untagged))
+
+    def summary(self) -> str:
+        """``removed 4 containers, 2 images``: nameless images are removed too but not counted here, since
+        how many a build leaves depends on the builder and the image store (see ``untagged``)."""
+        if not self.total and not self.errors:
+            return "nothing to clean"
+        parts = [f"{len(v)} {k}" for k, v in (("containers", self.containers), ("volumes", self.volumes),
+                                             ("networks", self.networks), ("images", self.images)) if v]
+        text = ("removed " + ", ".join(parts) if parts
+                else "removed only nameless images of builds" if self.untagged else "removed nothing")
+        if self.errors:
+            text += f"; {len(self.errors)} could not be removed: " + "; ".join(self.errors[:3])
+        return text
+
+
+def _names(row: dict) -> list[str]:
+    return [n.lstrip("/") for n in row.get("Names") or []] or [row.get("Id", "")[:12]]
+
+
+class Sweep:
+    """Removes what a selection lists, into one :class:`CleanReport`.
+
+    ``filters`` are the engine's list filters (``{"label": [...]}``); ``prefix`` keeps only
+    names starting with it (and lists by that name first). At least one must be given.
+    """
+
+    def __init__(self, client: docker.DockerClient, report: CleanReport | None = None):
+        self.api = client.api
+        self.report = report or CleanReport()
+
+    def _attempt(self, kind: str, name: str, fn, *args, **kwargs) -> bool:
+        try:
+            fn(*args, **kwargs)
+        except docker.errors.NotFound:  # gone meanwhile: nothing left to remove
+            return False
+        except docker.errors.APIError as e:
+            self.report.errors.append(f"{kind} {name}: {e.explanation or e}")
+            log.info("could not remove %s %s: %s", kind, name, e)
+            return False
+        getattr(self.report, kind + "s").append(name)
+        return True
+
+    @staticmethod
+    def _check(filters, prefix):
+        if not filters and not prefix:
+            raise ValueError("a sweep needs label filters or a name prefix: it never selects everything")
+
+    def containers(self, *, filters: dict | None = None, prefix: str | None = None) -> None:
+        self._check(filters, prefix)
+        flt = dict(filters or {})
+        if prefix:
+            flt["name"] = [prefix]
+        for row in self.api.containers(all=True, filters=flt):
+            names = _names(row)
+            if prefix and not any(n.startswith(prefix) for n in names):
+                continue
+            self._attempt("container", names[0], self.api.remove_container, row["Id"], v=True, force=True)
+
+    def networks(self, *, filters: dict | None = None, prefix: str | None = None) -> None:
+        self._check(filters, prefix)
+        rows = self.api.networks(names=[prefix] if prefix else None, filters=filters or None)
+        for row in rows:
+            name = row.get("Name", "")
+            if prefix and not name.startswith(prefix):
+                continue
+            try:  # a network with endpoints cannot go: disconnect them first
+                for cid in list((self.api.inspect_network(row["Id"]).get("Containers") or {})):
+                    self.api.disconnect_container_from_network(cid, row["Id"], force=True)
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as e:
+                log.info("could not disconnect the endpoints of network %s: %s", name, e)
+            self._attempt("network", name, self.api.remove_network, row["Id"])
+
+    def volumes(self, *, filters: dict | None = None, prefix: str | None = None) -> None:
+        self._check(filters, prefix)
+        flt = dict(filters or {})
+        if prefix:
+            flt["name"] = [prefix]
+        for row in (self.api.volumes(filters=flt) or {}).get("Volumes") or []:
+            name = row.get("Name", "")
+            if prefix and not name.startswith(prefix):
+                continue
+            self._attempt("volume", name, self.api.remove_volume, name, force=True)
+
+    def image_refs(self, refs) -> None:
+        """Remove these image names (a name shared with other images only untags)."""
+        for ref in refs:
+            self._attempt("image", ref, self.api.remove_image, ref)
+
+    def dangling(self, *, filters: dict) -> None:
+        """Nameless images of the selection (a commit without a name, a build's steps), in passes:
+        one may be the parent of another."""
+        for _ in range(10):
+            removed = 0
+            for row in self.api.images(filters={**filters, "dangling": True}):
+                short = row["Id"][7:19]
+                try:
+                    self.api.remove_image(row["Id"])
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError as e:  # still needed by another image: the next pass
+                    log.debug("image %s not removed yet: %s", short, e.explanation or e)
+                    continue
+                self.report.untagged.append(short)
+                removed += 1
+            if not removed:
+                return
+
+
+# --------------------------------------------------------------------------- selections
+
+
+def _selector(namespace: Namespace | None, chapter: str | None, run: str | None) -> list[str]:
+    """Label filters; at least the course's chapter label so unlabelled things never match."""
+    sel = [L.CHAPTER]
+    if chapter is not None:
+        sel = [f"{L.CHAPTER}={chapter_number(chapter)}"]
+    if namespace is not None:
+        sel = [f"{L.CHAPTER}={namespace.chapter}", f"{L.NAMESPACE}={namespace.prefix}"]
+    if run is not None:
+        sel.append(f"{L.RUN}={run}")
+    return sel
+
+
+def _prefixes(namespace, chapter) -> list[str]:
+    if namespace is not None:
+        return [namespace.prefix]
+    if chapter is not None:
+        return [f"dc{chapter_number(chapter)}"]
+    return ["dc"]
+
+
+def is_course_ref(ref: str, prefixes: list[str]) -> bool:
+    """``dc02-web:v1`` or ``127.0.0.1:5000/dc02-web:v1`` with one of the prefixes."""
+    repo = ref.rsplit(":", 1)[0] if ref.rfind(":") > ref.rfind("/") else ref
+    last = repo.rsplit("/", 1)[-1]
+    return bool(re.match(r"^dc\d\d", last)) and any(last.startswith(p) for p in prefixes)
+
+
+def _course_image_refs(client, flt: dict, prefixes: list[str]) -> list[str]:
+    """Tags named with the course prefix on images the chapter made or on the course images themselves.
+
+    Labels are inherited by child images, so a label alone is never enough: a learner's own
+    ``myapp`` built FROM a course image keeps its tags and its image. A tag the chapter put on
+    a kit image (``dc02-mybox:v1`` -> busybox) removes only that tag.
+    """
+    from dockercourse.core.images import COURSE_IMAGES
+
+    kit_ids = set()
+    for ref in COURSE_IMAGES.values():
+        try:
+            kit_ids.add(client.api.inspect_image(ref)["Id"])
+        except docker.errors.ImageNotFound:
+            pass
+    refs = []
+    for img in client.api.images():
+        lab = img.get("Labels") or {}
+        if not (L.CHAPTER in lab or img["Id"] in kit_ids):
+            continue
+        refs += [r for r in img.get("RepoTags") or [] if r != "<none>:<none>" and is_course_ref(r, prefixes)]
+    return refs
+
+
+def clean(client: docker.DockerClient, namespace: Namespace | None = None, chapter: str | None = None,
+          run: str | None = None) -> CleanReport:
+    """Remove course resources, selected by label only.
+
+    Args:
+        client: any docker client on the engine.
+        namespace: remove this namespace's resources (the usual case in a notebook).
+        chapter: remove every namespace of this chapter (``"02"``).
+        run: narrow to one run id.
+        With none of them, every course resource of every chapter is removed
+        (never the image kit, which carries no chapter label).
+    """
+    flt = {"label": _selector(namespace, chapter, run)}
+    sweep = Sweep(client)
+    sweep.containers(filters=flt)
+    sweep.networks(filters=flt)
+    sweep.volumes(filters=flt)
+    sweep.image_refs(_course_image_refs(client, flt, _prefixes(namespace, chapter)))
+    sweep.dangling(filters=flt)
+    return sweep.report
+
+
+def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
+    """Remove containers, networks, volumes and image tags whose name starts with ``prefix``.
+
+    Only for prefixes unique to one grading run (``dc02g<batch><k>-``): the labels catch what
+    the course client made; this catches what a submission made without them (e.g. through
+    its own ``docker.from_env()``).
+    """
+    if not re.fullmatch(r"dc\d\d[a-z0-9]+-", prefix):
+        raise ValueError(f"not a grading run's own prefix: {prefix!r}")
+    sweep = Sweep(client)
+    sweep.containers(prefix=prefix)
+    sweep.networks(prefix=prefix)
+    sweep.volumes(prefix=prefix)
+    refs = [r for img in client.api.images() for r in img.get("RepoTags") or []
+            if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)]
+    sweep.image_refs(refs)
+    return sweep.report
+
+
+def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,
+              chapter: str | None = None) -> dict[str, list[str]]:
+    """List course resources still on the engine (what :func:`clean` would remove)."""
+    flt = {"label": _selector(namespace, chapter, None)}
+    api = client.api
+    return {
+        "containers": [_names(c)[0] for c in api.containers(all=True, filters=flt)],
+        "volumes": [v["Name"] for v in (api.volumes(filters=flt) or {}).get("Volumes") or []],
+        "networks": [n["Name"] for n in api.networks(filters=flt)],
+        "images": [t for i in api.images(filters=flt) for t in (i.get("RepoTags") or [])
+                   if is_course_ref(t, _prefixes(namespace, chapter))]
+        + [i["Id"][7:19] for i in api.images(filters={"dangling": True, **flt})],
+    }
+
+
+def unlabelled_lookalikes(client: docker.DockerClient, namespace: Namespace) -> list[str]:
+    """Resources named with the chapter's prefix but without course labels.
+
+    These are usually made by the learner from a terminal (exercises allow that).
+    The course never removes them; the end-of-chapter cleanup lists them instead.
+    """
+    api, pre = client.api, namespace.prefix
+    out = [f"container {n}" for c in api.containers(all=True, filters={"name": [pre]})
+           for n in _names(c)[:1] if n.startswith(pre) and L.CHAPTER not in (c.get("Labels") or {})]
+    out += [f"volume {v['Name']}" for v in (api.volumes() or {}).get("Volumes") or []
+            if v["Name"].startswith(pre) and L.CHAPTER not in (v.get("Labels") or {})]
+    out += [f"network {n['Name']}" for n in api.networks()
+            if n["Name"].startswith(pre) and L.CHAPTER not in (n.get("Labels") or {})]
+    return out

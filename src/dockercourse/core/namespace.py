@@ -1,0 +1,155 @@
+"""The run namespace: labels and name prefixes on everything a chapter creates.
+
+Every container, volume, network and image a chapter creates carries three labels
+(:mod:`dockercourse.core.labels`): the chapter, the namespace (its name prefix) and the
+run id. :class:`LabellingAPIClient` adds them by default, so notebook cells stay
+plain docker-py (``client.containers.run(...)``). Names are prefixed per chapter
+(``dc02-web``) by :meth:`Namespace.name`, so the learner's own ``web`` container
+can never collide with the course's.
+
+Removing them is :mod:`dockercourse.core.cleanup`'s job (by label, never anything else).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+
+from dockercourse import config
+from dockercourse.core import labels as L
+
+log = logging.getLogger(__name__)
+
+#: Environment variable a grader sets so each submission gets its own namespace.
+NS_ENV = "DOCKERCOURSE_NS"
+#: Environment variable a grader sets so the kernel's run id is known to it.
+RUN_ENV = "DOCKERCOURSE_RUN"
+
+
+def chapter_number(chapter: str) -> str:
+    """``"02_core_concepts"`` or ``"02"`` or ``2`` -> ``"02"``."""
+    m = re.match(r"^\s*(\d{1,2})", str(chapter))
+    if not m:
+        raise ValueError(f"not a chapter: {chapter!r} (expected e.g. '02' or '02_core_concepts')")
+    return f"{int(m.group(1)):02d}"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where one run of one chapter lives on the engine.
+
+    Args:
+        chapter: chapter number, ``"02"``.
+        tag: extra namespace tag (a grading worker's ``"g3"``); empty for learners.
+        run: id of this run (random when not given).
+    """
+
+    chapter: str
+    tag: str = ""
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @classmethod
+    def for_chapter(cls, chapter: str, tag: str | None = None, run: str | None = None) -> "Namespace":
+        tag = (config.get(NS_ENV) or "") if tag is None else tag
+        if tag and not re.fullmatch(r"[a-z0-9]{1,12}", tag):
+            raise ValueError(f"namespace tag must be 1-12 lowercase letters/digits, not {tag!r}")
+        run = run or config.get(RUN_ENV) or uuid.uuid4().hex[:12]
+        return cls(chapter=chapter_number(chapter), tag=tag, run=run)
+
+    @property
+    def prefix(self) -> str:
+        """Name prefix of this namespace: ``dc02-`` (or ``dc02g3-`` when grading)."""
+        return f"dc{self.chapter}{self.tag}-"
+
+    def name(self, short: str) -> str:
+        """The engine name of a course resource: ``name("web") == "dc02-web"``."""
+        if short.startswith(self.prefix):
+            return short
+        return self.prefix + short
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels every resource of this run carries."""
+        return {L.CHAPTER: self.chapter, L.NAMESPACE: self.prefix, L.RUN: self.run}
+
+    def filters(self) -> dict:
+        """docker-py ``filters=`` selecting this namespace's resources."""
+        return {"label": [f"{L.NAMESPACE}={self.prefix}"]}
+
+
+def _merge_labels(given, extra: dict[str, str]):
+    """Merge our labels under the caller's (the caller's win on a clash)."""
+    if given is None:
+        return dict(extra)
+    if isinstance(given, (list, tuple)):  # docker-py accepts a list of keys
+        merged = dict(extra)
+        merged.update({k: "" for k in given})
+        return merged
+    merged = dict(extra)
+    merged.update(given)
+    return merged
+
+
+class LabellingAPIClient(docker.APIClient):
+    """A docker-py low-level client that labels what it creates.
+
+    Containers, volumes, networks, built images, committed and imported images
+    get the namespace's labels unless the call gives its own for the same key.
+    Everything else behaves exactly like ``docker.APIClient``.
+    """
+
+    def __init__(self, *args, namespace: Namespace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.namespace = namespace
+
+    def create_container(self, image, *args, **kwargs):
+        kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
+        return super().create_container(image, *args, **kwargs)
+
+    def create_volume(self, name=None, driver=None, driver_opts=None, labels=None):
+        return super().create_volume(name, driver, driver_opts, _merge_labels(labels, self.namespace.labels))
+
+    def create_network(self, name, *args, **kwargs):
+        kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
+        return super().create_network(name, *args, **kwargs)
+
+    def build(self, *args, **kwargs):
+        from dockercourse.core.buildcontext import labelled_build_kwargs
+
+        # every image of the build, the temporary one of each step included (see buildcontext);
+        # `labels=` (one more step per label, final image only) only where that was not possible
+        args, kwargs, labelled = labelled_build_kwargs(args, kwargs, self.namespace.labels)
+        if not labelled or kwargs.get("labels"):
+            kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
+        return super().build(*args, **kwargs)
+
+    def commit(self, container, repository=None, tag=None, message=None, author=None, pause=True,
+               changes=None, conf=None):
+        # LABEL instructions in `changes` add to the image's labels (like `docker commit -c`).
+        extra = [f'LABEL {k}="{v}"' for k, v in self.namespace.labels.items()]
+        if changes is None:
+            changes = extra
+        elif isinstance(changes, str):
+            changes = [changes, *extra]
+        else:
+            changes = [*changes, *extra]
+        return super().commit(container, repository, tag, message, author, pause, changes, conf)
+
+    def _label_changes(self, changes):
+        extra = [f'LABEL {k}="{v}"' for k, v in self.namespace.labels.items()]
+        return [*(changes or []), *extra]
+
+    def import_image(self, src=None, repository=None, tag=None, image=None, changes=None,
+                     stream_src=False):
+        return super().import_image(src, repository, tag, image, self._label_changes(changes), stream_src)
+
+    def import_image_from_data(self, data, repository=None, tag=None, changes=None):
+        return super().import_image_from_data(data, repository, tag, self._label_changes(changes))
+
+    def import_image_from_file(self, filename, repository=None, tag=None, changes=None):
+        return super().import_image_from_file(filename, repository, tag, self._label_changes(changes))

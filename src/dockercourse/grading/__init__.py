@@ -1,0 +1,1 @@
+"""Release (student copies) and grading (submissions run cell by cell, checks from the grader)."""

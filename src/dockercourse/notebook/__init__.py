@@ -1,0 +1,1 @@
+"""The side of the course a notebook touches: ``setup()`` and the ``Course`` it returns."""
