@@ -1,7 +1,7 @@
 """Session-wide guards: the learner's own resources survive the whole test run, and
-no course resource is left on the engine at its end.
+no course resource is left on the engine at its end; and the markers of every test.
 
-Before any test or notebook runs, unlabelled resources named like the source
+Before any test or notebook runs (and only when some selected test needs an engine), unlabelled resources named like the source
 tutorial's examples are made (containers `web`, `db`, `test1`; volume `dbdata`;
 network `test1`; image tag `ubuntu:latest` made from the course busybox without course labels
 on the tag). After the session, each must still exist with the same ID; then the
@@ -40,7 +40,10 @@ def _client():
         return None
 
 
-def pytest_sessionstart(session):
+def pytest_collection_finish(session):
+    """Make the stand-ins once the tests are known: a run of `unit` tests only never touches an engine."""
+    if not any(item.get_closest_marker("unit") is None for item in session.items):
+        return
     import docker.errors
 
     from dockercourse.core.images import BUSYBOX
@@ -162,3 +165,16 @@ def pytest_terminal_summary(terminalreporter):
     if _nb_seconds:
         terminalreporter.write_line("notebook execution times (nbval): " + ", ".join(
             f"{Path(p).stem} {s:.1f} s" for p, s in sorted(_nb_seconds.items())))
+
+
+# --------------------------------------------------------------------------- markers
+VM_MODULES = {"test_vm_engine.py", "test_grade_vm.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that is not `unit` needs an engine (notebooks too); the VM modules boot qemu."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            item.add_marker(pytest.mark.engine)
+        if item.path.name in VM_MODULES:
+            item.add_marker(pytest.mark.vm)

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from dockercourse.bench import main as bench_main
+from dockercourse.cli import main as dockercourse
 
 
 def main(argv=None) -> int:
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
         argv += ["--density", "100"]
     print(f"chapter 01 benchmarks on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
-    rc = bench_main(argv)
+    rc = dockercourse(["bench", *argv])
     print(f"done in {time.perf_counter() - t0:.0f} s")
     return rc
 

@@ -68,8 +68,8 @@ def _clean(paths, root, tags):
 
     from dockercourse.core.engine import connect
     from dockercourse.core.namespace import Namespace
-    from dockercourse.grading.grade import clean_namespace
-    from dockercourse.grading.release import chapter_of
+    from dockercourse.core.notebooks import chapter_of
+    from dockercourse.grading.namespaces import clean_namespace
 
     client = connect()
     chapter = chapter_of(nbformat.read(paths[0], as_version=4), paths[0])
@@ -78,7 +78,7 @@ def _clean(paths, root, tags):
 
 
 def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, list]:
-    from dockercourse.grading.grade import grade_folder
+    from dockercourse.grading.batch import grade_folder
 
     out = Path(tempfile.mkdtemp(prefix="dcbench-out-"))
     try:

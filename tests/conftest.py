@@ -1,4 +1,12 @@
-"""Fixtures for toolkit tests: a real engine and tracked cleanup."""
+"""Fixtures for toolkit tests: a real engine and tracked cleanup; the markers of every test.
+
+Markers (``pytest -m unit`` runs on any laptop, with no Docker at all):
+
+* ``unit``   needs no engine; marked in the test module.
+* ``engine`` needs a Docker engine: every test that is not ``unit`` gets it (the root conftest.py).
+* ``vm``     boots qemu (the VM engine's tests): set by module in the root conftest.py.
+* ``slow``   takes minutes (VM boots, a cold rebuild of the image kit); marked in the module.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +42,4 @@ def ns(engine):
     yield space
     clean(engine, namespace=space)
     assert not engine.containers.list(all=True, filters=space.filters())
+

@@ -134,9 +134,9 @@ def test_tiny_vm_boots_slower_than_a_container_starts(lclient, busybox, ns):
 
 
 def test_cli_quick(capsys, busybox):
-    from dockercourse.bench import main
+    from dockercourse.cli import main
 
-    assert main(["--runs", "2", "--density", "3", "--only", "start,density"]) == 0
+    assert main(["bench", "--runs", "2", "--density", "3", "--only", "start,density"]) == 0
     out = capsys.readouterr().out
     assert "network=bridge" in out and "network=none" in out and "N=   3" in out
     assert "benchmark containers left on the engine: 0" in out

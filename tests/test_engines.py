@@ -29,7 +29,7 @@ from dockercourse.core.buildcontext import (
     add_labels,
     labelled_build_kwargs,
 )
-from dockercourse.engines import local, matrix
+from dockercourse.engines import local, matrix, plan
 from dockercourse.engines.packages import upstream
 from dockercourse.engines.specs import ENGINES, UsageError, resolve
 from dockercourse.lessonkit.mounts import volume_name
@@ -138,7 +138,7 @@ def test_mirror_port_moves_when_taken(tmp_path, monkeypatch):
         s.listen(1)
         taken = s.getsockname()[1]
         (tmp_path / "mirror-port").write_text(f"{taken}\n")
-        port = local.mirror_port()
+        port = plan.mirror_port()
         assert port != taken and int((tmp_path / "mirror-port").read_text()) == port
 
 

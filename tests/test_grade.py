@@ -2,7 +2,10 @@
 
 Real engine, real kernels. One batch (-j 2) of deliberately broken submissions is
 graded once (module fixture); the tests read its CSV, results and feedback pages,
-then check that nothing of the batch is left on the engine.
+then check that nothing of the batch is left on the engine. The ``unit`` tests need no
+engine: check points, chapter detection, the CSV and feedback pages of hand-made grades,
+submissions that never reach a kernel, the command line, and the cleanup's selection
+against a fake engine.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import docker
@@ -17,9 +22,22 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
+from dockercourse.cli import main as dockercourse
 from dockercourse.core import labels as L
-from dockercourse.grading import grade as G
-from dockercourse.grading.release import cell_part, student_copy
+from dockercourse.core.notebooks import cell_part
+from dockercourse.grading import namespaces as grader_ns
+from dockercourse.grading import report
+from dockercourse.grading.batch import grade_folder
+from dockercourse.grading.execute import worker_task
+from dockercourse.grading.release import student_copy
+from dockercourse.grading.results import ExerciseGrade, SubmissionGrade
+from dockercourse.grading.submission import (
+    END,
+    detect_chapter,
+    plan_checks,
+    student_ids,
+    submissions,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 MASTER = FIXTURE / "notebooks" / "90_fixture.ipynb"
@@ -138,8 +156,8 @@ def batch(tmp_path_factory):
     sub = tmp_path_factory.mktemp("submissions")
     out = tmp_path_factory.mktemp("graded")
     make_submissions(sub)
-    rc = G.main([str(sub), "--out", str(out), "-j", "2", "--cell-timeout", "4", "--timeout", "15",
-                 "--no-progress"])
+    rc = dockercourse(["grade", str(sub), "--out", str(out), "-j", "2", "--cell-timeout", "4", "--timeout", "15",
+                       "--no-progress"])
     assert rc == 0
     return sub, out
 
@@ -151,7 +169,7 @@ def namespaces(out: Path) -> list[str]:
 @pytest.mark.timeout(240)
 def test_batch_rows(batch):
     sub, out = batch
-    rows = G.read_csv(out / "grades.csv")
+    rows = report.read_csv(out / "grades.csv")
     assert set(rows) == set(EXPECTED)
     header = next(iter(rows.values())).keys()
     assert list(header) == ["student", *EXS, "total", "status"]
@@ -196,49 +214,267 @@ def test_nothing_left_on_engine(batch):
 def test_resume_skips_graded(batch, tmp_path):
     sub, out = batch
     before = (out / "grades.csv").read_text()
-    rep = G.grade_folder(sub, out, jobs=1, cell_timeout=4, submission_timeout=15, progress=False)
+    rep = grade_folder(sub, out, jobs=1, cell_timeout=4, submission_timeout=15, progress=False)
     assert rep.graded == 0 and rep.reused == len(EXPECTED)
     assert (out / "grades.csv").read_text() == before
     # A changed file is graded again; the rest are not.
     nb = nbformat.read(sub / "student.ipynb", as_version=4)
     nb.cells.append(new_markdown_cell("changed"))
     nbformat.write(nb, sub / "student.ipynb")
-    rep = G.grade_folder(sub, out, jobs=1, cell_timeout=4, submission_timeout=15, progress=False)
+    rep = grade_folder(sub, out, jobs=1, cell_timeout=4, submission_timeout=15, progress=False)
     assert rep.graded == 1 and rep.reused == len(EXPECTED) - 1
     assert (out / "grades.csv").read_text() == before
 
 
+@pytest.mark.unit
 def test_plan_checks_rules():
     m = master()
-    plan = G.plan_checks(m.cells, EXS)
+    plan = plan_checks(m.cells, EXS)
     assert plan["90.hello"] == [(index(m, "90.hello", "check"), "at its check cell (cell %d)"
                                  % (index(m, "90.hello", "check") + 1))]
     ro = copy.deepcopy(m)
     ro.cells.insert(0, ro.cells.pop(index(ro, "90.hello", "check")))
-    (idx, why), = G.plan_checks(ro.cells, EXS)["90.hello"]
+    (idx, why), = plan_checks(ro.cells, EXS)["90.hello"]
     assert idx == index(ro, "90.hello", "solution") and "comes before it" in why
     del ro.cells[index(ro, "90.volume", "check")]
-    pts = G.plan_checks(ro.cells, EXS)["90.volume"]
-    assert [p for p, _ in pts] == [index(ro, "90.volume", "solution"), G.END]
-    assert G.plan_checks([], EXS)["90.sleeper"][0][0] == G.END
+    pts = plan_checks(ro.cells, EXS)["90.volume"]
+    assert [p for p, _ in pts] == [index(ro, "90.volume", "solution"), END]
+    assert plan_checks([], EXS)["90.sleeper"][0][0] == END
 
 
+@pytest.mark.unit
 def test_chapter_detection(tmp_path):
     s = student_copy(master())
     write(tmp_path, "a.ipynb", s)
     (tmp_path / "b.ipynb").write_text("nope")
-    assert G.detect_chapter(G.submissions(tmp_path)) == "90"
+    assert detect_chapter(submissions(tmp_path)) == "90"
     s.metadata["dockercourse"]["chapter"] = "91"
     write(tmp_path, "c.ipynb", s)
     with pytest.raises(Exception, match="several chapters"):
-        G.detect_chapter(G.submissions(tmp_path))
+        detect_chapter(submissions(tmp_path))
 
 
+@pytest.mark.unit
 def test_ids_and_csv_safety(tmp_path):
     files = [tmp_path / "a.ipynb", tmp_path / "a.txt", tmp_path / "=cmd.ipynb"]
-    ids = G.student_ids(files)
+    ids = student_ids(files)
     assert ids[files[0]] == "a.ipynb" and ids[files[1]] == "a.txt" and ids[files[2]] == "=cmd"
-    assert G.safe_name("../../etc/passwd") != "../../etc/passwd" and "/" not in G.safe_name("a/b")
-    g = G.SubmissionGrade(student="=cmd", file="x", sha256="", chapter="90", status="ok")
-    G.write_csv(tmp_path / "g.csv", [g], EXS)
+    assert report.safe_name("../../etc/passwd") != "../../etc/passwd" and "/" not in report.safe_name("a/b")
+    g = SubmissionGrade(student="=cmd", file="x", sha256="", chapter="90", status="ok")
+    report.write_csv(tmp_path / "g.csv", [g], EXS)
     assert "'=cmd" in (tmp_path / "g.csv").read_text()
+
+
+# --------------------------------------------------------------------------- no engine needed
+
+
+def hand_made_grades() -> list[SubmissionGrade]:
+    hello = ExerciseGrade("90.hello", "Say hello", True, "", "", "at its check cell (cell 5)")
+    vol = ExerciseGrade("90.volume", "A <volume>", False, "no volume named 'dc90g1-data'",
+                        "Create it with client.volumes.create(name('data')).", "at its check cell (cell 9)")
+    broken = ExerciseGrade("90.sleeper", "Sleep", False, "could not check: KeyError", "", "at the end", error=True)
+    return [
+        SubmissionGrade("alice", "alice.ipynb", "ab" * 32, "90", "ok", [hello, vol, broken], seconds=12.34),
+        SubmissionGrade("=bob", "=bob.ipynb", "", "90", "timeout", [hello], notes=["Cell 7 ran longer than 4 s."],
+                        cell_errors=[f"cell {i}: ValueError: <b>{i}</b>" for i in range(25)]),
+        SubmissionGrade("carol", "notes.txt", "", None, "not a notebook", notes=["Not a notebook: junk."]),
+    ]
+
+
+@pytest.mark.unit
+def test_csv_of_hand_made_grades(tmp_path):
+    report.write_csv(tmp_path / "grades.csv", hand_made_grades(), EXS)
+    text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
+    assert text.splitlines() == ["student,90.hello,90.volume,90.sleeper,total,status",
+                                 "'=bob,1,0,0,1,timeout", "alice,1,0,0,1,ok", "carol,0,0,0,0,not a notebook"]
+    rows = report.read_csv(tmp_path / "grades.csv")
+    assert rows["alice"]["total"] == "1" and rows["'=bob"]["status"] == "timeout"
+
+
+@pytest.mark.unit
+def test_feedback_page_of_hand_made_grades():
+    alice, bob, carol = map(report.feedback_html, hand_made_grades())
+    assert alice.startswith("<!DOCTYPE html>") and alice.endswith("</html>\n")
+    assert "<title>Feedback for alice · chapter 90</title>" in alice
+    assert "<b>1 / 3</b>" in alice and '<span class="status ok">ok</span>' in alice
+    assert alice.count('<tr class="pass">') == 1 and alice.count('<tr class="fail">') == 2
+    assert "<small>checked at its check cell (cell 5)</small>" in alice  # passed: only when
+    assert "no volume named &#x27;dc90g1-data&#x27;<br><b>Hint:</b> Create it with" in alice
+    assert "A &lt;volume&gt;" in alice and "<volume>" not in alice
+    assert "the check itself could not run" in alice and "graded in 12.3 s" in alice
+    assert "{%" not in alice and "{{" not in alice and "body{font-family" in alice  # the style sheet is in
+    assert '<span class="status bad">timeout</span>' in bob and "ran out of time" in bob
+    assert "<li>Cell 7 ran longer than 4 s.</li>" in bob
+    assert "&lt;b&gt;19&lt;/b&gt;" in bob and "&lt;b&gt;20&lt;/b&gt;" not in bob and "… and 5 more" in bob
+    assert "chapter ?" in carol and "<b>0 / 0</b>" in carol and "<table>" not in carol
+    assert "Cells that raised an error" not in carol
+
+
+@pytest.mark.unit
+def test_results_round_trip_and_outputs(tmp_path):
+    g = hand_made_grades()[1]
+    report.write_result(tmp_path, g)
+    assert report.read_result(tmp_path, "=bob") == g
+    assert report.read_result(tmp_path, "nobody") is None
+    assert report.feedback_path(tmp_path, "=bob").read_text(encoding="utf-8") == report.feedback_html(g)
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.unit
+def test_submissions_that_never_reach_a_kernel(tmp_path):
+    (tmp_path / "notes.txt").write_text("my answers are in my head\n", encoding="utf-8")
+    common = dict(root=str(FIXTURE), tag="gunit1")
+    d = worker_task(dict(source=str(tmp_path / "notes.txt"), chapter="90", **common))
+    g = SubmissionGrade.from_dict(d)
+    assert g.status == "not a notebook" and g.namespace == "dc90gunit1-" and g.student == "notes"
+    assert [(x.id, x.passed, x.where) for x in g.exercises] == [(e, False, "not checked") for e in EXS]
+    g = SubmissionGrade.from_dict(worker_task(dict(source=str(tmp_path / "notes.txt"), **common)))
+    assert g.status == "not a notebook" and not g.exercises  # no chapter to grade it against
+    nb = master()
+    del nb.metadata["dockercourse"]
+    write(tmp_path, "nochapter.ipynb", nb)
+    g = SubmissionGrade.from_dict(worker_task(dict(source=str(tmp_path / "nochapter.ipynb"), **common)))
+    assert g.status == "grader error" and "grade it with --chapter" in g.notes[0]
+    g = SubmissionGrade.from_dict(worker_task(dict(source=str(tmp_path / "notes.txt"), root=str(FIXTURE), tag="G-1")))
+    assert g.status == "grader error" and "lowercase letters and digits" in g.notes[0]
+
+
+@pytest.mark.unit
+def test_cli_help_is_light_and_usage_errors(tmp_path, capsys):
+    code = ("import sys; import dockercourse.cli.grade, dockercourse.cli.release; "
+            "print(sorted({'docker', 'nbclient', 'nbformat', 'jinja2', 'tqdm'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for cmd in ("grade", "release"):
+        assert dockercourse([cmd, "--help"]) == 0
+        assert f"usage: dockercourse {cmd}" in capsys.readouterr().out
+    assert dockercourse(["grade", str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert dockercourse(["grade", str(tmp_path), "-j", "0"]) == 2
+    assert "-j must be at least 1" in capsys.readouterr().err
+    assert dockercourse(["grade", str(tmp_path), "--chapter", "x"]) == 2
+
+
+class FakeAPI:
+    """The few list and remove calls of docker's low-level API the sweeper uses, on an in-memory engine."""
+
+    def __init__(self, objects):
+        self.objects = objects  # [(kind, name, labels)]
+        self.removed = []
+
+    def _rows(self, kind, filters=None, name_key="Name"):
+        filters = filters or {}
+        out = []
+        for k, name, labels in self.objects:
+            if k != kind:
+                continue
+            if any(n not in name for n in filters.get("name") or []):
+                continue
+            wanted = filters.get("label") or []
+            if any(labels.get(w.split("=", 1)[0]) != w.split("=", 1)[1] if "=" in w else w not in labels
+                   for w in wanted):
+                continue
+            if filters.get("dangling"):
+                continue
+            row = {"Id": f"{kind}-{name}", "Labels": labels}
+            row.update({"Names": ["/" + name]} if kind == "container" else
+                       {"RepoTags": [name]} if kind == "image" else {name_key: name})
+            out.append(row)
+        return out
+
+    def containers(self, all=False, filters=None):
+        return self._rows("container", filters)
+
+    def networks(self, names=None, filters=None):
+        return self._rows("network", dict(filters or {}, **({"name": names} if names else {})))
+
+    def volumes(self, filters=None):
+        return {"Volumes": self._rows("volume", filters)}
+
+    def images(self, filters=None):
+        return self._rows("image", filters)
+
+    def inspect_network(self, nid):
+        return {"Containers": {}}
+
+    def inspect_image(self, ref):
+        raise docker.errors.ImageNotFound(ref)
+
+    def _remove(self, kind, key):
+        name = key.split("-", 1)[1] if key.startswith(kind + "-") else key
+        self.objects = [o for o in self.objects if not (o[0] == kind and o[1] == name)]
+        self.removed.append(f"{kind} {name}")
+
+    def remove_container(self, cid, v=False, force=False):
+        self._remove("container", cid)
+
+    def remove_network(self, nid):
+        self._remove("network", nid)
+
+    def remove_volume(self, name, force=False):
+        self._remove("volume", name)
+
+    def remove_image(self, ref):
+        self._remove("image", ref)
+
+
+class FakeClient:
+    def __init__(self, objects):
+        self.api = FakeAPI(objects)
+
+
+def course_labels(prefix: str) -> dict:
+    return {L.CHAPTER: "90", L.NAMESPACE: prefix, L.RUN: "r1"}
+
+
+@pytest.mark.unit
+def test_cleanup_selects_only_its_own(monkeypatch):
+    from dockercourse.core.namespace import Namespace
+
+    mine, other_batch = "dc90gabc1231-", "dc90gdef4561-"
+    client = FakeClient([
+        ("container", mine + "hello", course_labels(mine)),
+        ("container", mine + "rogue", {}),  # made without the course's labels
+        ("volume", mine + "data", {}),
+        ("network", mine + "net", course_labels(mine)),
+        ("image", mine + "img:v1", course_labels(mine)),
+        ("container", "dc90gabc12312-x", course_labels("dc90gabc12312-")),  # tag 12 of the batch, not tag 1
+        ("container", other_batch + "hello", course_labels(other_batch)),
+        ("container", "web", {}), ("volume", "dbdata", {}),  # the learner's own
+        ("container", "dc90gabc123r1-left", course_labels("dc90gabc123r1-")),  # a retry's leftover
+        ("volume", "dc90gabc123zz-odd", {}),  # named with the batch's prefix only
+    ])
+    problems = grader_ns.clean_namespace(client, Namespace(chapter="90", tag="gabc1231"))
+    assert problems == []
+    assert sorted(client.api.removed) == sorted([f"container {mine}hello", f"container {mine}rogue",
+                                                 f"volume {mine}data", f"network {mine}net", f"image {mine}img:v1"])
+    monkeypatch.setattr(grader_ns, "_client", client)
+    grader_ns.sweep_batch("90", "abc123")
+    left = {name for _, name, _ in client.api.objects}
+    assert left == {other_batch + "hello", "web", "dbdata"}
+
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(120)
+def test_batch_of_files_that_are_not_notebooks(tmp_path, monkeypatch):
+    """The pool, the outputs and resuming, with submissions that never need an engine."""
+    monkeypatch.setattr(grader_ns, "_client", FakeClient([]))  # the batch's final sweep finds nothing
+    sub, out = tmp_path / "subs", tmp_path / "out"
+    sub.mkdir()
+    (sub / "notes.txt").write_text("my answers are in my head\n", encoding="utf-8")
+    (sub / "malformed.ipynb").write_text(MASTER.read_text(encoding="utf-8")[:500], encoding="utf-8")
+    (sub / ".hidden").write_text("not a submission")
+    rep = grade_folder(sub, out, chapter="90", root=FIXTURE, jobs=2, progress=False)
+    assert (rep.graded, rep.reused, rep.chapter, rep.exercises) == (2, 0, "90", EXS)
+    assert rep.status_counts() == {"not a notebook": 2}
+    rows = report.read_csv(out / "grades.csv")
+    assert {k: (r["total"], r["status"]) for k, r in rows.items()} == {
+        "notes": ("0", "not a notebook"), "malformed": ("0", "not a notebook")}
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == ["malformed.html", "notes.html"]
+    assert "NotJSONError" in (out / "feedback" / "malformed.html").read_text(encoding="utf-8")
+    assert report.read_result(out, "notes").namespace.startswith(f"dc90g{rep.batch}")
+    rep = grade_folder(sub, out, chapter="90", root=FIXTURE, jobs=1, progress=False)
+    assert (rep.graded, rep.reused) == (0, 2)
+    rep = grade_folder(sub, out, chapter="90", root=FIXTURE, jobs=1, progress=False, force=True)
+    assert (rep.graded, rep.reused) == (2, 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dockercourse.grading.grade import grade_folder
+from dockercourse.grading.batch import grade_folder
 from dockercourse.vm.boot import qemu_binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"

@@ -29,10 +29,11 @@ import docker
 import nbformat
 import pytest
 
-from dockercourse.core.namespace import Namespace
 from dockercourse.core.cleanup import leftovers
-from dockercourse.grading import grade as G
+from dockercourse.core.namespace import Namespace
+from dockercourse.grading.execute import worker_task
 from dockercourse.grading.release import student_copy
+from dockercourse.grading.results import SubmissionGrade
 
 HERE = Path(__file__).resolve().parent
 ROOTS = [HERE.parent, HERE / "fixtures" / "course"]
@@ -48,7 +49,7 @@ def chapters():
     return found
 
 
-def _error_sources(grade: G.SubmissionGrade, nb) -> set[str]:
+def _error_sources(grade: SubmissionGrade, nb) -> set[str]:
     out = set()
     for line in grade.cell_errors:
         m = re.match(r"cell (\d+):", line)
@@ -75,8 +76,8 @@ def test_checks_fail_on_student_copy_and_pass_on_master(root, master_path, tmp_p
     os.environ["DOCKERCOURSE_ROOT"] = str(root)  # the spawned workers load this course's checks
     try:
         with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futs = {k: pool.submit(G._task, kw) for k, kw in jobs.items()}
-            res = {k: G.SubmissionGrade.from_dict(f.result()) for k, f in futs.items()}
+            futs = {k: pool.submit(worker_task, kw) for k, kw in jobs.items()}
+            res = {k: SubmissionGrade.from_dict(f.result()) for k, f in futs.items()}
     finally:
         if env_root is None:
             os.environ.pop("DOCKERCOURSE_ROOT", None)

@@ -92,16 +92,80 @@ def test_modules_resolved_dependencies_first(tmp_path, monkeypatch):
 
 
 def test_cli_status_without_vm(tmp_path, monkeypatch, capsys):
-    from dockercourse import vmengine
+    from dockercourse.cli import main
 
     monkeypatch.setenv("DOCKERCOURSE_VM_STATE", str(tmp_path / "state"))
-    assert vmengine.main(["vm", "status", "--name", "nothing-here"]) == 3
+    assert main(["engine", "vm", "status", "--name", "nothing-here"]) == 3
     assert "not running" in capsys.readouterr().out
 
 
 def test_kvm_forced_off(monkeypatch):
     monkeypatch.setenv("DOCKERCOURSE_VM_ACCEL", "tcg")
     assert qboot.kvm_usable() is False
+
+
+@pytest.mark.unit
+def test_guest_scripts_are_package_files():
+    """The guest's shell scripts are files of the package (read with importlib.resources),
+    declared as package data, and what the disks are built from."""
+    import tomllib
+    from importlib import resources
+
+    from dockercourse.vm import scripts
+
+    folder = resources.files("dockercourse.vm") / "guest"
+    on_disk = {p.name for p in folder.iterdir() if p.name.endswith(".sh")}
+    assert on_disk == set(scripts.NAMES)
+    for name in scripts.NAMES:
+        assert (folder / name).is_file()
+        text = scripts.text(name)
+        assert text.startswith("#!") and text.endswith("\n") and "\r" not in text, name
+        assert scripts.data(name) == (folder / name).read_bytes()
+    assert "switch_root /newroot /sbin/engine-init" in scripts.text(scripts.STAGE1)
+    assert "dockerd" in scripts.text(scripts.STAGE2_DOCKER) and "halt_engine" in scripts.text(scripts.STAGE2_DOCKER)
+    assert "podman system service" in scripts.text(scripts.STAGE2_PODMAN)
+    assert "/usr/lib/dockercourse/init.sh" in scripts.text(scripts.PODMAN_ENGINE_INIT)
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "vm/guest/*.sh" in data["dockercourse"]
+    with pytest.raises(ValueError, match="no guest script"):
+        scripts.data("nope.sh")
+
+
+@pytest.mark.unit
+def test_disk_cache_keys_follow_the_guest_scripts(tmp_path, monkeypatch):
+    """Editing a guest script makes another system disk (Docker and Podman flavours) and,
+    for stage 1, another initramfs: the keys hash the files' bytes."""
+    from dockercourse.vm import disk, podman, scripts
+
+    real = {n: scripts.data(n) for n in scripts.NAMES}
+    copies = tmp_path / "guest"
+    copies.mkdir()
+    for n, b in real.items():
+        (copies / n).write_bytes(b)
+    monkeypatch.setattr(scripts, "_file", lambda name: copies / name)
+    monkeypatch.setattr(disk, "find_kernel", lambda *a, **k: kernel.KernelInfo(tmp_path / "vmlinuz", "9.9.9", None, "env"))
+    monkeypatch.setattr(disk, "engine_binaries", lambda log=print: {
+        "source": "packages", "version": "28.5.2", "versions": {"docker.io": "28.5.2+dfsg4-5"}, "paths": {},
+        "title": "Docker 28.5.2 (test)", "fallback_reason": ""})
+    monkeypatch.setattr(disk, "require_mke2fs", lambda: None)
+    monkeypatch.setenv("DOCKERCOURSE_VM_CACHE", str(tmp_path / "cache"))
+
+    def keys():
+        return (disk.disk_key(disk.inputs(log=lambda *_: None)), disk.initrd_path("9.9.9", disk.DOCKER_MODULES),
+                podman._init_digest())
+
+    before = keys()
+    assert before == keys()  # stable
+    (copies / scripts.STAGE2_DOCKER).write_bytes(real[scripts.STAGE2_DOCKER] + b"# changed\n")
+    docker2 = keys()
+    assert docker2[0] != before[0] and docker2[1:] == before[1:]
+    (copies / scripts.STAGE1).write_bytes(real[scripts.STAGE1] + b"# changed\n")
+    stage1 = keys()
+    assert stage1[0] != docker2[0] and stage1[1] != before[1] and stage1[2] == before[2]
+    for name in (scripts.STAGE2_PODMAN, scripts.PODMAN_ENGINE_INIT):
+        was = podman._init_digest()
+        (copies / name).write_bytes(real[name] + b"# changed\n")
+        assert podman._init_digest() != was, name
 
 
 @needs_qemu
@@ -440,26 +504,26 @@ def test_engine_binaries_packages_first_then_host(tmp_path, monkeypatch):
     from the host's dockerd (said in the title and the disk's inputs); runc, iptables and
     busybox are always the host's; other binaries make another cache key."""
     from dockercourse.engines import packages
-    from dockercourse.vm import engine as vme
+    from dockercourse.vm import disk
 
-    if vme.requirements():
-        pytest.skip(f"missing {', '.join(vme.requirements())}")
+    if disk.requirements():
+        pytest.skip(f"missing {', '.join(disk.requirements())}")
     fake = tmp_path / "pkgroot"
-    for rel in vme.PKG_BINARIES.values():
+    for rel in disk.PKG_BINARIES.values():
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text("#!/bin/sh\necho Docker version 28.5.2, build x\n")
         (fake / rel).chmod(0o755)
     monkeypatch.setattr(packages, "ensure_packages", lambda name: fake)
     monkeypatch.setattr(packages, "package_versions", lambda name: {"docker.io": "28.5.2+dfsg4-5",
                                                                     "containerd": "2.1.9+ds1-5"})
-    eng = vme.engine_binaries(log=lambda *_: None)
+    eng = disk.engine_binaries(log=lambda *_: None)
     assert eng["source"] == "packages" and eng["version"] == "28.5.2"
     assert eng["paths"]["/usr/sbin/dockerd"] == fake / "usr/sbin/dockerd"
     assert str(eng["paths"]["/usr/sbin/runc"]).startswith(("/usr/sbin", "/usr/bin", "/sbin", "/bin"))
     assert "Docker 28.5.2" in eng["title"] and "docker.io 28.5.2+dfsg4-5" in eng["title"]
-    assert vme.daemon_config(eng["version"]) == {"features": {"containerd-snapshotter": True},
-                                                 "storage-driver": "overlayfs"}
-    key_pkgs = vme._disk_key(vme._inputs(log=lambda *_: None))
+    assert disk.daemon_config(eng["version"]) == {"features": {"containerd-snapshotter": True},
+                                                  "storage-driver": "overlayfs"}
+    key_pkgs = disk.disk_key(disk.inputs(log=lambda *_: None))
 
     def unavailable(name):
         raise packages.EngineError("cannot read Debian's package lists (test)")
@@ -469,25 +533,25 @@ def test_engine_binaries_packages_first_then_host(tmp_path, monkeypatch):
     for name in ("dockerd", "containerd", "containerd-shim-runc-v2"):
         (hostd / name).write_text("#!/bin/sh\necho Docker version 20.10.24+dfsg1, build 297e128\n")
         (hostd / name).chmod(0o755)
-    bins = dict(vme.BINARIES)
+    bins = dict(disk.BINARIES)
     bins["/usr/sbin/dockerd"] = [str(hostd / "dockerd")]
     bins["/usr/bin/containerd"] = [str(hostd / "containerd")]
     bins["/usr/bin/containerd-shim-runc-v2"] = [str(hostd / "containerd-shim-runc-v2")]
     bins["/usr/sbin/docker-proxy"] = []
     bins["/usr/bin/docker-init"] = []
-    monkeypatch.setattr(vme, "BINARIES", bins)
+    monkeypatch.setattr(disk, "BINARIES", bins)
     logs = []
-    eng = vme.engine_binaries(log=logs.append)
+    eng = disk.engine_binaries(log=logs.append)
     assert eng["source"] == "host" and eng["version"] == "20.10.24"
     assert "could not be fetched: cannot read Debian's package lists (test)" in eng["title"]
     assert any("using this machine's dockerd 20.10.24" in m for m in logs), logs
-    assert vme.daemon_config(eng["version"]) == {"storage-driver": "overlay2"}
-    inp = vme._inputs(log=lambda *_: None)
-    assert inp["engine"]["source"] == "host" and vme._disk_key(inp) != key_pkgs
+    assert disk.daemon_config(eng["version"]) == {"storage-driver": "overlay2"}
+    inp = disk.inputs(log=lambda *_: None)
+    assert inp["engine"]["source"] == "host" and disk.disk_key(inp) != key_pkgs
     assert inp["engine"]["fallback_reason"].startswith("cannot read Debian's package lists")
     bins["/usr/sbin/dockerd"] = []
     with pytest.raises(CourseError, match="could not be fetched .* and this machine has no dockerd"):
-        vme.engine_binaries(log=lambda *_: None)
+        disk.engine_binaries(log=lambda *_: None)
 
 
 def _limits_in_container(client) -> list[str]:

@@ -92,6 +92,12 @@ def get(name: str) -> str | None:
     return os.environ.get(name, s.default)
 
 
+def is_set(name: str) -> bool:
+    """The environment sets ``name`` (even to its default value)."""
+    SETTINGS[name]  # a name not declared here is a bug
+    return name in os.environ
+
+
 def path(name: str) -> Path | None:
     value = get(name)
     return Path(value).expanduser() if value else None

@@ -1,4 +1,7 @@
-"""``dockercourse doctor``: can this machine run the course? And if not, the fix."""
+"""``dockercourse doctor``: can this machine run the course? And if not, the fix.
+
+:func:`diagnose` looks; the command (:mod:`dockercourse.cli.doctor`) prints its findings.
+"""
 
 from __future__ import annotations
 
@@ -110,21 +113,3 @@ def diagnose(client=None) -> list[Finding]:
     except Exception as e:
         out.append(Finding(False, "images", f"could not list the course images: {e}", fix="run: dockercourse images"))
     return out
-
-
-def main(argv=None) -> int:
-    findings = diagnose()
-    width = max(len(f.topic) for f in findings)
-    for f in findings:
-        mark = "ok " if f.ok else ("ERR" if f.fatal else "!! ")
-        print(f"[{mark}] {f.topic.ljust(width)}  {f.detail}")
-        if f.fix and not f.ok:
-            for line in f.fix.splitlines():
-                print(" " * (width + 8) + line)
-    fatal = [f for f in findings if f.fatal]
-    if fatal:
-        print("\nThe course cannot run yet: fix the ERR lines above.")
-        return 1
-    warn = [f for f in findings if not f.ok]
-    print("\nThe course can run." + (f" {len(warn)} warning(s) above." if warn else ""))
-    return 0

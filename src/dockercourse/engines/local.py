@@ -38,10 +38,8 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockercourse.engines.supervisor import (
@@ -53,171 +51,12 @@ from dockercourse.engines.supervisor import (
     update_record,
 )
 
-from dockercourse.engines.packages import apt_dir, apt_install, dpkg_version, ensure_packages, package_home, package_versions, system_docker_version, upstream
-from dockercourse.engines.procs import alive, answering, cmdline, comm, dockerd_processes, listening, ping, port_free, read_pid, rmtree_unmounted, terminate, version
+from dockercourse.engines.packages import apt_dir, dpkg_version, ensure_packages, package_home, package_versions, system_docker_version, upstream
+from dockercourse.engines.procs import alive, answering, cmdline, comm, dockerd_processes, listening, ping, read_pid, rmtree_unmounted, terminate, version
 from dockercourse.engines.specs import DEFAULT_SOCKET, ENGINES, MIN_SYSTEM_VERSION, PRIMARY, WAIT, EngineSpec, course_socket, engine_dir, exec_root, log, log_path, resolve, run_dir, state_dir
+from dockercourse.engines.plan import Plan, clear_stale, host_prerequisites, mirror_port, own_netns, plan
 from dockercourse.errors import CourseError, EngineError, UsageError
 from dockercourse import config
-
-
-def mirror_port() -> int:
-    """The loopback port of the course's registry mirror (chosen free once, remembered)."""
-    f = state_dir() / "mirror-port"
-    try:
-        port = int(f.read_text().strip())
-        if port_free(port):
-            return port
-        log(f"the mirror port 127.0.0.1:{port} is taken by another program; choosing another one")
-    except (OSError, ValueError):
-        pass
-    for port in range(5501, 5600):
-        if port_free(port):
-            f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_text(f"{port}\n")
-            return port
-    raise EngineError("no free loopback port in 5501-5599 for the course's registry mirror")
-
-
-def _docker_group() -> str | None:
-    import grp
-
-    try:
-        grp.getgrnam("docker")
-        return "docker"
-    except KeyError:
-        return None
-
-
-@dataclass
-class Plan:
-    """How one engine is started: its command, environment and where it lives."""
-
-    spec: EngineSpec
-    argv: list
-    env: dict
-    docker_host: str
-    socket: str
-    data_root: str
-    exec_root: str
-    pidfile: str
-    log: str
-    version: str = ""
-    notes: list = field(default_factory=list)
-
-
-def _base_env(extra_path: list[str]) -> dict:
-    path = [*extra_path, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-    env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TZ", "HOME")}
-    env["PATH"] = ":".join(path)
-    return env
-
-
-def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
-    """Prepare everything ``spec`` needs (packages, config) and say how to start it."""
-    port = mirror_port()
-    lg = log_path(spec.name)
-    lg.parent.mkdir(parents=True, exist_ok=True)
-    if spec.kind == "system" and data_root is None:
-        # The distribution's engine as the distribution runs it: default socket, data root and
-        # /etc/docker/daemon.json; the course only adds its registry mirror.
-        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
-        args = [dockerd]
-        if not _mirrors_in_daemon_json():
-            args += ["--registry-mirror", f"http://127.0.0.1:{port}"]
-        return Plan(spec, args, _base_env([]), "unix://" + DEFAULT_SOCKET, DEFAULT_SOCKET, "/var/lib/docker",
-                    "/var/run/docker", "/var/run/docker.pid", str(lg), version=dpkg_version("docker.io") or "")
-    sock = str(course_socket())
-    xr = exec_root(spec.name)
-    dr = Path(data_root) if data_root else engine_dir(spec.name) / "data"
-    cfg = {
-        "data-root": str(dr),
-        "exec-root": str(xr),
-        "pidfile": str(run_dir() / "dockerd.pid"),
-        "hosts": [f"unix://{sock}"],
-        "registry-mirrors": [f"http://127.0.0.1:{port}"],
-    }
-    if _docker_group():
-        cfg["group"] = "docker"
-    if spec.snapshotter is not None:
-        cfg["features"] = {"containerd-snapshotter": spec.snapshotter}
-    if own_netns():
-        cfg["registry-mirrors"] = []  # the mirror listens on the host's loopback, not this namespace's
-    if spec.kind == "system":
-        path_extra: list[str] = []
-        ver = dpkg_version("docker.io") or ""
-    else:
-        root = ensure_packages(spec.pkgset)
-        path_extra = [str(root / "usr/sbin"), str(root / "usr/bin")]
-        ver = package_versions(spec.pkgset).get("docker.io", "")
-    ed = engine_dir(spec.name)
-    ed.mkdir(parents=True, exist_ok=True)
-    conf = ed / ("daemon.json" if data_root is None else "daemon-isolated.json")
-    conf.write_text(json.dumps(cfg, indent=1) + "\n")
-    dockerd = (Path(path_extra[0]) / "dockerd") if path_extra else Path(shutil.which("dockerd") or "/usr/sbin/dockerd")
-    argv = [str(dockerd), "--config-file", str(conf)]
-    if own_netns():
-        # its docker0 bridge and iptables rules live in a network namespace of its own (unshare execs
-        # dockerd, so the pid stays dockerd's); its socket is a file, reachable from the host
-        argv = [shutil.which("unshare") or "/usr/bin/unshare", "--net", "--", *argv]
-    return Plan(spec, argv, _base_env(path_extra), f"unix://{sock}", sock, str(dr), str(xr), cfg["pidfile"], str(lg),
-                version=ver)
-
-
-def own_netns() -> bool:
-    """``DOCKERCOURSE_ENGINE_NETNS=1`` (the test suite): dockerd in a network namespace of its own, so that
-    its bridge and iptables rules cannot touch the host's and it can run beside the course's engine.
-    (An engine started with ``"bridge": "none"`` instead would delete the host's docker0.)"""
-    return config.flag("DOCKERCOURSE_ENGINE_NETNS")
-
-
-def _mirrors_in_daemon_json() -> bool:
-    try:
-        return bool(json.loads(Path("/etc/docker/daemon.json").read_text()).get("registry-mirrors"))
-    except (OSError, ValueError):
-        return False
-
-
-def _host_prerequisites(spec: EngineSpec) -> None:
-    if spec.kind == "system":
-        if not shutil.which("dockerd") or not shutil.which("containerd"):
-            if not shutil.which("apt-get"):
-                raise EngineError("dockerd is not installed and there is no apt-get: install Docker for your "
-                                  "distribution (https://docs.docker.com/engine/install/)")
-            apt_install(["docker.io", "iptables"])
-    else:
-        apt_install(["runc", "iptables"])
-        if _docker_group() is None and shutil.which("groupadd"):
-            # the group docker.io's package creates (sysusers.d): who may use the engine's socket
-            subprocess.run(["groupadd", "--system", "docker"], capture_output=True)
-    if shutil.which("iptables") and subprocess.run(["iptables", "-L", "-n"], capture_output=True).returncode != 0:
-        # iptables-nft does not work with every kernel; Debian's legacy backend does.
-        if shutil.which("iptables-legacy"):
-            subprocess.run(["update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"],
-                           capture_output=True)
-
-
-def _remove_stale_pidfile(path: Path, names: tuple[str, ...]) -> None:
-    pid = read_pid(path)
-    if pid is None:
-        path.unlink(missing_ok=True)
-        return
-    if alive(pid) and comm(pid) in names:
-        return
-    log(f"removing the stale {path} (process {pid} is gone)")
-    path.unlink(missing_ok=True)
-
-
-def _clear_stale(p: Plan) -> None:
-    _remove_stale_pidfile(Path(p.pidfile), ("dockerd",))
-    for cpid in (Path(p.exec_root) / "containerd" / "containerd.pid",
-                 Path("/var/run/docker/containerd/containerd.pid")):
-        if cpid.exists():
-            _remove_stale_pidfile(cpid, ("containerd", "docker-containerd"))
-    if p.socket != DEFAULT_SOCKET and os.path.exists(p.socket) and not ping("unix://" + p.socket):
-        if listening(p.socket):
-            raise EngineError(f"another program listens on {p.socket} and it is not a Docker engine; stop it "
-                              "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again")
-        os.unlink(p.socket)
 
 
 def _wait_api(p: Plan, rec: dict, wait: float) -> None:
@@ -276,17 +115,9 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
         raise EngineError(f"the {spec.name} engine is started by `dockercourse engine vm up` "
                           f"(./course does it with --engine {spec.name}); scripts/engine-up starts engines on "
                           "this machine only")
-    now = answering()
-    if now is not None:
-        host, where = now
-        if spec is None or _same_engine(spec, host):
-            rec = read_record()
-            how = f"started by {rec['how']}" if rec and rec.get("docker_host") == host else "not started by the course"
-            log(f"an engine already answers at {host} ({describe_answering(host)}, {how}); using it as it is.")
-            return {"docker_host": host, "title": describe_answering(host), "started": False}
-        raise EngineError(
-            f"another engine already answers at {host} ({describe_answering(host)}); the course runs one engine "
-            f"at a time. Stop it first ({_stop_hint(host)}), then run again with --engine {spec.name}.")
+    found = _answering(spec)
+    if found is not None:
+        return found
     if os.environ.get("DOCKER_HOST"):
         raise EngineError(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer. Start that engine, or "
                           "unset DOCKER_HOST to use a local one.")
@@ -294,20 +125,54 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
         raise EngineError(f"no engine answers and starting one needs root. Run: sudo {_script()}  (or start "
                           "Docker Desktop / a rootless engine: dockerd-rootless-setuptool.sh install)")
     spec = spec or choose()
+    found = _settle_supervised(spec, wait)
+    if found is not None:
+        return found
+    _refuse_conflicts()
+    host_prerequisites(spec)
+    if spec.kind == "system" and data_root is None:
+        found = _service_of_the_package(spec, wait)
+        if found is not None:
+            return found
+    return _start(spec, data_root, wait)
+
+
+def _answering(spec: EngineSpec | None) -> dict | None:
+    """An engine that answers already: used as it is when it is the one asked for (or any, for auto)."""
+    now = answering()
+    if now is None:
+        return None
+    host, _ = now
+    if spec is None or _same_engine(spec, host):
+        rec = read_record()
+        how = f"started by {rec['how']}" if rec and rec.get("docker_host") == host else "not started by the course"
+        log(f"an engine already answers at {host} ({describe_answering(host)}, {how}); using it as it is.")
+        return {"docker_host": host, "title": describe_answering(host), "started": False}
+    raise EngineError(
+        f"another engine already answers at {host} ({describe_answering(host)}); the course runs one engine "
+        f"at a time. Stop it first ({_stop_hint(host)}), then run again with --engine {spec.name}.")
+
+
+def _settle_supervised(spec: EngineSpec, wait: float) -> dict | None:
+    """Our supervisor runs but its engine does not answer (yet): give it the usual time, else stop it."""
     rec = read_record()
-    if rec is not None:
-        # our supervisor runs, but its engine does not answer (yet): give it the usual time
-        log(f"{rec['title']} (supervisor pid {rec['supervisor_pid']}) does not answer yet; waiting for it")
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and read_record() is not None:
-            if ping(rec["docker_host"], 2):
-                if rec["name"] == spec.name:
-                    return {**rec, "started": False}
-                raise EngineError(f"{rec['title']} runs (started by the course); stop it first: "
-                                  f"{_script()} --stop")
-            time.sleep(0.5)
-        log(f"{rec['title']} did not answer within {wait:.0f} s; stopping it and starting again")
-        stop(quiet=True)
+    if rec is None:
+        return None
+    log(f"{rec['title']} (supervisor pid {rec['supervisor_pid']}) does not answer yet; waiting for it")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and read_record() is not None:
+        if ping(rec["docker_host"], 2):
+            if rec["name"] == spec.name:
+                return {**rec, "started": False}
+            raise EngineError(f"{rec['title']} runs (started by the course); stop it first: {_script()} --stop")
+        time.sleep(0.5)
+    log(f"{rec['title']} did not answer within {wait:.0f} s; stopping it and starting again")
+    stop(quiet=True)
+    return None
+
+
+def _refuse_conflicts() -> None:
+    """Another program on our socket, or another dockerd: one line, nothing started."""
     sock = str(course_socket())
     if os.path.exists(sock) and not ping("unix://" + sock) and listening(sock):
         raise EngineError(f"another program listens on {sock} and it is not a Docker engine; stop it "
@@ -323,23 +188,29 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
             f"a dockerd that does not answer runs already (pid {pid}: {' '.join(cmdline(pid))[:120]}); two "
             "engines on one machine fight over the docker0 bridge and iptables. Stop it first (sudo systemctl "
             f"stop docker, or kill {pid} if you started it), then run again.")
-    _host_prerequisites(spec)
-    if spec.kind == "system" and data_root is None:
-        # installing docker.io may have started its service (systemd, or its init script)
-        deadline = time.monotonic() + (wait if dockerd_processes() else 0)
-        while True:
-            if ping("unix://" + DEFAULT_SOCKET):
-                log(f"the distribution's docker.io service answers at unix://{DEFAULT_SOCKET} "
-                    f"({describe_answering('unix://' + DEFAULT_SOCKET)}); using it as it is.")
-                return {"docker_host": "unix://" + DEFAULT_SOCKET, "title": spec.title, "started": False}
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        if dockerd_processes():
-            raise EngineError("installing docker.io started a dockerd that does not answer; see its log "
-                              "(journalctl -u docker, or /var/log/docker.log)")
+
+
+def _service_of_the_package(spec: EngineSpec, wait: float) -> dict | None:
+    """Installing docker.io may have started its own service (systemd, or its init script): use it."""
+    deadline = time.monotonic() + (wait if dockerd_processes() else 0)
+    while True:
+        if ping("unix://" + DEFAULT_SOCKET):
+            log(f"the distribution's docker.io service answers at unix://{DEFAULT_SOCKET} "
+                f"({describe_answering('unix://' + DEFAULT_SOCKET)}); using it as it is.")
+            return {"docker_host": "unix://" + DEFAULT_SOCKET, "title": spec.title, "started": False}
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if dockerd_processes():
+        raise EngineError("installing docker.io started a dockerd that does not answer; see its log "
+                          "(journalctl -u docker, or /var/log/docker.log)")
+    return None
+
+
+def _start(spec: EngineSpec, data_root: str | None, wait: float) -> dict:
+    """Start ``spec`` under the supervisor and wait for its API; nothing is left half-started."""
     p = plan(spec, data_root)
-    _clear_stale(p)
+    clear_stale(p)
     if os.path.exists(p.socket) and ping("unix://" + p.socket):
         raise EngineError(f"something already answers on {p.socket}; stop it first")
     log(f"starting {spec.title} (log: {p.log}, mirror http://127.0.0.1:{mirror_port()}, socket {p.socket})")
@@ -358,7 +229,7 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
     rec.update(api_seconds=round(time.monotonic() - t0, 2), server_version=v.get("Version", "?"),
                api_version=v.get("ApiVersion", "?"))
     update_record(api_seconds=rec["api_seconds"], server_version=rec["server_version"],
-                   api_version=rec["api_version"])
+                  api_version=rec["api_version"])
     log(f"engine is up: Docker {rec['server_version']} (API {rec['api_version']}) at {p.docker_host} "
         f"in {rec['api_seconds']} s.")
     return {**rec, "started": True}

@@ -1,9 +1,8 @@
 """Student copies of the chapter notebooks: solutions removed, exercise outputs cleared.
 
-    dockercourse release [--out DIR] [--check] [notebooks ...]
-
-For every master notebook (default: ``notebooks/NN_*.ipynb`` of the course) the
-student copy is the same notebook with
+For every master notebook (``notebooks/NN_*.ipynb`` of the course, see
+:mod:`dockercourse.core.notebooks` for the cell format) the student copy is the same
+notebook with
 
 * every cell whose ``metadata.dockercourse.part == "solution"`` removed;
 * the outputs and execution counts of ``answer`` and ``check`` cells cleared;
@@ -13,63 +12,24 @@ student copy is the same notebook with
   metadata) left exactly as it is.
 
 The copy is a pure function of the master, so it is byte-for-byte reproducible:
-``--check`` rewrites nothing and exits 1 when a copy in the out folder differs
-from what ``release`` would write now (or is missing, or has no master). When
-the out folder holds no notebook at all, ``--check`` passes: nothing is checked in.
+:func:`stale` says why the copies in a folder differ from what :func:`release` would
+write now (or are missing, or have no master); a folder with no notebook at all is not
+stale: nothing is checked in. The command is ``dockercourse release``
+(:mod:`dockercourse.cli.release`).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import re
-import sys
+import logging
 from pathlib import Path
 
 import nbformat
 
-from dockercourse.checks import course_root, load_exercises
-from dockercourse.core.namespace import chapter_number
+from dockercourse.checks import load_exercises
+from dockercourse.core.notebooks import META, PARTS, cell_part, chapter_of
 
-#: The key of the course's cell and notebook metadata.
-META = "dockercourse"
-PARTS = ("task", "answer", "solution", "check")
-
-
-# --------------------------------------------------------------------------- cells
-
-
-def cell_meta(cell) -> dict:
-    """The ``metadata.dockercourse`` dict of a cell (``{}`` when missing or malformed)."""
-    md = cell.get("metadata") if isinstance(cell, dict) else None
-    d = md.get(META) if isinstance(md, dict) else None
-    return d if isinstance(d, dict) else {}
-
-
-def cell_part(cell) -> tuple[str | None, str | None]:
-    """``(exercise id, part)`` of an exercise cell, ``(None, None)`` for any other cell."""
-    d = cell_meta(cell)
-    ex, part = d.get("exercise"), d.get("part")
-    if not isinstance(ex, str) or not isinstance(part, str):
-        return None, None
-    return ex, part
-
-
-def chapter_of(nb, path: Path | str | None = None) -> str | None:
-    """The chapter of a notebook: ``metadata.dockercourse.chapter``, else its ``NN_`` file name."""
-    md = nb.get("metadata") if isinstance(nb, dict) else None
-    d = md.get(META) if isinstance(md, dict) else None
-    if isinstance(d, dict) and d.get("chapter") not in (None, ""):
-        try:
-            return chapter_number(str(d["chapter"]))
-        except ValueError:
-            pass
-    if path is not None:
-        m = re.match(r"^(\d{2})_", Path(path).name)
-        if m:
-            return m.group(1)
-    return None
-
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- the copy
 
@@ -84,7 +44,7 @@ def student_copy(master, chapter: str | None = None):
     chapter = chapter or chapter_of(master)
     cells = []
     for cell in nb.cells:
-        ex, part = cell_part(cell)
+        _, part = cell_part(cell)
         if part == "solution":
             continue
         # Exercise cells, and the chapter's progress summary (its committed output is the
@@ -145,7 +105,8 @@ def lint(master, path: Path | None = None, root: Path | None = None) -> list[str
     if chapter and root is not None:
         try:
             declared = load_exercises(chapter, root)
-        except FileNotFoundError:
+        except FileNotFoundError as e:  # a chapter without checks yet: nothing to compare with
+            log.debug("lint of %s: %s", where, e)
             declared = None
         if declared is not None:
             for ex in found:
@@ -158,12 +119,6 @@ def lint(master, path: Path | None = None, root: Path | None = None) -> list[str
 
 
 # --------------------------------------------------------------------------- files
-
-
-def masters(root: Path | None = None) -> list[Path]:
-    """The course's master notebooks: ``notebooks/NN_*.ipynb``."""
-    root = root or course_root()
-    return sorted(p for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
 def release(notebooks: list[Path], out: Path) -> list[Path]:
@@ -198,48 +153,3 @@ def stale(notebooks: list[Path], out: Path) -> list[str]:
         if q.name not in names:
             problems.append(f"{q}: no master notebook of that name")
     return problems
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="dockercourse release",
-                                 description="Write student copies of the master notebooks "
-                                             "(solutions removed, exercise outputs cleared).")
-    ap.add_argument("notebooks", nargs="*", type=Path,
-                    help="master notebooks (default: the course's notebooks/NN_*.ipynb)")
-    ap.add_argument("--out", type=Path, default=None, help="folder for the copies (default: <course>/student)")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 when the copies in --out are stale")
-    ap.add_argument("--root", type=Path, default=None, help="the course folder (default: found automatically)")
-    ap.add_argument("-q", "--quiet", action="store_true")
-    a = ap.parse_args(argv)
-    root = (a.root or course_root()).resolve()
-    nbs = list(a.notebooks) or masters(root)
-    out = a.out if a.out is not None else root / "student"
-    if not nbs:
-        print(f"dockercourse release: no notebooks/NN_*.ipynb in {root}", file=sys.stderr)
-        return 2
-    for p in nbs:
-        if not p.is_file():
-            print(f"dockercourse release: no such notebook: {p}", file=sys.stderr)
-            return 2
-    for p in nbs:
-        for w in lint(nbformat.read(p, as_version=4), p, root):
-            print(f"warning: {w}", file=sys.stderr)
-    if a.check:
-        problems = stale(nbs, out)
-        for msg in problems:
-            print(f"stale: {msg}", file=sys.stderr)
-        if problems:
-            return 1
-        if not a.quiet:
-            present = out.is_dir() and any(out.glob("*.ipynb"))
-            print(f"student copies in {out}: " + ("up to date" if present else "none checked in"))
-        return 0
-    for dest in release(nbs, out):
-        if not a.quiet:
-            print(f"wrote {dest}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -6,19 +6,18 @@
     imagekit.remove(client)      # the kit's own images, the mirror and its volume
 
 Command line: ``dockercourse images [--offline|--online] [--check] [--remove] [--quiet]``
-or ``python -m dockercourse.imagekit``. See docs/image-kit.md.
+(:mod:`dockercourse.cli.images`). See docs/image-kit.md.
 """
 
 from __future__ import annotations
 
 from dockercourse.errors import ImageKitError
-from dockercourse.imagekit.cli import main
 from dockercourse.imagekit.kit import MODES, ensure, remove
 from dockercourse.imagekit.mirror import MirrorStatus
 from dockercourse.imagekit.naming import MIRROR_NAME, MIRROR_VOLUME
 from dockercourse.imagekit.status import ImageStatus, KitStatus, status
 
 __all__ = [
-    "ensure", "status", "remove", "main", "ImageKitError", "ImageStatus", "KitStatus",
+    "ensure", "status", "remove", "ImageKitError", "ImageStatus", "KitStatus",
     "MirrorStatus", "MODES", "MIRROR_NAME", "MIRROR_VOLUME",
 ]

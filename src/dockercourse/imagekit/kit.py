@@ -82,74 +82,98 @@ def ensure(client=None, mode: str = "auto", progress: bool = True, log=print) ->
     """
     if mode not in MODES:
         raise ImageKitError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
-    log = log or _quiet
-    client = client or connect()
-    t0 = time.monotonic()
-    cleanup_leftovers(client, log)
-    url, port = mirror_mod.configured_port(client)
-    roles = list(COURSE_IMAGES.items())
-    current = {r: image_status(client, r, ref) for r, ref in roles}
-    missing = [r for r, _ in roles if not current[r].present]
-    mirror_error: ImageKitError | None = None
+    return _Run(client or connect(), mode, progress, log or _quiet).run()
 
-    if missing:
-        _check_disk(client)
-        # The mirror first when its image is here: pulls then go through it.
-        if port and current["registry"].present:
-            try:
-                mirror_mod.ensure_running(client, port, COURSE_IMAGES["registry"], log)
-            except ImageKitError as e:
-                mirror_error = e
 
-    can_pull = mode != "offline"
-    to_build: list[str] = []
-    bar = steps(len(roles), progress, "course images")
-    try:
-        for role, ref in roles:
-            st = current[role]
+class _Run:
+    """One run of :func:`ensure`: pull what can be pulled, build the rest, then serve the mirror."""
+
+    def __init__(self, client, mode: str, progress: bool, log):
+        self.client, self.mode, self.progress, self.log = client, mode, progress, log
+        self.roles = list(COURSE_IMAGES.items())
+        self.current = {}
+        self.mirror_error: ImageKitError | None = None
+        self.port = None
+        self.bar = None
+
+    def run(self) -> KitStatus:
+        t0 = time.monotonic()
+        cleanup_leftovers(self.client, self.log)
+        _, self.port = mirror_mod.configured_port(self.client)
+        self.current = {r: image_status(self.client, r, ref) for r, ref in self.roles}
+        if any(not st.present for st in self.current.values()):
+            _check_disk(self.client)
+            # the mirror first when its image is here: pulls then go through it
+            if self.port and self.current["registry"].present:
+                self._mirror_up()
+        self.bar = steps(len(self.roles), self.progress, "course images")
+        try:
+            self._build(self._pull_or_list())
+        except docker.errors.APIError as e:
+            raise ImageKitError(f"the engine refused: {mirror_mod._expl(e)}") from None
+        finally:
+            self.bar.close()
+        result = KitStatus(self.current[r] for r, _ in self.roles)
+        self._serve(result)
+        self.log(f"image kit ready in {time.monotonic() - t0:.1f} s" if self.mirror_error is None
+                 else "images ready; the mirror is not")
+        if self.mirror_error is not None:
+            raise self.mirror_error
+        return result
+
+    def _mirror_up(self) -> None:
+        try:
+            mirror_mod.ensure_running(self.client, self.port, COURSE_IMAGES["registry"], self.log)
+        except ImageKitError as e:
+            self.mirror_error = e
+
+    def _pull_or_list(self) -> list[str]:
+        """Verify what is here, pull what can be pulled; the roles left to build."""
+        can_pull = self.mode != "offline"
+        to_build = []
+        for role, ref in self.roles:
+            st = self.current[role]
             if st.present:
                 st.action = "verified" if st.kit else "used as it is"
-                bar.update(1)
+                self.bar.update(1)
                 continue
             if can_pull:
                 try:
-                    digest = pull(client, ref, progress)
-                    label_pulled(client, ref, digest)
-                    current[role] = image_status(client, role, ref)
-                    current[role].action = "pulled"
-                    log(f"{ref}: pulled ({current[role].source})")
-                    bar.update(1)
+                    label_pulled(self.client, ref, pull(self.client, ref, self.progress))
+                    self._done(role, "pulled")
+                    self.log(f"{ref}: pulled ({self.current[role].source})")
                     continue
                 except PullFailed as e:
-                    if mode == "online":
+                    if self.mode == "online":
                         raise ImageKitError(f"pulling {ref} failed: {str(e).strip()[:200]}") from None
-                    log(f"{ref}: cannot pull ({str(e).strip()[:120]}); building from Debian packages instead")
+                    self.log(f"{ref}: cannot pull ({str(e).strip()[:120]}); building from Debian packages instead")
                     can_pull = False
             to_build.append(role)
+        return to_build
 
-        def make(role: str) -> None:
-            ref = COURSE_IMAGES[role]
-            t = time.monotonic()
-            base = COURSE_IMAGES["debian"] if RECIPES[role].kind == "layer" else None
-            bar.set_postfix_str(f"building {ref}")
-            tmp = build_mod.build(client, role, ref, base, log)
-            build_mod.finish(client, tmp, ref)
-            current[role] = image_status(client, role, ref)
-            current[role].action = "built"
-            log(f"{ref}: built in {time.monotonic() - t:.0f} s ({current[role].source})")
-            bar.update(1)
+    def _done(self, role: str, action: str) -> None:
+        self.current[role] = image_status(self.client, role, COURSE_IMAGES[role])
+        self.current[role].action = action
+        self.bar.update(1)
 
+    def _make(self, role: str) -> None:
+        ref = COURSE_IMAGES[role]
+        t = time.monotonic()
+        base = COURSE_IMAGES["debian"] if RECIPES[role].kind == "layer" else None
+        self.bar.set_postfix_str(f"building {ref}")
+        build_mod.finish(self.client, build_mod.build(self.client, role, ref, base, self.log), ref)
+        self._done(role, "built")
+        self.log(f"{ref}: built in {time.monotonic() - t:.0f} s ({self.current[role].source})")
+
+    def _build(self, to_build: list[str]) -> None:
+        """The base images first, then the layers on Debian (big ones first: two workers finish together)."""
         firsts = [r for r in to_build if RECIPES[r].kind != "layer"]
-        layers = [r for r in to_build if RECIPES[r].kind == "layer"]
-        if firsts:
+        layers = sorted((r for r in to_build if RECIPES[r].kind == "layer"), key=lambda r: r != "builder")
+        for batch in (firsts, layers):
+            if not batch:
+                continue
             with ThreadPoolExecutor(max_workers=2) as ex:
-                for f in [ex.submit(make, r) for r in firsts]:
-                    f.result()
-        if layers:
-            # big ones first so the 2 workers finish together
-            order = sorted(layers, key=lambda r: r != "builder")
-            with ThreadPoolExecutor(max_workers=2) as ex:
-                futs = [ex.submit(make, r) for r in order]
+                futs = [ex.submit(self._make, r) for r in batch]
                 errs = []
                 for f in futs:
                     try:
@@ -158,35 +182,29 @@ def ensure(client=None, mode: str = "auto", progress: bool = True, log=print) ->
                         errs.append(e)
                 if errs:
                     raise errs[0]
-    except docker.errors.APIError as e:
-        raise ImageKitError(f"the engine refused: {mirror_mod._expl(e)}") from None
-    finally:
-        bar.close()
 
-    result = KitStatus(current[r] for r, _ in roles)
-    if port:
-        if mirror_error is None:
+    def _serve(self, result: KitStatus) -> None:
+        """Start and seed the mirror, then check that it serves every image as the engine has it."""
+        refs = [s.ref for s in result]
+        if self.port and self.mirror_error is None:
             try:
-                mirror_mod.ensure_running(client, port, COURSE_IMAGES["registry"], log)
-                result.mirror = mirror_mod.check(client, [s.ref for s in result])
-                todo = list(result.mirror.missing)
+                mirror_mod.ensure_running(self.client, self.port, COURSE_IMAGES["registry"], self.log)
+                todo = list(mirror_mod.check(self.client, refs).missing)
                 if todo:
                     with ThreadPoolExecutor(max_workers=3) as ex:
-                        for f in [ex.submit(mirror_mod.push, client, port, ref, progress) for ref in todo]:
+                        for f in [ex.submit(mirror_mod.push, self.client, self.port, ref, self.progress)
+                                  for ref in todo]:
                             f.result()
-                    log(f"mirror: seeded {', '.join(todo)}")
+                    self.log(f"mirror: seeded {', '.join(todo)}")
             except ImageKitError as e:
-                mirror_error = e
-    result.mirror = mirror_mod.check(client, [s.ref for s in result])
-    if mirror_error is None and result.mirror.configured and not result.mirror.missing:
-        _record_repo_digests(client, [s.ref for s in result], log)
-    if mirror_error is None and result.mirror.configured and result.mirror.missing:
-        mirror_error = ImageKitError(f"the mirror does not serve {', '.join(result.mirror.missing)} after seeding")
-    log(f"image kit ready in {time.monotonic() - t0:.1f} s" if mirror_error is None
-        else "images ready; the mirror is not")
-    if mirror_error is not None:
-        raise mirror_error
-    return result
+                self.mirror_error = e
+        result.mirror = mirror_mod.check(self.client, refs)
+        if self.mirror_error is None and result.mirror.configured:
+            if result.mirror.missing:
+                self.mirror_error = ImageKitError(
+                    f"the mirror does not serve {', '.join(result.mirror.missing)} after seeding")
+            else:
+                _record_repo_digests(self.client, refs, self.log)
 
 
 def _record_repo_digests(client, refs: list[str], log) -> None:

@@ -112,6 +112,95 @@ def _is_course_label_step(instruction: str) -> bool:
     return instruction.upper().startswith("LABEL ") and f"{L.PREFIX}." in instruction.split()[1]
 
 
+class _BuildLog:
+    """Reads the classic builder's stream: records the steps, prints them without volatile IDs."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self.steps: list[Step] = []
+        self.stage_ends: list[tuple[str, int]] = []  # (stage name, index of its FROM step)
+        self.chunks: list[dict] = []
+        self.final_id = None
+        self._buf = ""
+
+    def emit(self, line: str) -> None:
+        if self.show:
+            print(line)
+
+    def feed(self, chunk: dict) -> None:
+        self.chunks.append(chunk)
+        if "error" in chunk:
+            self.flush()
+            raise docker.errors.BuildError(chunk["error"].strip(), self.chunks)
+        if "stream" in chunk:
+            self._buf += _ANSI.sub("", chunk["stream"])  # the engine colours a step's stderr
+            while "\n" in self._buf:
+                line, self._buf = self._buf.split("\n", 1)
+                if line.strip():
+                    self.handle(line)
+        aux = chunk.get("aux") or {}
+        if "ID" in aux:
+            self.final_id = aux["ID"]
+
+    def flush(self) -> None:
+        if self._buf.strip():
+            self.handle(self._buf.rstrip("\n"))
+        self._buf = ""
+
+    def _step(self, m) -> None:
+        instr = m.group(3)
+        self.steps.append(Step(int(m.group(1)), instr))
+        if instr.upper().startswith("FROM "):
+            words = instr.split()
+            sname = words[3] if len(words) >= 4 and words[2].upper() == "AS" else str(len(self.stage_ends))
+            self.stage_ends.append((sname, len(self.steps) - 1))
+        if _is_course_label_step(instr):
+            self.emit(f"Step {m.group(1)}/{m.group(2)} : LABEL ... (added by the course: its labels)")
+        else:
+            self.emit(m.group(0))
+
+    def handle(self, line: str) -> None:
+        m = _STEP.match(line)
+        if m:
+            return self._step(m)
+        m = _ARROW_ID.match(line)
+        if m:
+            if self.steps:
+                self.steps[-1].image_id = m.group(1)
+            return None
+        if any(h.match(line) for h in _HIDE):
+            return None
+        if line.strip() == "---> Using cache":
+            if self.steps:
+                self.steps[-1].cached = True
+            return self.emit(line)
+        if line.startswith("Successfully tagged"):
+            return self.emit(line)
+        if self.steps:
+            self.steps[-1].output.append(line)
+        return self.emit("    " + line)
+
+
+def _tag_stages(client, tag: str, log: _BuildLog) -> dict[str, str]:
+    """Tag the last image of every earlier stage ``<repo>-stage-<name>:<tag>`` (visible, cleaned with the chapter)."""
+    stages: dict[str, str] = {}
+    repo, _, tg = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
+    for i, (sname, first) in enumerate(log.stage_ends[:-1]):
+        last = log.stage_ends[i + 1][1] - 1
+        if last <= first or not log.steps[last].image_id:
+            continue  # a stage with only FROM is the base image itself
+        try:
+            img = client.images.get(log.steps[last].image_id)
+        except docker.errors.ImageNotFound:
+            continue
+        if L.CHAPTER not in ((img.attrs.get("Config") or {}).get("Labels") or {}):
+            continue  # a tag on an image without the chapter's label would outlive the cleanup
+        stag = f"{repo}-stage-{sname.lower()}"
+        img.tag(stag, tg)
+        stages[sname] = f"{stag}:{tg}"
+    return stages
+
+
 def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None = None,
           buildargs: dict | None = None, target: str | None = None, nocache: bool = False,
           show: bool = True, keep_stages: bool = True) -> BuildResult:
@@ -132,11 +221,8 @@ def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None
     # The course's labels go in as ONE extra LABEL step after every FROM (see buildcontext), so
     # every image the build makes carries them. The Dockerfile on disk is unchanged: the labelled
     # copy travels in the context under another name, as docker-py does for -f.
-    dfname = dockerfile or "Dockerfile"
-    text = (Path(path) / dfname).read_text()
     ns = getattr(client.api, "namespace", None)  # the course client's namespace (its labels)
-    labels = dict(ns.labels) if ns is not None else {}
-    text = add_labels(text, labels)
+    text = add_labels((Path(path) / (dockerfile or "Dockerfile")).read_text(), dict(ns.labels) if ns else {})
     ctx = _tar(str(path), exclude=read_dockerignore(path), dockerfile=(LABELLED_DOCKERFILE, text))
     kwargs = dict(fileobj=ctx, custom_context=True, encoding=None, dockerfile=LABELLED_DOCKERFILE, tag=tag,
                   rm=True, forcerm=True, decode=True, nocache=nocache)
@@ -144,90 +230,19 @@ def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None
         kwargs["buildargs"] = buildargs
     if target:
         kwargs["target"] = target
-    steps: list[Step] = []
-    stage_ends: list[tuple[str, int]] = []  # (stage name, index of its FROM step)
-    log: list[dict] = []
-    buf = ""
-    final_id = None
-
-    def emit(line: str) -> None:
-        if show:
-            print(line)
-
-    def handle(line: str) -> None:
-        m = _STEP.match(line)
-        if m:
-            instr = m.group(3)
-            steps.append(Step(int(m.group(1)), instr))
-            if instr.upper().startswith("FROM "):
-                words = instr.split()
-                sname = words[3] if len(words) >= 4 and words[2].upper() == "AS" else str(len(stage_ends))
-                stage_ends.append((sname, len(steps) - 1))
-            if _is_course_label_step(instr):
-                emit(f"Step {m.group(1)}/{m.group(2)} : LABEL ... (added by the course: its labels)")
-            else:
-                emit(line)
-            return
-        m = _ARROW_ID.match(line)
-        if m:
-            if steps:
-                steps[-1].image_id = m.group(1)
-            return
-        if any(h.match(line) for h in _HIDE):
-            return
-        if line.strip() == "---> Using cache":
-            if steps:
-                steps[-1].cached = True
-            emit(line)
-            return
-        if line.startswith("Successfully tagged"):
-            emit(line)
-            return
-        if steps:
-            steps[-1].output.append(line)
-        emit("    " + line)
-
-    for chunk in docker.APIClient.build(client.api, **kwargs):  # labels are in the Dockerfile
-        log.append(chunk)
-        if "error" in chunk:
-            if buf:
-                handle(buf)
-            raise docker.errors.BuildError(chunk["error"].strip(), log)
-        if "stream" in chunk:
-            buf += _ANSI.sub("", chunk["stream"])  # the engine colours a step's stderr
-            while "\n" in buf:
-                line, buf = buf.split("\n", 1)
-                if line.strip():
-                    handle(line)
-        aux = chunk.get("aux") or {}
-        if "ID" in aux:
-            final_id = aux["ID"]
-    if buf.strip():
-        handle(buf.rstrip("\n"))
-    ctx.close()
-    image = client.images.get(final_id or tag)
-    stages: dict[str, str] = {}
-    if keep_stages and len(stage_ends) > 1:
-        repo, _, tg = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
-        for i, (sname, first) in enumerate(stage_ends[:-1]):
-            last = stage_ends[i + 1][1] - 1
-            if last <= first or not steps[last].image_id:
-                continue  # a stage with only FROM is the base image itself
-            try:
-                img = client.images.get(steps[last].image_id)
-            except docker.errors.ImageNotFound:
-                continue
-            lab = (img.attrs.get("Config") or {}).get("Labels") or {}
-            if L.CHAPTER not in lab:
-                continue  # a tag on an image without the chapter's label would outlive the cleanup
-            stag = f"{repo}-stage-{sname.lower()}"
-            img.tag(stag, tg)
-            stages[sname] = f"{stag}:{tg}"
-    # FROM steps never count as cached (they name an existing image)
-    for s in steps:
+    log = _BuildLog(show)
+    try:
+        for chunk in docker.APIClient.build(client.api, **kwargs):  # labels are in the Dockerfile
+            log.feed(chunk)
+        log.flush()
+    finally:
+        ctx.close()
+    image = client.images.get(log.final_id or tag)
+    stages = _tag_stages(client, tag, log) if keep_stages and len(log.stage_ends) > 1 else {}
+    for s in log.steps:  # FROM steps never count as cached (they name an existing image)
         if s.instruction.upper().startswith("FROM "):
             s.cached = False
-    return BuildResult(image=image, tag=tag, steps=steps, seconds=time.monotonic() - t0, stages=stages)
+    return BuildResult(image=image, tag=tag, steps=log.steps, seconds=time.monotonic() - t0, stages=stages)
 
 
 def layers(image) -> list[tuple[str, int]]:

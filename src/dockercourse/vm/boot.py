@@ -13,6 +13,7 @@ emulation) is used, and every figure measured is an emulated one.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -23,19 +24,21 @@ import threading
 import time
 from pathlib import Path
 
+from dockercourse import config
 from dockercourse.errors import BootError, CourseError
 
 __all__ = ["qemu_binary", "kvm_usable", "boot", "Boot", "BootError", "free_port"]
+
+logger = logging.getLogger(__name__)
 
 _KVM_CACHE: dict[str, bool] = {}
 #: qemu's human monitor socket in a VM's workdir (see ``boot(monitor=True)``)
 MONITOR_SOCKET = "monitor.sock"
 
 
-
 def qemu_binary() -> str | None:
     """Path of ``qemu-system-x86_64`` (``DOCKERCOURSE_QEMU`` overrides), or None."""
-    env = os.environ.get("DOCKERCOURSE_QEMU")
+    env = config.get("DOCKERCOURSE_QEMU")
     if env:
         return env if os.access(env, os.X_OK) else None
     for name in ("qemu-system-x86_64", "/usr/libexec/qemu-kvm"):
@@ -77,7 +80,7 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
     BIOS, then hangs or fails in the kernel.) The answer is remembered for the process
     and, per host boot, in the VM cache directory.
     """
-    forced = os.environ.get("DOCKERCOURSE_VM_ACCEL", "").lower()
+    forced = (config.get("DOCKERCOURSE_VM_ACCEL") or "").lower()
     if forced in ("tcg", "kvm"):
         return forced == "kvm"
     if "kvm" in _KVM_CACHE:
@@ -90,7 +93,8 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
 
     try:
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
+    except OSError as e:
+        logger.debug("no boot id (%s): the KVM probe's answer is not kept on disk", e)
         boot_id = ""
     marker = cache_dir() / "kvm-probe"
     if boot_id:
@@ -99,13 +103,24 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
             if bid == boot_id:
                 _KVM_CACHE["kvm"] = answer == "yes"
                 return _KVM_CACHE["kvm"]
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError) as e:
+            logger.debug("no KVM probe answer of this boot in %s (%s)", marker, e)
     if kernel is None:
         from dockercourse.vm.kernel import get_kernel
 
         kernel = get_kernel(log=lambda *_: None)
-    ok = False
+    ok = _kvm_boots(q, kernel, timeout)
+    _KVM_CACHE["kvm"] = ok
+    if boot_id:
+        try:
+            marker.write_text(f"{boot_id} {'yes' if ok else 'no'}\n")
+        except OSError as e:
+            logger.debug("cannot keep the KVM probe's answer in %s (%s)", marker, e)
+    return ok
+
+
+def _kvm_boots(q: str, kernel, timeout: float) -> bool:
+    """Boot ``kernel`` under KVM without a root disk: True when it reaches its panic in time."""
     try:
         proc = subprocess.Popen(
             [q, "-machine", "pc,accel=kvm", "-cpu", "host", "-m", "64", "-nodefaults", "-display", "none",
@@ -114,32 +129,27 @@ def kvm_usable(timeout: float = 5, kernel=None) -> bool:
              "-chardev", "stdio,id=c0,signal=off", "-serial", "chardev:c0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True)
-    except OSError:
-        proc = None
-    if proc is not None:
-        buf = b""
-        deadline = time.monotonic() + timeout
-        os.set_blocking(proc.stdout.fileno(), False)
-        while time.monotonic() < deadline:
-            try:
-                chunk = proc.stdout.read(65536)
-            except (BlockingIOError, OSError):
-                chunk = None
-            if chunk:
-                buf += chunk
-                if b"Kernel panic" in buf or b"VFS:" in buf:
-                    ok = True
-                    break
-            elif proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        _kill(proc)
-    _KVM_CACHE["kvm"] = ok
-    if boot_id:
+    except OSError as e:
+        logger.debug("the KVM probe's qemu did not start (%s): no KVM", e)
+        return False
+    ok = False
+    buf = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
         try:
-            marker.write_text(f"{boot_id} {'yes' if ok else 'no'}\n")
-        except OSError:
-            pass
+            chunk = proc.stdout.read(65536)
+        except OSError:  # BlockingIOError: nothing to read yet
+            chunk = None
+        if chunk:
+            buf += chunk
+            if b"Kernel panic" in buf or b"VFS:" in buf:
+                ok = True
+                break
+        elif proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    _kill(proc)
     return ok
 
 
@@ -152,20 +162,20 @@ def _kill(proc: subprocess.Popen, grace: float = 0) -> None:
                     proc.wait(grace)
                     return
                 except subprocess.TimeoutExpired:
-                    pass
+                    logger.debug("qemu (pid %s) did not stop within %s s of SIGTERM; killing it", proc.pid, grace)
             proc.kill()
-        except ProcessLookupError:
-            pass
+        except ProcessLookupError:  # exited meanwhile
+            logger.debug("qemu (pid %s) exited before it was killed", proc.pid)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
-        pass
+        logger.warning("qemu (pid %s) did not exit within 10 s of SIGKILL", proc.pid)
     for f in (proc.stdout, proc.stderr, proc.stdin):
         try:
             if f:
                 f.close()
-        except OSError:
-            pass
+        except OSError as e:
+            logger.debug("closing a pipe of qemu (pid %s): %s", proc.pid, e)
 
 
 def free_port() -> int:
@@ -211,7 +221,8 @@ class Boot:
                 time.sleep(0.02)
             try:
                 f = open(self.console_path, "rb")
-            except OSError:
+            except OSError as e:
+                logger.debug("qemu's console %s cannot be read (%s): no console output", self.console_path, e)
                 f = None
             read = (lambda: f.read(65536)) if f else (lambda: b"")
         else:
@@ -220,7 +231,7 @@ class Boot:
             def read():
                 try:
                     return os.read(fd, 65536)
-                except OSError:
+                except OSError:  # the pipe is gone: the end of the console
                     return b""
         while True:
             chunk = read()
@@ -282,8 +293,8 @@ class Boot:
         if self.proc.poll() is not None and self.proc.stderr and not self.proc.stderr.closed:
             try:
                 err = self.proc.stderr.read().decode(errors="replace")
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError) as e:  # closed meanwhile: the console alone
+                logger.debug("qemu's stderr not read (%s)", e)
         lines = [ln for ln in text.splitlines() if ln.strip()][-n:]
         if err.strip():
             lines.append("qemu: " + err.strip()[-500:])
@@ -295,8 +306,8 @@ class Boot:
             for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
-        except OSError:
-            pass
+        except OSError:  # exited: no memory
+            return 0
         return 0
 
     def alive(self) -> bool:
@@ -407,13 +418,7 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
     else:
         own_tmp = Path(tempfile.mkdtemp(prefix="dockercourse-qemu-"))
         tmp_for_qemu = own_tmp
-    mon = None
-    if monitor:
-        if workdir is None:
-            raise ValueError("monitor=True needs a workdir")
-        mon = workdir / MONITOR_SOCKET
-        if len(str(mon).encode()) > 100:  # sun_path holds 108 bytes
-            mon = Path(MONITOR_SOCKET)  # relative to qemu's cwd (workdir)
+    mon = _monitor_path(workdir) if monitor else None
     cmd = qemu_command(kernel, initrd, append, memory_mb, accel=accel, hostfwd=hostfwd, net=net,
                        drives=drives, cpus=cpus, tb_size_mb=tb_size_mb, extra_args=extra_args,
                        console_path=console_path, monitor=mon)
@@ -421,16 +426,10 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
     # if qemu is killed): keep them in a directory that is removed afterwards
     penv = dict(os.environ if env is None else env)
     penv["TMPDIR"] = str(tmp_for_qemu)
-    pre = _pdeathsig if die_with_parent else None
+    pre = _pdeathsig_fn() if die_with_parent else None
     t0 = time.monotonic()
     try:
-        if workdir is not None:
-            with open(workdir / "qemu.log", "ab") as qlog:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, cwd=workdir,
-                                        env=penv, start_new_session=True, close_fds=True, preexec_fn=pre)
-        else:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=penv, start_new_session=True, preexec_fn=pre)
+        proc = _popen(cmd, workdir, penv, pre)
     except OSError as e:
         if own_tmp:
             shutil.rmtree(own_tmp, ignore_errors=True)
@@ -445,10 +444,50 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
     return handle
 
 
-def _pdeathsig() -> None:  # runs in the child between fork and exec
+def _monitor_path(workdir: Path | None) -> Path:
+    """qemu's monitor socket in ``workdir`` (relative to it, qemu's cwd, when the absolute
+    path is too long for a unix socket)."""
+    if workdir is None:
+        raise ValueError("monitor=True needs a workdir")
+    mon = workdir / MONITOR_SOCKET
+    if len(str(mon).encode()) > 100:  # sun_path holds 108 bytes
+        mon = Path(MONITOR_SOCKET)  # relative to qemu's cwd (workdir)
+    return mon
+
+
+def _popen(cmd: list[str], workdir: Path | None, penv: dict, pre) -> subprocess.Popen:
+    """Start qemu: with a ``workdir``, in it, its output to ``workdir/qemu.log``; else with pipes."""
+    if workdir is not None:
+        with open(workdir / "qemu.log", "ab") as qlog:
+            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, cwd=workdir,
+                                    env=penv, start_new_session=True, close_fds=True, preexec_fn=pre)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=penv, start_new_session=True, preexec_fn=pre)
+
+
+def _load_prctl():
+    """libc's ``prctl``, looked up in the parent (the child between fork and exec must not
+    log or import); None without it (then qemu does not die with its parent)."""
     import ctypes
 
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except Exception:
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError) as e:
+        logger.warning("no prctl in this C library (%s): a VM does not die with the process that started it", e)
+        return None
+
+
+_PRCTL: list = []
+
+
+def _pdeathsig_fn():
+    """The ``preexec_fn`` that gives qemu SIGKILL when its parent thread dies (or None)."""
+    if not _PRCTL:
+        _PRCTL.append(_load_prctl())
+    prctl = _PRCTL[0]
+    if prctl is None:
+        return None
+
+    def pdeathsig() -> None:  # runs in the child between fork and exec
+        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL; a failure returns -1 and changes nothing
+    return pdeathsig

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import lzma
 import os
 import platform
@@ -31,8 +32,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockercourse import config
 from dockercourse.errors import CourseError
 from dockercourse.vm import cache_dir
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["KernelInfo", "find_kernel", "get_kernel", "get_modules", "kernel_packages"]
 
@@ -83,14 +87,14 @@ def _os_release() -> dict[str, str]:
             if "=" in line:
                 k, v = line.split("=", 1)
                 out[k] = v.strip().strip('"')
-    except OSError:
-        pass
+    except OSError as e:
+        logger.debug("no /etc/os-release (%s): Debian's kernel packages are tried", e)
     return out
 
 
 def kernel_packages() -> list[str]:
     """Metapackages to try, in order, for this distribution."""
-    env = os.environ.get("DOCKERCOURSE_VM_KERNEL_PKG")
+    env = config.get("DOCKERCOURSE_VM_KERNEL_PKG")
     if env:
         return [env]
     osr = _os_release()
@@ -124,8 +128,8 @@ def _cached_kernel() -> KernelInfo | None:
         info = _from_dir(Path(data["root"]), "cache")
         if info and info.image.is_file():
             return info
-    except (OSError, ValueError, KeyError):
-        pass
+    except (OSError, ValueError, KeyError) as e:
+        logger.debug("no kernel in the cache (%s)", e)
     return None
 
 
@@ -266,12 +270,12 @@ def find_kernel(log=print) -> KernelInfo:
     global _CURRENT
     if _CURRENT is not None and _CURRENT.image.is_file():
         return _CURRENT
-    env = os.environ.get("DOCKERCOURSE_VM_KERNEL")
+    env = config.get("DOCKERCOURSE_VM_KERNEL")
     if env:
         img = Path(env).expanduser()
         if not _readable(img):
             raise CourseError(f"DOCKERCOURSE_VM_KERNEL={env} is not a readable file; fix the path or unset it")
-        mods = os.environ.get("DOCKERCOURSE_VM_MODULES")
+        mods = config.get("DOCKERCOURSE_VM_MODULES")
         moddir = Path(mods).expanduser() if mods else None
         ver = moddir.name if moddir else img.name.replace("vmlinuz-", "")
         _CURRENT = KernelInfo(img, ver, moddir, "env")

@@ -4,8 +4,9 @@ Podman 5 needs a newer C library than Debian 12's, so its binaries cannot be cop
 the host like the Docker flavour's. The guest's userland is instead a Debian trixie root
 file system made by ``mmdebstrap --variant=minbase`` (as root; as an ordinary user with
 ``--mode=unshare``, which needs ``uidmap`` and ``/etc/subuid``), booted with the same
-kernel and initramfs as the Docker flavour. Its init (catatonit as PID 1, then
-:data:`INIT`) mounts cgroup v2, configures the network like the Docker guest and runs
+kernel and initramfs as the Docker flavour. Its init (``guest/podman-engine-init.sh``:
+catatonit as PID 1, to reap the orphans conmon leaves, running ``guest/stage2-podman.sh``)
+mounts cgroup v2, configures the network like the Docker guest and runs
 ``podman system service --time=0 tcp://0.0.0.0:2375`` (rootful, cgroupfs, netavark with
 nftables, crun, overlay on ext4).
 
@@ -23,13 +24,14 @@ nftables, crun, overlay on ext4).
 
 The root file system is cached as a tarball (``<vm cache>/engine/debian/``) and reused
 until ``--rebuild``; the system disk is an ext4 image written by ``mke2fs -d`` from it,
-like the Docker flavour's, and seeded the same way (:func:`.engine._seed`).
+like the Docker flavour's (:func:`.disk.write_ext4`), and seeded the same way (:mod:`.seed`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,8 +41,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from dockercourse import config
 from dockercourse.errors import CourseError
+from dockercourse.vm import disk, scripts
 from dockercourse.vm.kernel import find_kernel
+
+logger = logging.getLogger(__name__)
 
 SUITE = "trixie"
 PACKAGES = ["podman", "crun", "conmon", "netavark", "aardvark-dns", "catatonit", "nftables", "iproute2",
@@ -50,15 +56,8 @@ ROOTFS_LAYOUT = "1"
 NFT_MODULES = ["nf_conntrack_netlink", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_fib", "nft_fib_inet",
                "nft_fib_ipv4", "nft_fib_ipv6", "nft_reject", "nft_reject_inet", "nft_reject_ipv4",
                "nft_reject_ipv6", "nft_compat", "nft_redir", "nft_limit"]
-
-
-def _base_modules() -> list[str]:
-    from dockercourse.vm.engine import MODULES
-
-    return list(MODULES) + NFT_MODULES
-
-
-MODULES = _base_modules()
+#: the Docker guest's modules (:data:`.disk.MODULES`) and nftables
+MODULES = list(disk.MODULES) + NFT_MODULES
 
 CONTAINERS_CONF = """\
 # dockercourse VM engine (podman flavour): no systemd, no journald in the guest
@@ -83,121 +82,21 @@ runroot = "/run/containers/storage"
 graphroot = "/var/lib/containers/storage"
 """
 
-#: PID 1: catatonit reaps the orphans conmon leaves and runs the init script
-ENGINE_INIT = """#!/bin/sh
-exec /usr/libexec/podman/catatonit -- /usr/lib/dockercourse/init.sh
-"""
-
-INIT = r"""#!/bin/sh
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-mkdir -p /dev/pts /dev/shm /dev/mqueue
-mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
-mount -t tmpfs -o mode=1777 shm /dev/shm
-mount -t mqueue mqueue /dev/mqueue 2>/dev/null
-mount -t tmpfs -o mode=755 run /run
-mount -t tmpfs -o mode=1777 tmp /tmp
-if mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup; then
-  for c in cpuset cpu io memory pids hugetlb misc rdma; do
-    grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" 2>/dev/null > /sys/fs/cgroup/cgroup.subtree_control
-  done
-  mkdir -p /sys/fs/cgroup/engine && echo $$ > /sys/fs/cgroup/engine/cgroup.procs
-  echo "dockercourse: cgroup v2 ($(cat /sys/fs/cgroup/cgroup.subtree_control))"
-else
-  echo "dockercourse: cannot mount cgroup2 (podman needs it here)"
-fi
-hostname dockercourse-vm
-ip link set lo up
-ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
-ip route add default via 10.0.2.2
-echo 1 > /proc/sys/net/ipv4/ip_forward
-echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
-echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet
-mirror=""
-for a in $(cat /proc/cmdline); do
-  case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
-done
-{
-  echo 'table ip dockercourse {'
-  # published ports: a new connection qemu delivers from the host (10.0.2.2 -> 10.0.2.15:P)
-  # is readdressed to 127.0.0.1:P after conntrack saw it and before NAT, so netavark's DNAT
-  # (for 127.0.0.1:P and 0.0.0.0:P bindings alike) takes it to the container; conntrack
-  # keeps 10.0.2.15:P as the original address, so replies leave with it
-  echo '  chain dc_pre { type filter hook prerouting priority -150; policy accept;'
-  echo '    iifname "eth0" ip saddr 10.0.2.2 ip daddr 10.0.2.15 ct state new tcp dport != 2375 ip daddr set 127.0.0.1'
-  echo '    iifname "eth0" ip saddr 10.0.2.2 ip daddr 10.0.2.15 ct state new meta l4proto udp ip daddr set 127.0.0.1'
-  echo '  }'
-  if [ -n "$mirror" ]; then
-    # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
-    echo '  chain dc_out { type nat hook output priority -100; policy accept;'
-    echo "    ip daddr 127.0.0.1 tcp dport $mirror dnat to 10.0.2.2:$mirror"
-    echo '  }'
-    echo '  chain dc_masq { type nat hook postrouting priority 100; policy accept;'
-    echo '    oifname "eth0" ip saddr 127.0.0.1 masquerade'
-    echo '  }'
-  fi
-  echo '}'
-} > /run/dockercourse.nft
-nft -f /run/dockercourse.nft || echo "dockercourse: nft rules failed"
-if [ -n "$mirror" ]; then
-  cat > /etc/containers/registries.conf.d/99-dockercourse-mirror.conf <<EOF
-[[registry]]
-prefix = "docker.io"
-location = "registry-1.docker.io"
-
-[[registry.mirror]]
-location = "127.0.0.1:$mirror"
-insecure = true
-EOF
-fi
-mkdir -p /var/log /run/containers /var/lib/containers
-echo "dockercourse: starting podman"
-podman system service --time=0 tcp://0.0.0.0:2375 > /var/log/podman.log 2>&1 &
-halt_engine() {
-  echo "dockercourse: halting"
-  for c in $(podman ps -q 2>/dev/null); do podman stop -t 2 "$c" >/dev/null 2>&1; done
-  kill -TERM $(pidof podman) 2>/dev/null
-  i=0
-  while pidof podman >/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-  sync
-  mount -o remount,ro / 2>/dev/null
-  sync
-  echo "dockercourse: halted"
-  echo o > /proc/sysrq-trigger
-}
-trap halt_engine TERM
-( i=0; while [ $i -lt 1200 ]; do
-    if ss -ltn 2>/dev/null | grep -q ':2375 '; then echo "dockercourse: engine ready"; exit 0; fi
-    if ! pidof podman >/dev/null; then echo "dockercourse: engine died:"; tail -n 20 /var/log/podman.log; exit 1; fi
-    sleep 0.1; i=$((i+1)); done ) &
-if [ -e /dev/hvc0 ]; then
-  while read -r cmd < /dev/hvc0; do
-    case "$cmd" in
-      halt) halt_engine;;
-      log) tail -n 40 /var/log/podman.log;;
-    esac
-  done
-fi
-while :; do sleep 3600; done
-"""
+_MIRROR = "DOCKERCOURSE_DEBIAN_MIRROR"
 
 
 def debian_mirror() -> str:
-    """The Debian archive to build from: ``DOCKERCOURSE_DEBIAN_MIRROR``, else the host's own
-    Debian mirror (from its apt sources), else deb.debian.org."""
-    env = os.environ.get("DOCKERCOURSE_DEBIAN_MIRROR")
-    if env:
-        return env.rstrip("/")
+    """The Debian archive to build from: ``DOCKERCOURSE_DEBIAN_MIRROR`` when set, else the host's own Debian mirror (from its apt sources),
+    else deb.debian.org."""
+    if config.is_set(_MIRROR) and config.get(_MIRROR):
+        return config.get(_MIRROR).rstrip("/")
     texts = []
     for p in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
         if p.suffix in (".list", ".sources") or p.name == "sources.list":
             try:
                 texts.append(p.read_text())
-            except OSError:
-                pass
+            except OSError as e:
+                logger.debug("apt source %s not read (%s); looking at the others", p, e)
     for t in texts:
         for m in re.finditer(r"(?m)^(?:deb\s+(?:\[[^\]]*\]\s+)?|URIs:\s*)(https?://\S+)", t):
             url = m.group(1).rstrip("/")
@@ -207,9 +106,7 @@ def debian_mirror() -> str:
 
 
 def _rootfs_dir() -> Path:
-    from dockercourse.vm.engine import _engine_cache
-
-    p = _engine_cache() / "debian"
+    p = disk.engine_cache() / "debian"
     p.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -281,26 +178,30 @@ def _short(ver: str) -> str:
 
 
 def inputs(log=print, rebuild: bool = False) -> dict:
-    """What the podman system disk is made of (the cache key), like ``engine._inputs``."""
-    from dockercourse.vm.engine import LAYOUT_VERSION, STAGE1
-
+    """What the podman system disk is made of (the cache key), like :func:`.disk.inputs`."""
     k = find_kernel()
     tar, info = rootfs(log, rebuild=rebuild)
     st = tar.stat()
     v = info.get("versions", {})
     version = _short(v.get("podman", "")) or "?"
     parts = ", ".join(f"{p} {v[p]}" for p in ("podman", "crun", "netavark") if p in v)
-    if not shutil.which("mke2fs") and not os.path.exists("/sbin/mke2fs"):
-        raise CourseError("the VM engine needs mke2fs; fix: sudo apt-get install -y e2fsprogs")
-    return {"layout": LAYOUT_VERSION, "flavor": "podman", "kernel": k.version,
+    disk.require_mke2fs()
+    return {"layout": disk.LAYOUT_VERSION, "flavor": "podman", "kernel": k.version,
             "rootfs": (str(tar), st.st_size, int(st.st_mtime)),
             "engine": {"source": f"debian-{SUITE}", "version": version,
                        "versions": {p: v[p] for p in ("podman", "crun", "conmon", "netavark", "aardvark-dns",
                                                        "libc6") if p in v},
                        "title": f"Podman {version} (Debian {SUITE}: {parts})"},
             "modules": MODULES,
-            "stage1": hashlib.sha256(STAGE1.encode()).hexdigest()[:16],
-            "init": hashlib.sha256((ENGINE_INIT + INIT + CONTAINERS_CONF + STORAGE_CONF).encode()).hexdigest()[:16]}
+            "stage1": scripts.digest(scripts.STAGE1),
+            "init": _init_digest()}
+
+
+def _init_digest() -> str:
+    """The hash of the guest's init scripts (their bytes) and configuration."""
+    data = (scripts.data(scripts.PODMAN_ENGINE_INIT) + scripts.data(scripts.STAGE2_PODMAN)
+            + (CONTAINERS_CONF + STORAGE_CONF).encode())
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _extract(tar: Path, root: Path) -> list[tuple[str, int, int]]:
@@ -323,45 +224,40 @@ def _extract(tar: Path, root: Path) -> list[tuple[str, int, int]]:
     return fix
 
 
+def _configure(root: Path, inp: dict) -> None:
+    """The course's configuration and init in the unpacked root file system."""
+    etc = root / "etc"
+    (etc / "containers/containers.conf").write_text(CONTAINERS_CONF)
+    (etc / "containers/storage.conf").write_text(STORAGE_CONF)
+    (etc / "hostname").write_text("dockercourse-vm\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost dockercourse-vm\n")
+    rc = etc / "resolv.conf"
+    if rc.exists() or rc.is_symlink():
+        rc.unlink()
+    rc.write_text("nameserver 10.0.2.3\n")
+    (etc / "dockercourse-engine.json").write_text(json.dumps(inp["engine"], indent=1) + "\n")
+    lib = root / "usr/lib/dockercourse"
+    lib.mkdir(parents=True, exist_ok=True)
+    (lib / "init.sh").write_bytes(scripts.data(scripts.STAGE2_PODMAN))
+    (lib / "init.sh").chmod(0o755)
+    init = root / "usr/sbin/engine-init"
+    init.write_bytes(scripts.data(scripts.PODMAN_ENGINE_INIT))
+    init.chmod(0o755)
+    for d in ("var/lib/containers/storage", "run", "tmp", "var/log"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+
+
 def build_disk(out: Path, inp: dict, log) -> Path:
     """Write the podman system disk (``out`` + ``.part``): the root file system, the
     course's init and configuration, by ``mke2fs -d``."""
-    from dockercourse.vm.engine import DISK_SIZE_MB, _engine_cache
-
     tar = Path(inp["rootfs"][0])
-    staging = Path(tempfile.mkdtemp(prefix="stage-", dir=_engine_cache()))
+    staging = Path(tempfile.mkdtemp(prefix="stage-", dir=disk.engine_cache()))
     try:
         root = staging / "root"
         root.mkdir()
         fix = _extract(tar, root)
-        etc = root / "etc"
-        (etc / "containers/containers.conf").write_text(CONTAINERS_CONF)
-        (etc / "containers/storage.conf").write_text(STORAGE_CONF)
-        (etc / "hostname").write_text("dockercourse-vm\n")
-        (etc / "hosts").write_text("127.0.0.1 localhost dockercourse-vm\n")
-        rc = etc / "resolv.conf"
-        if rc.exists() or rc.is_symlink():
-            rc.unlink()
-        rc.write_text("nameserver 10.0.2.3\n")
-        (etc / "dockercourse-engine.json").write_text(json.dumps(inp["engine"], indent=1) + "\n")
-        lib = root / "usr/lib/dockercourse"
-        lib.mkdir(parents=True, exist_ok=True)
-        (lib / "init.sh").write_text(INIT)
-        (lib / "init.sh").chmod(0o755)
-        init = root / "usr/sbin/engine-init"
-        init.write_text(ENGINE_INIT)
-        init.chmod(0o755)
-        for d in ("var/lib/containers/storage", "run", "tmp", "var/log"):
-            (root / d).mkdir(parents=True, exist_ok=True)
-        mke2fs = shutil.which("mke2fs") or "/sbin/mke2fs"
-        part = out.with_name(out.name + ".part")
-        part.unlink(missing_ok=True)
-        r = subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "dcpodman", "-m", "0",
-                            "-E", "root_owner=0:0,lazy_itable_init=1,nodiscard", "-d", str(root),
-                            str(part), f"{DISK_SIZE_MB}M"], capture_output=True, text=True)
-        if r.returncode != 0:
-            part.unlink(missing_ok=True)
-            raise CourseError(f"mke2fs failed: {r.stderr.strip()[-200:]}; fix: apt-get install e2fsprogs (>= 1.43)")
+        _configure(root, inp)
+        part = disk.write_ext4(root, out, "dcpodman")
         if fix:
             # an ordinary user unpacked the tarball: give the files their owners back
             _set_owners(part, fix, root)
@@ -377,8 +273,8 @@ def _rmtree(path: Path) -> None:
         for d, _dirs, _files in os.walk(path):
             try:
                 os.chmod(d, 0o755)
-            except OSError:
-                pass
+            except OSError as e:  # rmtree below ignores what stays
+                logger.debug("cannot make %s writable to remove it (%s)", d, e)
     shutil.rmtree(path, ignore_errors=True)
 
 

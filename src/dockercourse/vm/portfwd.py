@@ -42,6 +42,14 @@ _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 _USERNET = re.compile(r"(TCP|UDP)\[HOST_FORWARD\]\s+-?\d+\s+(\S+)\s+(\d+)\s+(\S+)\s+(\d+)")
 
 
+def api_errors() -> tuple[type[BaseException], ...]:
+    """What a call to the engine's API through docker-py can raise: its own errors,
+    requests' (OSErrors), urllib3's (a stream cut short) and a bad JSON event (ValueError)."""
+    import docker.errors
+    import urllib3.exceptions
+
+    return (docker.errors.DockerException, OSError, urllib3.exceptions.HTTPError, ValueError)
+
 
 class Monitor:
     """qemu's human monitor on a unix socket; one short connection per command (so
@@ -214,10 +222,12 @@ class Forwarder:
                 self.active[key] = {"proto": key[0], "port": key[1], "container": "", "id": "",
                                     "container_port": ""}
         wanted: dict[tuple[str, int], dict] = {}
+        errors = api_errors()
         for c in client.api.containers(filters={"status": "running"}):
             try:
                 attrs = client.api.inspect_container(c["Id"])
-            except Exception:  # noqa: BLE001 - gone meanwhile
+            except errors as e:  # gone meanwhile: nothing to forward
+                self.log(f"container {c['Id'][:12]} not inspected ({type(e).__name__}); skipped")
                 continue
             wanted.update(self._wanted(attrs))
         for key in [k for k in self.active if k not in wanted]:
@@ -238,7 +248,8 @@ class Forwarder:
         if action == "start":
             try:
                 attrs = client.api.inspect_container(cid)
-            except Exception:  # noqa: BLE001 - already gone
+            except api_errors() as e:  # already gone: nothing to forward
+                self.log(f"container {cid[:12]} started but not inspected ({type(e).__name__}); skipped")
                 return
             self.container_started(attrs)
         elif action in ("die", "stop", "destroy"):
@@ -257,7 +268,8 @@ class Forwarder:
         try:
             tmp.write_text(json.dumps(self.snapshot(), indent=1))
             os.replace(tmp, self.state_dir / STATE_FILE)
-        except OSError:
+        except OSError as e:  # the state directory is going away (down): nothing to keep
+            self.log(f"forwards not saved: {e}")
             tmp.unlink(missing_ok=True)
 
 
@@ -298,6 +310,7 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
     fwd.save()
     log(f"following the VM engine on 127.0.0.1:{api_port} (qemu pid {qemu_pid})")
     delay = 1.0
+    errors = (*api_errors(), MonitorError)
     while True:
         client = None
         try:
@@ -308,7 +321,7 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
             for ev in events:
                 fwd.handle(client, ev)
             log("the engine's event stream ended; reconnecting")
-        except Exception as e:  # noqa: BLE001 - engine restarting, VM going down: retry
+        except errors as e:  # engine restarting, VM going down: retry
             log(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}; retrying in {delay:.0f} s")
         finally:
             if client is not None:

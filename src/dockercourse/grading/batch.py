@@ -1,0 +1,209 @@
+"""Grading a folder: one submission per student, graded by a pool of worker processes.
+
+Every regular file of the folder is one submission (its stem is the student id), graded in
+a namespace of its own (``g<batch><k>``) by :func:`dockercourse.grading.execute.grade_notebook`
+in a spawned worker process. A submission's failure never stops the batch: a worker process
+killed by a submission breaks the pool; the submissions that had not started go back to the
+queue, and each one that had started is graded again, alone, in a fresh worker, so the
+innocent get their grade and the culprit gets ``kernel died``.
+
+Outputs in ``out``: ``grades.csv``, ``feedback/<student>.html`` and ``results/<student>.json``;
+a rerun reuses the results of unchanged files unless ``force``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from dockercourse.checks import course_root, load_exercises
+from dockercourse.core.namespace import chapter_number
+from dockercourse.errors import UsageError
+from dockercourse.grading import report
+from dockercourse.grading.execute import worker_task
+from dockercourse.grading.namespaces import sweep_batch, sweep_tag
+from dockercourse.grading.results import (
+    DIED,
+    ERROR,
+    GRADER_VERSION,
+    BatchReport,
+    ExerciseGrade,
+    SubmissionGrade,
+)
+from dockercourse.grading.submission import (
+    detect_chapter,
+    sha256_of,
+    student_ids,
+    submissions,
+)
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("host", "vm")
+
+
+def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = None,
+                 root: Path | str | None = None, jobs: int = 1, force: bool = False,
+                 cell_timeout: float = 60, submission_timeout: float = 600, kernel_name: str = "python3",
+                 progress: bool = True, files: list[Path] | None = None, engine: str = "host",
+                 vm_memory_mb: int | None = None) -> BatchReport:
+    """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``.
+
+    With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
+    qemu VM (``dockercourse.vm.engine.worker_init``) and grades its submissions there:
+    a submission that bind-mounts ``/``, runs privileged containers or removes everything
+    reaches only that VM, never the host's engine or files.
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be 'host' or 'vm', not {engine!r}")
+    t0 = time.monotonic()
+    folder, out = Path(folder), Path(out)
+    root = Path(root or course_root()).resolve()
+    files = sorted(files) if files is not None else submissions(folder)
+    chapter = chapter_number(chapter) if chapter else detect_chapter(files)
+    exercises = load_exercises(chapter, root)
+    ids = student_ids(files)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {} if force else _reusable(files, ids, out, chapter, list(exercises))
+    todo = [p for p in files if p not in results]
+    reused = len(results)
+    common = dict(chapter=chapter, root=str(root), cell_timeout=cell_timeout,
+                  submission_timeout=submission_timeout, kernel_name=kernel_name)
+    run = _Batch(chapter, exercises, ids, out, results, common, _pool_args(engine, root, chapter, vm_memory_mb))
+    try:
+        run.grade(todo, max(1, jobs), progress)
+    finally:
+        run.close()
+    grades = [results[p] for p in files if p in results]
+    report.write_csv(out / "grades.csv", grades, list(exercises))
+    return BatchReport(chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2),
+                       run.batch, out)
+
+
+def _reusable(files: list[Path], ids: dict[Path, str], out: Path, chapter: str,
+              exercises: list[str]) -> dict[Path, SubmissionGrade]:
+    """The results of an earlier run still good for these files: same file, grader, chapter, exercises."""
+    found = {}
+    for p in files:
+        try:
+            old = report.read_result(out, ids[p])
+            if (old is not None and old.version == GRADER_VERSION and old.sha256 == sha256_of(p)
+                    and old.chapter == chapter and old.status != ERROR
+                    and [e.id for e in old.exercises] == exercises):
+                found[p] = old
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:  # unreadable: grade it again
+            log.info("not reusing the earlier result of %s: %s: %s", ids[p], e.__class__.__name__, e)
+    return found
+
+
+def _pool_args(engine: str, root: Path, chapter: str, vm_memory_mb: int | None) -> dict:
+    """``ProcessPoolExecutor`` arguments of the workers: a VM engine each with ``engine="vm"``."""
+    if engine != "vm":
+        return {}
+    from dockercourse.vm import engine as vm
+
+    images = images_for_chapter(root, chapter)
+    vm.build(images, log=lambda *_: None)  # once, before the workers share the disk read-only
+    return dict(initializer=vm.worker_init, initargs=(images, vm_memory_mb or vm.DEFAULT_MEMORY_MB))
+
+
+#: ``from dockercourse import BUSYBOX, ...`` (or from ``dockercourse.core.images``) in a notebook's source.
+
+
+def images_for_chapter(root: Path, chapter: str) -> list[str]:
+    """The pinned course images a chapter uses, from the course's chapter manifest (for a VM engine)."""
+    from dockercourse.core import chapters
+
+    return chapters.get(root, chapter).image_refs
+
+
+class _Batch:
+    """One run of the pool over the submissions to grade, with its tags, progress and results."""
+
+    def __init__(self, chapter: str, exercises: dict, ids: dict[Path, str], out: Path,
+                 results: dict[Path, SubmissionGrade], common: dict, pool_args: dict):
+        self.chapter, self.exercises, self.ids, self.out = chapter, exercises, ids, out
+        self.results, self.pool_args = results, pool_args
+        self.batch = secrets.token_hex(3)
+        self.marks = Path(tempfile.mkdtemp(prefix=f"dcgrade-{self.batch}-"))  # start marks, kernels' folders
+        self.common = dict(common, workroot=str(self.marks))
+        self.tags: dict[Path, str] = {}
+        self.retries = 0
+        self.bar = None
+
+    def grade(self, todo: list[Path], jobs: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.tags = {p: f"g{self.batch}{k}" for k, p in enumerate(todo, 1)}
+        self.bar = tqdm(total=len(todo), desc=f"grading chapter {self.chapter}", unit="nb", disable=not progress,
+                        file=sys.stderr, dynamic_ncols=True)
+        queue = list(todo)
+        while queue:
+            lost = self._run_pool(queue, jobs)
+            # A worker process died (e.g. a submission killed its parent process). Every pending
+            # future fails with it: the ones never started go back to the queue; the ones that
+            # had started are suspects, each graded again alone, so the innocent get their grade.
+            suspects = [p for p in lost if self._started(p).exists()] or lost
+            queue = [p for p in lost if p not in suspects]
+            for p in queue:
+                self._new_tag(p)
+            for p in suspects:
+                tag = self._new_tag(p)
+                if self._run_pool([p], 1):
+                    sweep_tag(self.chapter, tag)
+                    self._finish(p, self._killed_worker(p, tag).to_dict())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        shutil.rmtree(self.marks, ignore_errors=True)
+        sweep_batch(self.chapter, self.batch)
+
+    def _run_pool(self, items: list[Path], workers: int) -> list[Path]:
+        """Grade ``items`` in a pool; the ones a dying worker took down with it."""
+        lost = []
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **self.pool_args) as pool:
+            futs = {pool.submit(worker_task, self._kwargs(p), str(self._started(p))): p for p in items}
+            for fut in cf.as_completed(futs):
+                p = futs[fut]
+                try:
+                    self._finish(p, fut.result())
+                except BrokenProcessPool:
+                    lost.append(p)
+        return lost
+
+    def _kwargs(self, p: Path) -> dict:
+        return dict(source=str(p), student=self.ids[p], tag=self.tags[p], **self.common)
+
+    def _started(self, p: Path) -> Path:
+        return self.marks / f"{self.tags[p]}.started"
+
+    def _new_tag(self, p: Path) -> str:
+        sweep_tag(self.chapter, self.tags[p])  # what the interrupted attempt left
+        self.retries += 1
+        self.tags[p] = f"g{self.batch}r{self.retries}"
+        return self.tags[p]
+
+    def _finish(self, p: Path, d: dict) -> None:
+        g = SubmissionGrade.from_dict(d)
+        g.student = self.ids[p]
+        self.results[p] = g
+        report.write_result(self.out, g)
+        self.bar.update(1)
+
+    def _killed_worker(self, p: Path, tag: str) -> SubmissionGrade:
+        """The grade of a submission that killed its worker process even when graded alone."""
+        return SubmissionGrade(
+            student=self.ids[p], file=p.name, sha256=sha256_of(p), chapter=self.chapter, status=DIED,
+            exercises=[ExerciseGrade.unchecked(e) for e in self.exercises.values()],
+            notes=["The submission killed the grader's worker process, so nothing could be checked."],
+            namespace=f"dc{self.chapter}{tag}-")

@@ -1,0 +1,117 @@
+"""What a batch writes for people: ``grades.csv``, ``feedback/<student>.html``, ``results/<student>.json``.
+
+The feedback page is rendered from ``templates/feedback.html.j2`` (its style sheet is
+``templates/feedback.css``). Every value from a submission is HTML-escaped on output
+(``html.escape`` with quotes), so nothing a notebook prints can add markup to the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from dockercourse.grading.results import OK, STATUS_TEXT, SubmissionGrade
+
+#: Cell errors listed on a feedback page (the rest are counted).
+MAX_CELL_ERRORS_SHOWN = 20
+
+
+# --------------------------------------------------------------------------- file names
+
+
+def safe_name(student: str) -> str:
+    """A file name for a student id (feedback page, result file)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
+    if s != student:
+        s += "-" + hashlib.sha1(student.encode()).hexdigest()[:6]
+    return s[:120]
+
+
+def result_path(out: Path, student: str) -> Path:
+    return Path(out) / "results" / (safe_name(student) + ".json")
+
+
+def feedback_path(out: Path, student: str) -> Path:
+    return Path(out) / "feedback" / (safe_name(student) + ".html")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a killed run leaves no half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+# --------------------------------------------------------------------------- one submission
+
+
+def write_result(out: Path, g: SubmissionGrade) -> None:
+    """``results/<student>.json`` (what a resumed run reuses) and ``feedback/<student>.html``."""
+    write_atomic(result_path(out, g.student), json.dumps(g.to_dict(), indent=1, ensure_ascii=False))
+    write_atomic(feedback_path(out, g.student), feedback_html(g))
+
+
+def read_result(out: Path, student: str) -> SubmissionGrade | None:
+    """The result an earlier run wrote for ``student``, if there is one.
+
+    Raises ``OSError``, ``ValueError`` (bad JSON), ``TypeError``/``KeyError`` (another shape).
+    """
+    path = result_path(out, student)
+    if not path.exists():
+        return None
+    return SubmissionGrade.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=1)
+def _template():
+    import jinja2
+    from markupsafe import Markup
+
+    def escaped(value):
+        # html.escape (quotes as &quot; and &#x27;), not markupsafe's &#34; and &#39;
+        return value if isinstance(value, Markup) else Markup(html.escape(str(value), quote=True))
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("dockercourse.grading", "templates"),
+                             autoescape=True, finalize=escaped, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("feedback.html.j2")
+
+
+def feedback_html(g: SubmissionGrade) -> str:
+    """A self-contained HTML page with one submission's results (everything escaped)."""
+    shown = g.cell_errors[:MAX_CELL_ERRORS_SHOWN]
+    return _template().render(g=g, ok=g.status == OK, status_text=STATUS_TEXT.get(g.status, ""),
+                              cell_errors=shown, more_errors=len(g.cell_errors) - len(shown))
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _csv_safe(text: str) -> str:
+    """Keep spreadsheets from reading a student id as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_csv(path: Path, grades: list[SubmissionGrade], exercises: list[str]) -> None:
+    """``grades.csv``: student, one 0/1 column per exercise, total, status; sorted by student."""
+    rows = [["student", *exercises, "total", "status"]]
+    for g in sorted(grades, key=lambda g: g.student):
+        rows.append([_csv_safe(g.student), *[str(g.score(e)) for e in exercises],
+                     str(sum(g.score(e) for e in exercises)), g.status])
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    tmp.replace(path)
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    """grades.csv as ``{student: {column: value}}`` (for tests and scripts)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}

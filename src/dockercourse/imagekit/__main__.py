@@ -1,5 +1,0 @@
-import sys
-
-from dockercourse.imagekit import main
-
-sys.exit(main())

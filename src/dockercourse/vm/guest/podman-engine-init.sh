@@ -1,0 +1,2 @@
+#!/bin/sh
+exec /usr/libexec/podman/catatonit -- /usr/lib/dockercourse/init.sh

@@ -1,0 +1,90 @@
+#!/bin/sh
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
+mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+mount -t tmpfs -o mode=755 run /run
+mount -t tmpfs -o mode=1777 tmp /tmp
+cgroup=v2
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.cgroup=v1) cgroup=v1;; esac
+done
+# cgroup v2 (the unified hierarchy, as on current distributions and Docker Desktop), its
+# controllers enabled for child groups so dockerd can apply limits; else cgroup v1
+if [ "$cgroup" = v2 ] && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup 2>/dev/null; then
+  for c in cpuset cpu io memory pids hugetlb misc rdma; do
+    grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" 2>/dev/null > /sys/fs/cgroup/cgroup.subtree_control
+  done
+  # the engine in a group of its own, as under systemd (dockerd then finds memory.swap.max)
+  mkdir -p /sys/fs/cgroup/engine && echo $$ > /sys/fs/cgroup/engine/cgroup.procs
+  echo "dockercourse: cgroup v2 ($(cat /sys/fs/cgroup/cgroup.subtree_control))"
+else
+  mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+  for c in cpuset cpu,cpuacct blkio memory devices freezer net_cls,net_prio perf_event hugetlb pids; do
+    mkdir -p /sys/fs/cgroup/$c
+    mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c 2>/dev/null || rmdir /sys/fs/cgroup/$c
+  done
+  for pair in cpu:cpu,cpuacct cpuacct:cpu,cpuacct net_cls:net_cls,net_prio net_prio:net_cls,net_prio; do
+    [ -d /sys/fs/cgroup/${pair#*:} ] && ln -s ${pair#*:} /sys/fs/cgroup/${pair%%:*}
+  done
+  echo "dockercourse: cgroup v1"
+fi
+hostname dockercourse-vm
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+echo 1 > /proc/sys/net/ipv4/ip_forward
+# published ports: qemu forwards the host's 127.0.0.1:P to 10.0.2.15:P (from 10.0.2.2, see
+# portfwd.py); deliver those to the guest's 127.0.0.1:P, where docker-proxy listens for every
+# binding (127.0.0.1:P as well as 0.0.0.0:P). The API port stays as it is.
+echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
+iptables -t nat -A PREROUTING -i eth0 -s 10.0.2.2 -d 10.0.2.15 -p tcp -m tcp ! --dport 2375 -j DNAT --to-destination 127.0.0.1
+iptables -t nat -A PREROUTING -i eth0 -s 10.0.2.2 -d 10.0.2.15 -p udp -j DNAT --to-destination 127.0.0.1
+mirror=""
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
+done
+# the image store and storage driver are in /etc/docker/daemon.json (engine.daemon_config)
+set -- --host tcp://0.0.0.0:2375 --tls=false --iptables=true \
+  --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
+if [ -n "$mirror" ]; then
+  # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
+  iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport "$mirror" -j DNAT --to-destination "10.0.2.2:$mirror"
+  iptables -t nat -A POSTROUTING -s 127.0.0.1/32 -o eth0 -j MASQUERADE
+  set -- "$@" --registry-mirror "http://127.0.0.1:$mirror"
+fi
+mkdir -p /var/log
+echo "dockercourse: starting dockerd"
+dockerd "$@" > /var/log/dockerd.log 2>&1 &
+halt_engine() {
+  echo "dockercourse: halting"
+  kill -TERM $(pidof dockerd) 2>/dev/null
+  i=0
+  while pidof dockerd >/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  kill -TERM $(pidof containerd) 2>/dev/null
+  sleep 0.5
+  sync
+  mount -o remount,ro / 2>/dev/null
+  sync
+  echo "dockercourse: halted"
+  poweroff -f
+}
+trap halt_engine TERM
+( i=0; while [ $i -lt 600 ]; do
+    if grep -q "API listen on" /var/log/dockerd.log 2>/dev/null; then echo "dockercourse: engine ready"; exit 0; fi
+    if ! pidof dockerd >/dev/null; then echo "dockercourse: dockerd died:"; tail -n 20 /var/log/dockerd.log; exit 1; fi
+    sleep 0.1; i=$((i+1)); done ) &
+if [ -e /dev/hvc0 ]; then
+  while read -r cmd < /dev/hvc0; do
+    case "$cmd" in
+      halt) halt_engine;;
+      log) tail -n 40 /var/log/dockerd.log;;
+    esac
+  done
+fi
+while :; do sleep 3600; done
