@@ -29,7 +29,7 @@ from dockercourse.core.buildcontext import (
     add_labels,
     labelled_build_kwargs,
 )
-from dockercourse.engines import local, matrix, plan
+from dockercourse.engines import local, matrix, matrix_report, plan
 from dockercourse.engines.packages import upstream
 from dockercourse.engines.specs import ENGINES, UsageError, resolve
 from dockercourse.lessonkit.mounts import volume_name
@@ -42,7 +42,9 @@ PKGS = Path("/var/lib/dockercourse/pkgs/28.5/root/usr/sbin/dockerd")
 def _run(args, env=None, user_prefix=(), timeout=120):
     e = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
     e.update(env or {})
-    return subprocess.run([*user_prefix, ENGINE_UP, *args], capture_output=True, text=True, env=e, timeout=timeout)
+    return subprocess.run(
+        [*user_prefix, ENGINE_UP, *args], capture_output=True, text=True, env=e, timeout=timeout
+    )
 
 
 # --------------------------------------------------------------------------- no engine needed
@@ -59,8 +61,15 @@ def test_engine_names_and_aliases():
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("debver,want", [("5:20.10.24+dfsg1-1+deb12u1", (20, 10, 24)), ("28.5.2+dfsg4-5", (28, 5, 2)),
-                                         ("1.7.24~ds1-6+deb13u1", (1, 7, 24)), ("0.29.1+ds1-4", (0, 29, 1))])
+@pytest.mark.parametrize(
+    "debver,want",
+    [
+        ("5:20.10.24+dfsg1-1+deb12u1", (20, 10, 24)),
+        ("28.5.2+dfsg4-5", (28, 5, 2)),
+        ("1.7.24~ds1-6+deb13u1", (1, 7, 24)),
+        ("0.29.1+ds1-4", (0, 29, 1)),
+    ],
+)
 def test_upstream_versions(debver, want):
     assert upstream(debver) == want
 
@@ -84,8 +93,16 @@ def test_list_names_every_engine():
 def test_labels_follow_every_from():
     text = "ARG BASE=busybox\nFROM ${BASE} AS a\nRUN x\nFROM a \\\n  AS b\nCMD y\n"
     out = add_labels(text, {"k": "v"}).splitlines()
-    assert out == ["ARG BASE=busybox", "FROM ${BASE} AS a", 'LABEL k="v"', "RUN x", "FROM a \\", "  AS b",
-                   'LABEL k="v"', "CMD y"]
+    assert out == [
+        "ARG BASE=busybox",
+        "FROM ${BASE} AS a",
+        'LABEL k="v"',
+        "RUN x",
+        "FROM a \\",
+        "  AS b",
+        'LABEL k="v"',
+        "CMD y",
+    ]
     assert add_labels(text, {}) == text
 
 
@@ -145,21 +162,24 @@ def test_mirror_port_moves_when_taken(tmp_path, monkeypatch):
 @pytest.mark.unit
 def test_matrix_table_from_junit(tmp_path):
     junit = tmp_path / "j.xml"
-    junit.write_text("""<testsuites><testsuite>
+    junit.write_text(
+        """<testsuites><testsuite>
       <testcase classname="notebooks.02_core_concepts.ipynb" name="Cell 0" time="1.5"/>
-      <testcase classname="notebooks.02_core_concepts.ipynb" name="Cell 1" time="0.5"><failure message="x"/></testcase>
+      <testcase classname="notebooks.02_core_concepts.ipynb" name="Cell 1" time="0.5">"""
+        """<failure message="x"/></testcase>
       <testcase classname="notebooks.03_images.ipynb" name="Cell 0" time="2"/>
       <testcase classname="tests.test_nonvacuity" time="9"
         name="test_checks_fail_on_student_copy_and_pass_on_master[main-02_core_concepts]"/>
       <testcase classname="tests.test_engine" name="test_connect_default_engine" time="1"/>
       <testcase classname="tests.test_engine" name="test_other" time="1"><skipped/></testcase>
-    </testsuite></testsuites>""")
+    </testsuite></testsuites>"""
+    )
     res = matrix.EngineResult("28-containerd", "Docker 28.5")
     matrix.parse_junit(junit, res)
     assert res.chapters["02"] == {"cells": 2, "failed": 1, "s": 2.0, "grade": "pass", "nbval": "fail"}
     assert res.chapters["03"]["nbval"] == "pass"
     assert res.toolkit == {"passed": 1, "failed": 0, "skipped": 1}
-    text = matrix.table([res])
+    text = matrix_report.table([res])
     assert "✗ 1 2 s" in text and "✓ 2 s" in text
 
 
@@ -210,13 +230,21 @@ def test_unprivileged_user_is_told_to_use_root():
     tmp = Path(tempfile.mkdtemp(prefix="dce-user-"))
     try:
         shutil.copytree(REPO / "scripts", tmp / "scripts")
-        shutil.copytree(REPO / "src" / "dockercourse", tmp / "src" / "dockercourse",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / "src" / "dockercourse",
+            tmp / "src" / "dockercourse",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         for p in [tmp, *tmp.rglob("*")]:
             p.chmod(0o755 if p.is_dir() or p.suffix == "" else 0o644)
         env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "PYTHONPATH")}
-        r = subprocess.run(["runuser", "-u", user, "--", str(tmp / "scripts" / "engine-up")], capture_output=True,
-                           text=True, env=env, timeout=60)
+        r = subprocess.run(
+            ["runuser", "-u", user, "--", str(tmp / "scripts" / "engine-up")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     assert r.returncode == 1
@@ -224,9 +252,14 @@ def test_unprivileged_user_is_told_to_use_root():
 
 
 def test_a_package_that_cannot_be_fetched(tmp_path):
-    r = _run(["--fetch", "--engine", "26"], env={"DOCKERCOURSE_PKGS": str(tmp_path / "pkgs"),
-                                               "DOCKERCOURSE_STATE": str(tmp_path / "state"),
-                                               "DOCKERCOURSE_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"})
+    r = _run(
+        ["--fetch", "--engine", "26"],
+        env={
+            "DOCKERCOURSE_PKGS": str(tmp_path / "pkgs"),
+            "DOCKERCOURSE_STATE": str(tmp_path / "state"),
+            "DOCKERCOURSE_DEBIAN_MIRROR": "http://127.0.0.1:9/debian",
+        },
+    )
     assert r.returncode == 1
     err = [line for line in r.stderr.splitlines() if "ERROR" in line]
     assert len(err) == 1 and "cannot read Debian's package lists from http://127.0.0.1:9/debian" in err[0]
@@ -246,9 +279,13 @@ def side_engine():
     if os.path.exists(local.DEFAULT_SOCKET) and local.ping("unix://" + local.DEFAULT_SOCKET):
         pytest.skip("an engine on the default socket would be taken for the one to start")
     tmp = Path(tempfile.mkdtemp(prefix="dce-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
-    env = {"DOCKERCOURSE_STATE": str(tmp / "s"), "DOCKERCOURSE_RUN_DIR": str(tmp / "r"),
-           "DOCKERCOURSE_PKGS": "/var/lib/dockercourse", "DOCKERCOURSE_ENGINE_NETNS": "1",
-           "DOCKERCOURSE_ENGINE_WAIT": "60"}
+    env = {
+        "DOCKERCOURSE_STATE": str(tmp / "s"),
+        "DOCKERCOURSE_RUN_DIR": str(tmp / "r"),
+        "DOCKERCOURSE_PKGS": "/var/lib/dockercourse",
+        "DOCKERCOURSE_ENGINE_NETNS": "1",
+        "DOCKERCOURSE_ENGINE_WAIT": "60",
+    }
     yield tmp, env
     _run(["--stop"], env=env)
     for pid in local.dockerd_processes():  # a dockerd of this test's state folder, if --stop failed

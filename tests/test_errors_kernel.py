@@ -7,24 +7,24 @@ cell's error output (never nothing, never a long traceback).
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from pathlib import Path
 
 import jupyter_client
 import pytest
+from relay import Relay
 
+from dockercourse.core.cleanup import clean, leftovers
 from dockercourse.core.engine import connect, engine_url
 from dockercourse.core.namespace import Namespace
-from dockercourse.core.cleanup import clean, leftovers
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class Kernel:
     def __init__(self, env: dict):
-        self.km, self.kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", cwd=str(NOTEBOOKS),
-                                                                   env=env)
+        self.km, self.kc = jupyter_client.manager.start_new_kernel(
+            kernel_name="python3", cwd=str(NOTEBOOKS), env=env
+        )
 
     def run(self, code: str, timeout: float = 120) -> list[tuple[str, dict]]:
         msg_id = self.kc.execute(code)
@@ -53,53 +53,6 @@ class Kernel:
         self.km.shutdown_kernel(now=True)
 
 
-class _Relay(threading.Thread):
-    """A TCP relay to the engine's socket that can be cut, as when the engine stops."""
-
-    def __init__(self, target: str):
-        super().__init__(daemon=True)
-        self.target = target
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.port = self.srv.getsockname()[1]
-        self.conns: list[socket.socket] = []
-
-    def run(self):
-        while True:
-            try:
-                a, _ = self.srv.accept()
-            except OSError:
-                return
-            b = socket.socket(socket.AF_UNIX)
-            b.connect(self.target)
-            self.conns += [a, b]
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
-
-    @staticmethod
-    def _pump(x, y):
-        try:
-            while data := x.recv(65536):
-                y.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (x, y):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def cut(self):
-        self.srv.close()
-        for s in self.conns:
-            try:
-                s.close()
-            except OSError:
-                pass
-
-
 @pytest.fixture
 def kernel():
     engine = connect()
@@ -108,13 +61,15 @@ def kernel():
     env = {**os.environ, "DOCKERCOURSE_NS": tag}
     relay = None
     if url.startswith("unix://"):
-        relay = _Relay(url[len("unix://"):])
+        relay = Relay(url[len("unix://") :])
         relay.start()
         env["DOCKER_HOST"] = f"tcp://127.0.0.1:{relay.port}"
     k = Kernel(env)
     k.relay = relay
-    outs = k.run("from dockercourse import setup\nfrom dockercourse.core.images import BUSYBOX\n"
-                 "course = setup('02')\nclient, name = course.client, course.name")
+    outs = k.run(
+        "from dockercourse import setup\nfrom dockercourse.core.images import BUSYBOX\n"
+        "course = setup('02')\nclient, name = course.client, course.name"
+    )
     assert not [o for t, o in outs if t == "error"], outs
     yield k
     k.close()

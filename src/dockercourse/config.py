@@ -33,57 +33,164 @@ class Setting:
 
 
 _S = Setting
-SETTINGS: dict[str, Setting] = {s.name: s for s in [
-    # --- the engine
-    _S("DOCKERCOURSE_ENGINE", "auto", "Which engine `./course` and `scripts/engine-up` use: `auto`, `28` "
-       "(= `28-containerd`), `28-classic`, `26`, `20.10` (= `system`), `vm`, `podman`. `vm` also tells the "
-       "notebooks that DOCKER_HOST is the course's VM engine (Binder sets it).", "engine"),
-    _S("DOCKERCOURSE_ENGINE_WAIT", "60", "Seconds `scripts/engine-up` waits for a starting engine's API.", "engine"),
-    _S("DOCKERCOURSE_STATE", "/var/lib/dockercourse", "The course's own engines: data roots, logs, the mirror "
-       "port, the matrix's runs.", "engine"),
-    _S("DOCKERCOURSE_RUN_DIR", "/run/dockercourse", "The course's own engine: its socket, exec roots, pid files "
-       "and `engine.json` (what runs and how it was started).", "engine"),
-    _S("DOCKERCOURSE_PKGS", None, "Where fetched engine packages live (default: `/var/lib/dockercourse` as root, "
-       "`~/.cache/dockercourse` as any other user).", "engine"),
-    _S("DOCKERCOURSE_DEBIAN_MIRROR", "http://deb.debian.org/debian", "The Debian archive the course's engine "
-       "packages, the VM's kernel and the Podman guest come from.", "engine"),
-    _S("DOCKERCOURSE_ENGINE_NETNS", None, "`1`: the course's engine runs in a network namespace of its own (the "
-       "test suite starts a second engine beside the first this way).", "engine"),
-    _S("DOCKERCOURSE_ENGINE_UP", "scripts/engine-up", "How messages name `scripts/engine-up` (set by the "
-       "script itself).", "engine"),
-    _S("DOCKERCOURSE_MIRROR_PORT", None, "The loopback port of the course's registry mirror (default: the port "
-       "`scripts/engine-up` chose, in DOCKERCOURSE_STATE/mirror-port).", "engine"),
-    # --- the course and its notebooks
-    _S("DOCKERCOURSE_ROOT", None, "The course folder holding `checks/` and `notebooks/` (default: found from the "
-       "current folder or this checkout).", "course"),
-    _S("DOCKERCOURSE_NS", "", "Namespace tag of a run (a grading worker's `g1a2b`): names become "
-       "`dc02g1a2b-...`. Empty for learners.", "course"),
-    _S("DOCKERCOURSE_RUN", None, "Run id every resource of a run is labelled with (default: random).", "course"),
-    _S("DOCKERCOURSE_VENV", None, "The virtual environment `./course` makes and uses (default: `.venv`).", "course"),
-    _S("DOCKERCOURSE_KIT_CACHE", "/var/cache/dockercourse", "The image kit's cache of Debian packages and root "
-       "file systems.", "images"),
-    # --- the VM engine
-    _S("DOCKERCOURSE_VM_STATE", None, "State of running VM engines (default: "
-       "`$XDG_STATE_HOME/dockercourse/vm`).", "vm"),
-    _S("DOCKERCOURSE_VM_CACHE", None, "The VM engine's kernel, initramfs and disks (default: "
-       "`~/.cache/dockercourse/vm`).", "vm"),
-    _S("DOCKERCOURSE_VM_UP_LOG", None, "Where `binder/start` logs the VM engine's boot.", "vm"),
-    _S("DOCKERCOURSE_VM_ACCEL", None, "`kvm` or `tcg` forces qemu's accelerator (default: KVM when it works).",
-       "vm"),
-    _S("DOCKERCOURSE_VM_TIMEOUT", None, "Seconds to wait for the VM engine's API (default: 60 with KVM, 240 "
-       "emulated).", "vm"),
-    _S("DOCKERCOURSE_VM_BINARIES", None, "`host`: build the VM's disk from this machine's dockerd instead of the "
-       "course's Docker 28.5 packages.", "vm"),
-    _S("DOCKERCOURSE_VM_SNAPSHOTTER", None, "`0`: the VM's engine uses the classic image store (default: the "
-       "containerd image store).", "vm"),
-    _S("DOCKERCOURSE_VM_KERNEL", None, "A kernel image for the VM (default: the host's, else Debian's cloud "
-       "kernel).", "vm"),
-    _S("DOCKERCOURSE_VM_MODULES", None, "The module folder of DOCKERCOURSE_VM_KERNEL "
-       "(`/lib/modules/<version>`).", "vm"),
-    _S("DOCKERCOURSE_VM_KERNEL_PKG", None, "The Debian kernel package to fetch for the VM (default: the "
-       "distribution's cloud kernel).", "vm"),
-    _S("DOCKERCOURSE_QEMU", None, "The qemu binary (default: `qemu-system-x86_64` on the PATH).", "vm"),
-]}
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        # --- the engine
+        _S(
+            "DOCKERCOURSE_ENGINE",
+            "auto",
+            "Which engine `./course` and `scripts/engine-up` use: `auto`, `28` "
+            "(= `28-containerd`), `28-classic`, `26`, `20.10` (= `system`), `vm`, `podman`. "
+            "`vm` also tells the notebooks that DOCKER_HOST is the course's VM engine (Binder sets it).",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_ENGINE_WAIT",
+            "60",
+            "Seconds `scripts/engine-up` waits for a starting engine's API.",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_STATE",
+            "/var/lib/dockercourse",
+            "The course's own engines: data roots, logs, the mirror port, the matrix's runs.",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_RUN_DIR",
+            "/run/dockercourse",
+            "The course's own engine: its socket, exec roots, pid files "
+            "and `engine.json` (what runs and how it was started).",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_PKGS",
+            None,
+            "Where fetched engine packages live (default: `/var/lib/dockercourse` as root, "
+            "`~/.cache/dockercourse` as any other user).",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_DEBIAN_MIRROR",
+            "http://deb.debian.org/debian",
+            "The Debian archive the course's engine "
+            "packages, the VM's kernel and the Podman guest come from.",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_ENGINE_NETNS",
+            None,
+            "`1`: the course's engine runs in a network namespace of its own (the "
+            "test suite starts a second engine beside the first this way).",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_ENGINE_UP",
+            "scripts/engine-up",
+            "How messages name `scripts/engine-up` (set by the script itself).",
+            "engine",
+        ),
+        _S(
+            "DOCKERCOURSE_MIRROR_PORT",
+            None,
+            "The loopback port of the course's registry mirror (default: the port "
+            "`scripts/engine-up` chose, in DOCKERCOURSE_STATE/mirror-port).",
+            "engine",
+        ),
+        # --- the course and its notebooks
+        _S(
+            "DOCKERCOURSE_ROOT",
+            None,
+            "The course folder holding `checks/` and `notebooks/` (default: found from the "
+            "current folder or this checkout).",
+            "course",
+        ),
+        _S(
+            "DOCKERCOURSE_NS",
+            "",
+            "Namespace tag of a run (a grading worker's `g1a2b`): names become "
+            "`dc02g1a2b-...`. Empty for learners.",
+            "course",
+        ),
+        _S(
+            "DOCKERCOURSE_RUN",
+            None,
+            "Run id every resource of a run is labelled with (default: random).",
+            "course",
+        ),
+        _S(
+            "DOCKERCOURSE_VENV",
+            None,
+            "The virtual environment `./course` makes and uses (default: `.venv`).",
+            "course",
+        ),
+        _S(
+            "DOCKERCOURSE_KIT_CACHE",
+            "/var/cache/dockercourse",
+            "The image kit's cache of Debian packages and root file systems.",
+            "images",
+        ),
+        # --- the VM engine
+        _S(
+            "DOCKERCOURSE_VM_STATE",
+            None,
+            "State of running VM engines (default: `$XDG_STATE_HOME/dockercourse/vm`).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_CACHE",
+            None,
+            "The VM engine's kernel, initramfs and disks (default: `~/.cache/dockercourse/vm`).",
+            "vm",
+        ),
+        _S("DOCKERCOURSE_VM_UP_LOG", None, "Where `binder/start` logs the VM engine's boot.", "vm"),
+        _S(
+            "DOCKERCOURSE_VM_ACCEL",
+            None,
+            "`kvm` or `tcg` forces qemu's accelerator (default: KVM when it works).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_TIMEOUT",
+            None,
+            "Seconds to wait for the VM engine's API (default: 60 with KVM, 240 emulated).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_BINARIES",
+            None,
+            "`host`: build the VM's disk from this machine's dockerd instead of the "
+            "course's Docker 28.5 packages.",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_SNAPSHOTTER",
+            None,
+            "`0`: the VM's engine uses the classic image store (default: the containerd image store).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_KERNEL",
+            None,
+            "A kernel image for the VM (default: the host's, else Debian's cloud kernel).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_MODULES",
+            None,
+            "The module folder of DOCKERCOURSE_VM_KERNEL (`/lib/modules/<version>`).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_KERNEL_PKG",
+            None,
+            "The Debian kernel package to fetch for the VM (default: the distribution's cloud kernel).",
+            "vm",
+        ),
+        _S("DOCKERCOURSE_QEMU", None, "The qemu binary (default: `qemu-system-x86_64` on the PATH).", "vm"),
+    ]
+}
 
 
 def get(name: str) -> str | None:
@@ -121,12 +228,21 @@ def flag(name: str) -> bool:
 
 def markdown() -> str:
     """``docs/configuration.md``: every setting, grouped by what it configures."""
-    areas = {"engine": "The engine (`scripts/engine-up`, `./course`)", "course": "The course and its notebooks",
-             "images": "The image kit", "vm": "The VM engine"}
-    out = ["# Configuration", "",
-           "Every setting is an environment variable, read in one place (`src/dockercourse/config.py`); this",
-           "page is generated from it (`python -m dockercourse.config --markdown > docs/configuration.md`) and a",
-           "test keeps the two equal. Unset settings take the default.", ""]
+    areas = {
+        "engine": "The engine (`scripts/engine-up`, `./course`)",
+        "course": "The course and its notebooks",
+        "images": "The image kit",
+        "vm": "The VM engine",
+    }
+    out = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable, read in one place (`src/dockercourse/config.py`); this",
+        "page is generated from it "
+        "(`python -m dockercourse.config --markdown > docs/configuration.md`) and a",
+        "test keeps the two equal. Unset settings take the default.",
+        "",
+    ]
     for area, title in areas.items():
         out += [f"## {title}", "", "| variable | default | what it does |", "|---|---|---|"]
         for s in SETTINGS.values():

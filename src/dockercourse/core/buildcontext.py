@@ -69,8 +69,10 @@ def _relabel_tar(fileobj, dockerfile: str | None, labels: dict, gzip: bool):
     dfname = (dockerfile or "Dockerfile").lstrip("./")
     data = fileobj.read()
     out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src, \
-            tarfile.open(fileobj=out, mode="w:gz" if gzip else "w") as dst:
+    with (
+        tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src,
+        tarfile.open(fileobj=out, mode="w:gz" if gzip else "w") as dst,
+    ):
         text = None
         for m in src.getmembers():
             f = src.extractfile(m) if m.isfile() else None
@@ -108,16 +110,26 @@ def labelled_build_kwargs(args: tuple, kwargs: dict, labels: dict) -> tuple[tupl
         if fileobj is not None:
             if kwargs.get("encoding") not in (None, "gzip"):
                 return args, kwargs, False
-            new, raw = _relabel_tar(fileobj, kwargs.get("dockerfile"), labels,
-                                    gzip=kwargs.get("encoding") == "gzip" or bool(kwargs.get("gzip")))
+            new, raw = _relabel_tar(
+                fileobj,
+                kwargs.get("dockerfile"),
+                labels,
+                gzip=kwargs.get("encoding") == "gzip" or bool(kwargs.get("gzip")),
+            )
             if new is None:
                 kwargs["fileobj"] = io.BytesIO(raw)
                 return args, kwargs, False
             kwargs.update(fileobj=new, dockerfile=LABELLED_DOCKERFILE)
             return args, kwargs, True
         if path is not None and Path(str(path)).is_dir():
-            kwargs.update(fileobj=labelled_context(path, kwargs.get("dockerfile"), labels), custom_context=True,
-                          encoding=None, dockerfile=LABELLED_DOCKERFILE, path=None, gzip=False)
+            kwargs.update(
+                fileobj=labelled_context(path, kwargs.get("dockerfile"), labels),
+                custom_context=True,
+                encoding=None,
+                dockerfile=LABELLED_DOCKERFILE,
+                path=None,
+                gzip=False,
+            )
             return args, kwargs, True
     except (OSError, UnicodeDecodeError, tarfile.TarError) as e:
         # the engine will report the same problem with the context in its own words

@@ -57,21 +57,30 @@ def load(root: Path | str) -> list[Chapter]:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{path} is missing: the course's chapter manifest (see docs/authoring.md)") from None
+        raise UsageError(
+            f"{path} is missing: the course's chapter manifest (see docs/authoring.md)"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path} is not valid TOML: {e}") from None
     out = []
     for i, entry in enumerate(data.get("chapter") or [], 1):
         try:
-            ch = Chapter(number=f"{int(entry['number']):02d}", slug=str(entry["slug"]), title=str(entry["title"]),
-                         teaching=int(entry["teaching"]), exercises=int(entry["exercises"]),
-                         images=tuple(entry.get("images") or ()))
+            ch = Chapter(
+                number=f"{int(entry['number']):02d}",
+                slug=str(entry["slug"]),
+                title=str(entry["title"]),
+                teaching=int(entry["teaching"]),
+                exercises=int(entry["exercises"]),
+                images=tuple(entry.get("images") or ()),
+            )
         except (KeyError, ValueError, TypeError) as e:
             raise UsageError(f"{path}: chapter entry {i} lacks or mistypes {e}") from None
         unknown = [r for r in ch.images if r not in COURSE_IMAGES]
         if unknown:
-            raise UsageError(f"{path}: chapter {ch.number} names unknown images {unknown}; "
-                             f"the course's are {list(COURSE_IMAGES)}")
+            raise UsageError(
+                f"{path}: chapter {ch.number} names unknown images {unknown}; "
+                f"the course's are {list(COURSE_IMAGES)}"
+            )
         out.append(ch)
     return out
 
@@ -86,8 +95,10 @@ def get(root: Path | str, number: str) -> Chapter:
     for ch in chapters:
         if ch.number == want:
             return ch
-    raise UsageError(f"no chapter {want} in {Path(root) / MANIFEST}; "
-                     f"the course has {', '.join(c.number for c in chapters)}")
+    raise UsageError(
+        f"no chapter {want} in {Path(root) / MANIFEST}; "
+        f"the course has {', '.join(c.number for c in chapters)}"
+    )
 
 
 def all_image_refs(root: Path | str) -> list[str]:

@@ -41,18 +41,36 @@ class CleanReport:
 
     @property
     def total(self) -> int:
-        return (len(self.containers) + len(self.volumes) + len(self.networks) + len(self.images)
-                + len(self.untagged))
+        return (
+            len(self.containers)
+            + len(self.volumes)
+            + len(self.networks)
+            + len(self.images)
+            + len(self.untagged)
+        )
 
     def summary(self) -> str:
         """``removed 4 containers, 2 images``: nameless images are removed too but not counted here, since
         how many a build leaves depends on the builder and the image store (see ``untagged``)."""
         if not self.total and not self.errors:
             return "nothing to clean"
-        parts = [f"{len(v)} {k}" for k, v in (("containers", self.containers), ("volumes", self.volumes),
-                                             ("networks", self.networks), ("images", self.images)) if v]
-        text = ("removed " + ", ".join(parts) if parts
-                else "removed only nameless images of builds" if self.untagged else "removed nothing")
+        parts = [
+            f"{len(v)} {k}"
+            for k, v in (
+                ("containers", self.containers),
+                ("volumes", self.volumes),
+                ("networks", self.networks),
+                ("images", self.images),
+            )
+            if v
+        ]
+        text = (
+            "removed " + ", ".join(parts)
+            if parts
+            else "removed only nameless images of builds"
+            if self.untagged
+            else "removed nothing"
+        )
         if self.errors:
             text += f"; {len(self.errors)} could not be removed: " + "; ".join(self.errors[:3])
         return text
@@ -109,7 +127,7 @@ class Sweep:
             if prefix and not name.startswith(prefix):
                 continue
             try:  # a network with endpoints cannot go: disconnect them first
-                for cid in list((self.api.inspect_network(row["Id"]).get("Containers") or {})):
+                for cid in list(self.api.inspect_network(row["Id"]).get("Containers") or {}):
                     self.api.disconnect_container_from_network(cid, row["Id"], force=True)
             except docker.errors.NotFound:
                 continue
@@ -207,8 +225,12 @@ def _course_image_refs(client, flt: dict, prefixes: list[str]) -> list[str]:
     return refs
 
 
-def clean(client: docker.DockerClient, namespace: Namespace | None = None, chapter: str | None = None,
-          run: str | None = None) -> CleanReport:
+def clean(
+    client: docker.DockerClient,
+    namespace: Namespace | None = None,
+    chapter: str | None = None,
+    run: str | None = None,
+) -> CleanReport:
     """Remove course resources, selected by label only.
 
     Args:
@@ -242,14 +264,19 @@ def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
     sweep.containers(prefix=prefix)
     sweep.networks(prefix=prefix)
     sweep.volumes(prefix=prefix)
-    refs = [r for img in client.api.images() for r in img.get("RepoTags") or []
-            if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)]
+    refs = [
+        r
+        for img in client.api.images()
+        for r in img.get("RepoTags") or []
+        if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)
+    ]
     sweep.image_refs(refs)
     return sweep.report
 
 
-def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,
-              chapter: str | None = None) -> dict[str, list[str]]:
+def leftovers(
+    client: docker.DockerClient, namespace: Namespace | None = None, chapter: str | None = None
+) -> dict[str, list[str]]:
     """List course resources still on the engine (what :func:`clean` would remove)."""
     flt = {"label": _selector(namespace, chapter, None)}
     api = client.api
@@ -257,8 +284,12 @@ def leftovers(client: docker.DockerClient, namespace: Namespace | None = None,
         "containers": [_names(c)[0] for c in api.containers(all=True, filters=flt)],
         "volumes": [v["Name"] for v in (api.volumes(filters=flt) or {}).get("Volumes") or []],
         "networks": [n["Name"] for n in api.networks(filters=flt)],
-        "images": [t for i in api.images(filters=flt) for t in (i.get("RepoTags") or [])
-                   if is_course_ref(t, _prefixes(namespace, chapter))]
+        "images": [
+            t
+            for i in api.images(filters=flt)
+            for t in (i.get("RepoTags") or [])
+            if is_course_ref(t, _prefixes(namespace, chapter))
+        ]
         + [i["Id"][7:19] for i in api.images(filters={"dangling": True, **flt})],
     }
 
@@ -270,10 +301,20 @@ def unlabelled_lookalikes(client: docker.DockerClient, namespace: Namespace) -> 
     The course never removes them; the end-of-chapter cleanup lists them instead.
     """
     api, pre = client.api, namespace.prefix
-    out = [f"container {n}" for c in api.containers(all=True, filters={"name": [pre]})
-           for n in _names(c)[:1] if n.startswith(pre) and L.CHAPTER not in (c.get("Labels") or {})]
-    out += [f"volume {v['Name']}" for v in (api.volumes() or {}).get("Volumes") or []
-            if v["Name"].startswith(pre) and L.CHAPTER not in (v.get("Labels") or {})]
-    out += [f"network {n['Name']}" for n in api.networks()
-            if n["Name"].startswith(pre) and L.CHAPTER not in (n.get("Labels") or {})]
+    out = [
+        f"container {n}"
+        for c in api.containers(all=True, filters={"name": [pre]})
+        for n in _names(c)[:1]
+        if n.startswith(pre) and L.CHAPTER not in (c.get("Labels") or {})
+    ]
+    out += [
+        f"volume {v['Name']}"
+        for v in (api.volumes() or {}).get("Volumes") or []
+        if v["Name"].startswith(pre) and L.CHAPTER not in (v.get("Labels") or {})
+    ]
+    out += [
+        f"network {n['Name']}"
+        for n in api.networks()
+        if n["Name"].startswith(pre) and L.CHAPTER not in (n.get("Labels") or {})
+    ]
     return out

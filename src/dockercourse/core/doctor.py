@@ -5,15 +5,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import sys
 from dataclasses import dataclass
 
 import docker
+import docker.errors
 
-from dockercourse.core.engine import MIN_API_VERSION, connect, engine_info
-from dockercourse.errors import NoEngineError
 from dockercourse import config
+from dockercourse.core.engine import MIN_API_VERSION, connect, engine_info
+from dockercourse.errors import CourseError, NoEngineError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,8 +48,14 @@ def _how_started(base_url: str) -> str:
         pk = rec.get("packages") or {}
         what = f"the course's engine {rec['name']!r} ({rec['title']})"
         if pk:
-            what += f" from Debian's packages (docker.io {pk.get('docker.io', '?')}, containerd {pk.get('containerd', '?')})"
-        return f"{what}, {rec.get('how', 'scripts/engine-up')} at {rec.get('started', '?')}; log {rec.get('log')}"
+            what += (
+                f" from Debian's packages (docker.io {pk.get('docker.io', '?')}, "
+                f"containerd {pk.get('containerd', '?')})"
+            )
+        return (
+            f"{what}, {rec.get('how', 'scripts/engine-up')} at {rec.get('started', '?')}; "
+            f"log {rec.get('log')}"
+        )
     if base_url.startswith("tcp://") and config.get("DOCKERCOURSE_ENGINE") == "vm":
         return "the course's VM engine (dockercourse engine vm up)"
     if os.environ.get("DOCKER_HOST"):
@@ -54,62 +65,104 @@ def _how_started(base_url: str) -> str:
 
 def diagnose(client=None) -> list[Finding]:
     """Look at the engine and the machine; never raises."""
-    out: list[Finding] = []
-    out.append(Finding(True, "client", f"docker-py {docker.__version__}, Python {sys.version.split()[0]}"))
+    import requests.exceptions
+
+    out = [Finding(True, "client", f"docker-py {docker.__version__}, Python {sys.version.split()[0]}")]
     try:
         client = client or connect()
     except NoEngineError as e:
-        out.append(Finding(False, "engine", "no engine answers", fix=str(e), fatal=True))
-        return out
+        return [*out, Finding(False, "engine", "no engine answers", fix=str(e), fatal=True)]
     try:
         info = engine_info(client)
-    except Exception as e:  # engine answered ping but not info
-        out.append(Finding(False, "engine", f"the engine answered but /info failed: {e}",
-                           fix="restart the engine", fatal=True))
-        return out
-    out.append(Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"))
-    out.append(Finding(True, "started by", _how_started(info.base_url)))
-    out.append(Finding(True, "image store", info.store_text))
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:  # ping, but no /info
+        fix = "restart the engine"
+        return [
+            *out,
+            Finding(False, "engine", f"the engine answered but /info failed: {e}", fix=fix, fatal=True),
+        ]
+    return out + _engine_findings(info) + _machine_findings(info) + _image_findings(client)
+
+
+def _engine_findings(info) -> list[Finding]:
+    out = [
+        Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"),
+        Finding(True, "started by", _how_started(info.base_url)),
+        Finding(True, "image store", info.store_text),
+    ]
     try:
         from dockercourse.vm.engine import describe
 
         vm_line = describe(info.base_url)
-    except Exception:  # qemu support missing or its state unreadable: not a VM of ours
+    except (CourseError, OSError, ValueError) as e:  # qemu support missing or its state unreadable
+        log.debug("not a VM engine of the course: %s", e)
         vm_line = None
     if vm_line:
         out.append(Finding(True, "engine VM", vm_line))
     api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
-    out.append(Finding(api_ok, "API", f"{info.api_version} (course needs >= {MIN_API_VERSION})",
-                       fix="" if api_ok else "upgrade the engine to Docker 20.10 or newer", fatal=not api_ok))
-    out.append(Finding(True, "OS", f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, "
-                                   f"{info.mem_bytes / 2**30:.1f} GiB"))
+    fix = "" if api_ok else "upgrade the engine to Docker 20.10 or newer"
+    out.append(
+        Finding(
+            api_ok,
+            "API",
+            f"{info.api_version} (course needs >= {MIN_API_VERSION})",
+            fix=fix,
+            fatal=not api_ok,
+        )
+    )
+    return out
+
+
+def _machine_findings(info) -> list[Finding]:
+    out = [
+        Finding(
+            True,
+            "OS",
+            f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, "
+            f"{info.mem_bytes / 2**30:.1f} GiB",
+        )
+    ]
     sd_ok = info.storage_driver in ("overlay2", "overlay", "overlayfs", "fuse-overlayfs", "btrfs", "zfs")
-    out.append(Finding(sd_ok, "storage driver", info.storage_driver,
-                       fix="" if sd_ok else "layers and `diff` lessons assume overlay2; "
-                                            "vfs works but is slow and uses much disk"))
-    out.append(Finding(True, "cgroups", f"v{info.cgroup_version} ({info.cgroup_driver})"
-                       + ("; resource limits may be missing on a rootless engine without cgroup v2 delegation"
-                          if info.rootless and info.cgroup_version == "1" else "")))
+    fix = (
+        "" if sd_ok else "layers and `diff` lessons assume overlay2; vfs works but is slow and uses much disk"
+    )
+    out.append(Finding(sd_ok, "storage driver", info.storage_driver, fix=fix))
+    rootless_v1 = info.rootless and info.cgroup_version == "1"
+    note = (
+        "; resource limits may be missing on a rootless engine without cgroup v2 delegation"
+        if rootless_v1
+        else ""
+    )
+    out.append(Finding(True, "cgroups", f"v{info.cgroup_version} ({info.cgroup_driver}){note}"))
     out.append(Finding(True, "registry mirrors", ", ".join(info.mirrors) or "none"))
-    if info.docker_root and shutil.os.path.isdir(info.docker_root):
-        free = shutil.disk_usage(info.docker_root).free
-        where = info.docker_root
+    if info.docker_root and os.path.isdir(info.docker_root):
+        free, where = shutil.disk_usage(info.docker_root).free, info.docker_root
     else:
         free = shutil.disk_usage(".").free
         where = "current folder (the engine's data root is not visible from here)"
     disk_ok = free > 3 * 2**30
-    out.append(Finding(disk_ok, "free disk", f"{free / 2**30:.1f} GiB at {where}",
-                       fix="" if disk_ok else "free at least 3 GiB for the course images "
-                                              "(docker system df shows what uses space)"))
-    try:
-        from dockercourse import imagekit
+    fix = (
+        ""
+        if disk_ok
+        else "free at least 3 GiB for the course images (docker system df shows what uses space)"
+    )
+    out.append(Finding(disk_ok, "free disk", f"{free / 2**30:.1f} GiB at {where}", fix=fix))
+    return out
 
-        for st in imagekit.status(client):
-            present = getattr(st, "present", False)
-            out.append(Finding(present, f"image {st.ref}", getattr(st, "source", "") or ("present" if present else "missing"),
-                               fix="" if present else "run: dockercourse images"))
-    except ImportError:
-        out.append(Finding(False, "images", "the image kit is not installed", fix="pip install -e ."))
-    except Exception as e:
-        out.append(Finding(False, "images", f"could not list the course images: {e}", fix="run: dockercourse images"))
+
+def _image_findings(client) -> list[Finding]:
+    from dockercourse import imagekit
+
+    try:
+        statuses = imagekit.status(client)
+    except (docker.errors.DockerException, CourseError) as e:
+        return [
+            Finding(False, "images", f"could not list the course images: {e}", fix="run: dockercourse images")
+        ]
+    out = []
+    for st in statuses:
+        present = getattr(st, "present", False)
+        detail = getattr(st, "source", "") or ("present" if present else "missing")
+        out.append(
+            Finding(present, f"image {st.ref}", detail, fix="" if present else "run: dockercourse images")
+        )
     return out

@@ -18,18 +18,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from dockercourse import config
 from dockercourse.engines.specs import course_socket
 from dockercourse.errors import NoEngineError
-from dockercourse import config
 
 #: Oldest engine API the course supports (Debian bookworm's docker.io 20.10).
 MIN_API_VERSION = "1.41"
 
 #: Seconds to wait for one socket to answer /_ping before trying the next.
 PING_TIMEOUT = 5
-
-
-
 
 
 def _candidate_hosts() -> list[tuple[str, str]]:
@@ -120,7 +117,7 @@ def connect(timeout: int = 120, namespace=None) -> docker.DockerClient:
                 + "\n(DOCKER_HOST is set, so no other socket was tried; unset it to use a local engine.)"
             ) from None
     for url, where in _candidate_hosts():
-        path = url[len("unix://"):] if url.startswith("unix://") else None
+        path = url[len("unix://") :] if url.startswith("unix://") else None
         if path is not None and not os.path.exists(path):
             continue
         try:
@@ -236,4 +233,6 @@ def image_store(info: dict) -> str:
 
 def platform_line() -> str:
     """One line naming the machine the notebook runs on (for the engine banner)."""
-    return f"{platform.system()} {platform.release()} ({platform.machine()}), Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.release()} ({platform.machine()}), Python {platform.python_version()}"
+    )

@@ -54,7 +54,7 @@ class Namespace:
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
-    def for_chapter(cls, chapter: str, tag: str | None = None, run: str | None = None) -> "Namespace":
+    def for_chapter(cls, chapter: str, tag: str | None = None, run: str | None = None) -> Namespace:
         tag = (config.get(NS_ENV) or "") if tag is None else tag
         if tag and not re.fullmatch(r"[a-z0-9]{1,12}", tag):
             raise ValueError(f"namespace tag must be 1-12 lowercase letters/digits, not {tag!r}")
@@ -128,8 +128,17 @@ class LabellingAPIClient(docker.APIClient):
             kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)
         return super().build(*args, **kwargs)
 
-    def commit(self, container, repository=None, tag=None, message=None, author=None, pause=True,
-               changes=None, conf=None):
+    def commit(
+        self,
+        container,
+        repository=None,
+        tag=None,
+        message=None,
+        author=None,
+        pause=True,
+        changes=None,
+        conf=None,
+    ):
         # LABEL instructions in `changes` add to the image's labels (like `docker commit -c`).
         extra = [f'LABEL {k}="{v}"' for k, v in self.namespace.labels.items()]
         if changes is None:
@@ -144,8 +153,7 @@ class LabellingAPIClient(docker.APIClient):
         extra = [f'LABEL {k}="{v}"' for k, v in self.namespace.labels.items()]
         return [*(changes or []), *extra]
 
-    def import_image(self, src=None, repository=None, tag=None, image=None, changes=None,
-                     stream_src=False):
+    def import_image(self, src=None, repository=None, tag=None, image=None, changes=None, stream_src=False):
         return super().import_image(src, repository, tag, image, self._label_changes(changes), stream_src)
 
     def import_image_from_data(self, data, repository=None, tag=None, changes=None):

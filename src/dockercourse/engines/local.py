@@ -30,33 +30,61 @@ Folders (both overridable, for tests): ``DOCKERCOURSE_STATE`` (default
 ``engine.json`` naming the engine that runs and how it was started).
 """
 
-
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
+from dockercourse import config
+from dockercourse.engines.packages import (
+    apt_dir,
+    dpkg_version,
+    package_home,
+    package_versions,
+    system_docker_version,
+    upstream,
+)
+from dockercourse.engines.plan import Plan, clear_stale, host_prerequisites, mirror_port, own_netns, plan
+from dockercourse.engines.procs import (
+    alive,
+    answering,
+    cmdline,
+    comm,
+    dockerd_processes,
+    listening,
+    ping,
+    read_pid,
+    rmtree_unmounted,
+    terminate,
+    version,
+)
+from dockercourse.engines.specs import (
+    DEFAULT_SOCKET,
+    ENGINES,
+    MIN_SYSTEM_VERSION,
+    PRIMARY,
+    WAIT,
+    EngineSpec,
+    course_socket,
+    engine_dir,
+    exec_root,
+    log,
+    log_path,
+    resolve,
+    run_dir,
+    state_dir,
+)
 from dockercourse.engines.supervisor import (
     read_record,
     record_path,
     stale_record,
     start_supervisor,
-    supervise,
     update_record,
 )
-
-from dockercourse.engines.packages import apt_dir, dpkg_version, ensure_packages, package_home, package_versions, system_docker_version, upstream
-from dockercourse.engines.procs import alive, answering, cmdline, comm, dockerd_processes, listening, ping, read_pid, rmtree_unmounted, terminate, version
-from dockercourse.engines.specs import DEFAULT_SOCKET, ENGINES, MIN_SYSTEM_VERSION, PRIMARY, WAIT, EngineSpec, course_socket, engine_dir, exec_root, log, log_path, resolve, run_dir, state_dir
-from dockercourse.engines.plan import Plan, clear_stale, host_prerequisites, mirror_port, own_netns, plan
-from dockercourse.errors import CourseError, EngineError, UsageError
-from dockercourse import config
+from dockercourse.errors import EngineError
 
 
 def _wait_api(p: Plan, rec: dict, wait: float) -> None:
@@ -112,18 +140,24 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
     """Make an engine answer; returns ``{"docker_host", "title", "started": bool, ...}``."""
     spec = None if choice in ("", "auto") else resolve(choice)
     if spec is not None and spec.kind in ("vm", "podman"):
-        raise EngineError(f"the {spec.name} engine is started by `dockercourse engine vm up` "
-                          f"(./course does it with --engine {spec.name}); scripts/engine-up starts engines on "
-                          "this machine only")
+        raise EngineError(
+            f"the {spec.name} engine is started by `dockercourse engine vm up` "
+            f"(./course does it with --engine {spec.name}); scripts/engine-up starts engines on "
+            "this machine only"
+        )
     found = _answering(spec)
     if found is not None:
         return found
     if os.environ.get("DOCKER_HOST"):
-        raise EngineError(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer. Start that engine, or "
-                          "unset DOCKER_HOST to use a local one.")
+        raise EngineError(
+            f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer. Start that engine, or "
+            "unset DOCKER_HOST to use a local one."
+        )
     if os.geteuid() != 0:
-        raise EngineError(f"no engine answers and starting one needs root. Run: sudo {_script()}  (or start "
-                          "Docker Desktop / a rootless engine: dockerd-rootless-setuptool.sh install)")
+        raise EngineError(
+            f"no engine answers and starting one needs root. Run: sudo {_script()}  (or start "
+            "Docker Desktop / a rootless engine: dockerd-rootless-setuptool.sh install)"
+        )
     spec = spec or choose()
     found = _settle_supervised(spec, wait)
     if found is not None:
@@ -145,12 +179,17 @@ def _answering(spec: EngineSpec | None) -> dict | None:
     host, _ = now
     if spec is None or _same_engine(spec, host):
         rec = read_record()
-        how = f"started by {rec['how']}" if rec and rec.get("docker_host") == host else "not started by the course"
+        how = (
+            f"started by {rec['how']}"
+            if rec and rec.get("docker_host") == host
+            else "not started by the course"
+        )
         log(f"an engine already answers at {host} ({describe_answering(host)}, {how}); using it as it is.")
         return {"docker_host": host, "title": describe_answering(host), "started": False}
     raise EngineError(
         f"another engine already answers at {host} ({describe_answering(host)}); the course runs one engine "
-        f"at a time. Stop it first ({_stop_hint(host)}), then run again with --engine {spec.name}.")
+        f"at a time. Stop it first ({_stop_hint(host)}), then run again with --engine {spec.name}."
+    )
 
 
 def _settle_supervised(spec: EngineSpec, wait: float) -> dict | None:
@@ -164,7 +203,9 @@ def _settle_supervised(spec: EngineSpec, wait: float) -> dict | None:
         if ping(rec["docker_host"], 2):
             if rec["name"] == spec.name:
                 return {**rec, "started": False}
-            raise EngineError(f"{rec['title']} runs (started by the course); stop it first: {_script()} --stop")
+            raise EngineError(
+                f"{rec['title']} runs (started by the course); stop it first: {_script()} --stop"
+            )
         time.sleep(0.5)
     log(f"{rec['title']} did not answer within {wait:.0f} s; stopping it and starting again")
     stop(quiet=True)
@@ -175,8 +216,10 @@ def _refuse_conflicts() -> None:
     """Another program on our socket, or another dockerd: one line, nothing started."""
     sock = str(course_socket())
     if os.path.exists(sock) and not ping("unix://" + sock) and listening(sock):
-        raise EngineError(f"another program listens on {sock} and it is not a Docker engine; stop it "
-                          "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again")
+        raise EngineError(
+            f"another program listens on {sock} and it is not a Docker engine; stop it "
+            "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again"
+        )
     for pid in dockerd_processes():
         if _ours(pid):
             log(f"stopping a dockerd the course started earlier that does not answer (pid {pid})")
@@ -185,9 +228,10 @@ def _refuse_conflicts() -> None:
     if others:
         pid = others[0]
         raise EngineError(
-            f"a dockerd that does not answer runs already (pid {pid}: {' '.join(cmdline(pid))[:120]}); two "
-            "engines on one machine fight over the docker0 bridge and iptables. Stop it first (sudo systemctl "
-            f"stop docker, or kill {pid} if you started it), then run again.")
+            f"a dockerd that does not answer runs already (pid {pid}: {' '.join(cmdline(pid))[:120]}); "
+            "two engines on one machine fight over the docker0 bridge and iptables. "
+            f"Stop it first (sudo systemctl stop docker, or kill {pid} if you started it), then run again."
+        )
 
 
 def _service_of_the_package(spec: EngineSpec, wait: float) -> dict | None:
@@ -195,15 +239,19 @@ def _service_of_the_package(spec: EngineSpec, wait: float) -> dict | None:
     deadline = time.monotonic() + (wait if dockerd_processes() else 0)
     while True:
         if ping("unix://" + DEFAULT_SOCKET):
-            log(f"the distribution's docker.io service answers at unix://{DEFAULT_SOCKET} "
-                f"({describe_answering('unix://' + DEFAULT_SOCKET)}); using it as it is.")
+            log(
+                f"the distribution's docker.io service answers at unix://{DEFAULT_SOCKET} "
+                f"({describe_answering('unix://' + DEFAULT_SOCKET)}); using it as it is."
+            )
             return {"docker_host": "unix://" + DEFAULT_SOCKET, "title": spec.title, "started": False}
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
     if dockerd_processes():
-        raise EngineError("installing docker.io started a dockerd that does not answer; see its log "
-                          "(journalctl -u docker, or /var/log/docker.log)")
+        raise EngineError(
+            "installing docker.io started a dockerd that does not answer; see its log "
+            "(journalctl -u docker, or /var/log/docker.log)"
+        )
     return None
 
 
@@ -215,23 +263,42 @@ def _start(spec: EngineSpec, data_root: str | None, wait: float) -> dict:
         raise EngineError(f"something already answers on {p.socket}; stop it first")
     log(f"starting {spec.title} (log: {p.log}, mirror http://127.0.0.1:{mirror_port()}, socket {p.socket})")
     t0 = time.monotonic()
-    rec = start_supervisor({
-        "name": spec.name, "title": spec.title, "kind": spec.kind, "version": p.version,
-        "docker_host": p.docker_host, "socket": p.socket, "data_root": p.data_root, "exec_root": p.exec_root,
-        "pidfile": p.pidfile, "log": p.log, "argv": p.argv, "env": p.env, "pkgset": spec.pkgset,
-        "packages": package_versions(spec.pkgset) if spec.pkgset else {}})
+    rec = start_supervisor(
+        {
+            "name": spec.name,
+            "title": spec.title,
+            "kind": spec.kind,
+            "version": p.version,
+            "docker_host": p.docker_host,
+            "socket": p.socket,
+            "data_root": p.data_root,
+            "exec_root": p.exec_root,
+            "pidfile": p.pidfile,
+            "log": p.log,
+            "argv": p.argv,
+            "env": p.env,
+            "pkgset": spec.pkgset,
+            "packages": package_versions(spec.pkgset) if spec.pkgset else {},
+        }
+    )
     try:
         _wait_api(p, rec, wait)
     except BaseException:
         stop(quiet=True)
         raise
     v = version(p.docker_host)
-    rec.update(api_seconds=round(time.monotonic() - t0, 2), server_version=v.get("Version", "?"),
-               api_version=v.get("ApiVersion", "?"))
-    update_record(api_seconds=rec["api_seconds"], server_version=rec["server_version"],
-                  api_version=rec["api_version"])
-    log(f"engine is up: Docker {rec['server_version']} (API {rec['api_version']}) at {p.docker_host} "
-        f"in {rec['api_seconds']} s.")
+    rec.update(
+        api_seconds=round(time.monotonic() - t0, 2),
+        server_version=v.get("Version", "?"),
+        api_version=v.get("ApiVersion", "?"),
+    )
+    update_record(
+        api_seconds=rec["api_seconds"], server_version=rec["server_version"], api_version=rec["api_version"]
+    )
+    log(
+        f"engine is up: Docker {rec['server_version']} (API {rec['api_version']}) at {p.docker_host} "
+        f"in {rec['api_seconds']} s."
+    )
     return {**rec, "started": True}
 
 
@@ -240,7 +307,8 @@ def _ours(pid: int) -> bool:
     cmd = cmdline(pid)
     stale = stale_record() or {}
     return (pid == stale.get("dockerd_pid") and cmd[:1] == stale.get("argv", [None])[:1]) or any(
-        a.startswith(str(state_dir() / "engines")) for a in cmd)
+        a.startswith(str(state_dir() / "engines")) for a in cmd
+    )
 
 
 def _script() -> str:
@@ -331,9 +399,23 @@ def status() -> dict:
         out["docker_host"], out["where"] = now
         out["engine"] = describe_answering(now[0])
     if rec:
-        out["course_engine"] = {k: rec.get(k) for k in ("name", "title", "version", "docker_host", "data_root",
-                                                         "supervisor_pid", "dockerd_pid", "started", "how",
-                                                         "packages", "log", "api_seconds")}
+        out["course_engine"] = {
+            k: rec.get(k)
+            for k in (
+                "name",
+                "title",
+                "version",
+                "docker_host",
+                "data_root",
+                "supervisor_pid",
+                "dockerd_pid",
+                "started",
+                "how",
+                "packages",
+                "log",
+                "api_seconds",
+            )
+        }
         out["started_by_course"] = bool(now) and rec.get("docker_host") == now[0]
     return out
 
@@ -346,74 +428,3 @@ def env_lines() -> list[str]:
     if rec.get("docker_host") and rec["docker_host"] != "unix://" + DEFAULT_SOCKET:
         return [f"export DOCKER_HOST={rec['docker_host']}"]
     return []
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--supervise"]:
-        return supervise(argv[1])
-    ap = argparse.ArgumentParser(
-        prog=config.get("DOCKERCOURSE_ENGINE_UP"),
-        description="Bring up a Docker engine for the course (idempotent): one that already answers is used "
-                    "as it is; otherwise the distribution's docker.io when current enough, else the course's "
-                    "own Docker 28.5 from Debian's packages.")
-    ap.add_argument("--engine", default=config.get("DOCKERCOURSE_ENGINE"),
-                    help="auto (default), 28 / 28-containerd (primary), 28-classic, 26, 20.10 / system "
-                         "(env: DOCKERCOURSE_ENGINE)")
-    ap.add_argument("--data-root", help="start with this data root instead of the engine's own (the matrix "
-                                        "uses a fresh one per engine)")
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--stop", action="store_true", help="stop the engine the course started (only that one)")
-    g.add_argument("--status", action="store_true", help="which engine answers, and how it was started")
-    g.add_argument("--env", action="store_true", help="print `export DOCKER_HOST=...` for the course's engine")
-    g.add_argument("--remove", action="store_true",
-                   help="stop and delete the course's own engines: data, logs, fetched packages "
-                        "(with --engine NAME: only that engine's data and log)")
-    g.add_argument("--list", action="store_true", help="the engines the course knows")
-    g.add_argument("--fetch", action="store_true", help="only fetch and unpack an engine's packages")
-    a = ap.parse_args(argv)
-    choice = a.engine
-    try:
-        if a.list:
-            for s in ENGINES.values():
-                extra = f"  (also: {', '.join(s.aliases)})" if s.aliases else ""
-                print(f"{s.name:14} {s.title}{extra}")
-            return 0
-        if a.env:
-            for line in env_lines():
-                print(line)
-            return 0
-        if a.status:
-            st = status()
-            print(json.dumps(st, indent=1))
-            return 0 if st["answers"] else 3
-        if a.stop:
-            stop()
-            return 0
-        if a.remove:
-            if os.geteuid() != 0:
-                raise EngineError(f"removing the course's engine needs root: sudo {_script()} --remove")
-            name = None if choice in ("", "auto") else resolve(choice).name
-            for d in remove(name):
-                log(f"removed {d}")
-            return 0
-        if a.fetch:
-            spec = ENGINES[PRIMARY] if choice in ("", "auto") else resolve(choice)
-            if not spec.pkgset:
-                raise EngineError(f"{spec.name} has no packages of the course's to fetch")
-            print(ensure_packages(spec.pkgset))
-            return 0
-        if choice not in ("", "auto"):
-            resolve(choice)  # an unknown name fails before anything starts
-        up(choice, a.data_root)
-        return 0
-    except CourseError as e:  # EngineError, UsageError: one line
-        print(f"engine-up: ERROR: {e}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    except KeyboardInterrupt:
-        print("engine-up: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

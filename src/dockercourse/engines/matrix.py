@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,16 +30,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dockercourse.engines import local
+from dockercourse.engines.matrix_report import bench_table, table, write_docs
 from dockercourse.engines.procs import rmtree_unmounted
+from dockercourse.engines.specs import ENGINES, PRIMARY, state_dir
 from dockercourse.errors import EngineError, UsageError
-from dockercourse.engines.specs import (ENGINES, PRIMARY, state_dir)
 
 ROOT = Path(__file__).resolve().parents[3]  # the course's checkout
 ORDER = ["28-containerd", "28-classic", "26", "system", "vm", "podman"]
 #: pytest selection per engine. The slow VM tests boot VMs of their own, whatever engine runs:
 #: they run once, with the primary engine.
-SELECT = {"28-containerd": [], "vm": ["notebooks", "tests/test_nonvacuity.py"],
-          "podman": ["notebooks", "tests/test_nonvacuity.py"]}
+SELECT = {
+    "28-containerd": [],
+    "vm": ["notebooks", "tests/test_nonvacuity.py"],
+    "podman": ["notebooks", "tests/test_nonvacuity.py"],
+}
 DEFAULT_SELECT = ["-m", "not slow"]
 TIMEOUT = 3 * 3600
 
@@ -67,7 +70,9 @@ class EngineResult:
     kit_warm_s: float | None = None
     nbval_s: float | None = None
     pytest_s: float | None = None
-    chapters: dict = field(default_factory=dict)  # "02": {"nbval": "pass", "cells": 28, "failed": 0, "s": 6.1, "grade": "pass"}
+    chapters: dict = field(
+        default_factory=dict
+    )  # "02": {"nbval": "pass", "cells": 28, "failed": 0, "s": 6.1, "grade": "pass"}
     toolkit: dict = field(default_factory=dict)  # {"passed": n, "failed": n, "skipped": n}
     failures: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -133,7 +138,9 @@ def parse_junit(path: Path, res: EngineResult) -> None:
         bad = tc.find("failure") is not None or tc.find("error") is not None
         skipped = tc.find("skipped") is not None
         if "ipynb" in cls:  # an nbval cell: classname "notebooks.02_core_concepts.ipynb"
-            ch = next((p[:2] for p in cls.replace("/", ".").split(".") if p[:2].isdigit() and p[2:3] == "_"), "??")
+            ch = next(
+                (p[:2] for p in cls.replace("/", ".").split(".") if p[:2].isdigit() and p[2:3] == "_"), "??"
+            )
             row = res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})
             row["cells"] += 1
             row["s"] = round(row["s"] + t, 1)
@@ -144,7 +151,9 @@ def parse_junit(path: Path, res: EngineResult) -> None:
             continue
         if "test_checks_fail_on_student_copy_and_pass_on_master" in name and "[main-" in name:
             ch = name.split("[main-", 1)[1][:2]
-            res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})["grade"] = "fail" if bad else "pass"
+            res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})["grade"] = (
+                "fail" if bad else "pass"
+            )
             if bad:
                 res.failures.append(f"{cls}::{name}")
             continue
@@ -168,50 +177,26 @@ def _sanitizer(vm: bool, workdir: Path) -> str:
 
 
 def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
+    """Start ``name`` from a clean state, measure it, run the test command on it, remove it."""
     spec = ENGINES[name]
     res = EngineResult(name, spec.title)
     workdir.mkdir(parents=True, exist_ok=True)
     logfile = workdir / "run.log"
     vm = spec.kind in ("vm", "podman")
     data_root = state_dir() / "matrix" / name / "data"
-    docker_host = None
     try:
-        if vm:
-            docker_host = _vm_up(res, logfile, "podman" if spec.kind == "podman" else "docker")
-        else:
-            local.stop(quiet=True)
-            if data_root.exists():
-                rmtree_unmounted(data_root)
-            t0 = time.monotonic()
-            rec = local.up(name, data_root=str(data_root))
-            res.start_to_api_s = rec.get("api_seconds") or round(time.monotonic() - t0, 2)
-            docker_host = rec["docker_host"]
+        docker_host = _vm_up(res, logfile, spec.kind) if vm else _local_up(name, data_root, res)
         res.started = True
         _describe(res, docker_host)
         env = _env(docker_host, vm)
-        dc = [sys.executable, "-m", "dockercourse.cli"]
         if vm:
-            res.notes.append("course images come seeded in the VM's disk (from the host's mirror): no kit run")
+            res.notes.append(
+                "course images come seeded in the VM's disk (from the host's mirror): no kit run"
+            )
         else:
-            rc, res.kit_cold_s = _timed([*dc, "images"], env, 1800, logfile)
-            if rc != 0:
-                raise EngineError(f"dockercourse images failed (see {logfile})")
-            rc, res.kit_warm_s = _timed([*dc, "images"], env, 600, logfile)
+            _kit(res, env, logfile)
         res.run_p50_ms, res.run_p95_ms = run_latency(docker_host, runs=10 if vm else 20)
-        sel = SELECT.get(name, DEFAULT_SELECT)
-        targets = sel if sel and not sel[0].startswith("-") else ["tests", "notebooks"]
-        marks = sel if sel and sel[0].startswith("-") else []
-        junit = workdir / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", *targets, "--nbval", "--nbval-current-env",
-               "--nbval-sanitize-with", _sanitizer(vm, workdir), "--ignore=tests/fixtures", "-p", "no:cacheprovider",
-               "-q", f"--junitxml={junit}", *marks, *pytest_args]
-        if vm:
-            cmd += ["--nbval-cell-timeout", "600"]
-        rc, res.pytest_s = _timed(cmd, env, TIMEOUT, logfile)
-        if junit.exists():
-            parse_junit(junit, res)
-        if rc not in (0, 1):
-            res.error = f"pytest exited with status {rc} (see {logfile})"
+        _pytest(name, res, env, workdir, vm, pytest_args)
         if not vm:
             local.stop(quiet=True)
             t0 = time.monotonic()
@@ -224,27 +209,100 @@ def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
         res.error = f"{e.__class__.__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
         log(f"{name}: {res.error}")
     finally:
-        if vm:
-            _vm_down(logfile)
-        else:
-            local.stop(quiet=True)
-            if data_root.exists():
-                try:
-                    rmtree_unmounted(data_root)
-                except EngineError as e:
-                    res.notes.append(str(e))
+        _take_down(vm, data_root, res, logfile)
     return res
 
 
-def _vm_up(res: EngineResult, logfile: Path, flavor: str) -> str:
+def _local_up(name: str, data_root: Path, res: EngineResult) -> str:
+    local.stop(quiet=True)
+    if data_root.exists():
+        rmtree_unmounted(data_root)
+    t0 = time.monotonic()
+    rec = local.up(name, data_root=str(data_root))
+    res.start_to_api_s = rec.get("api_seconds") or round(time.monotonic() - t0, 2)
+    return rec["docker_host"]
+
+
+def _kit(res: EngineResult, env: dict, logfile: Path) -> None:
+    """The image kit on the fresh engine: cold (builds everything), then warm (verifies)."""
+    dc = [sys.executable, "-m", "dockercourse.cli"]
+    rc, res.kit_cold_s = _timed([*dc, "images"], env, 1800, logfile)
+    if rc != 0:
+        raise EngineError(f"dockercourse images failed (see {logfile})")
+    _, res.kit_warm_s = _timed([*dc, "images"], env, 600, logfile)
+
+
+def _pytest(name: str, res: EngineResult, env: dict, workdir: Path, vm: bool, pytest_args: list[str]) -> None:
+    """The README's test command's pytest on this engine; the results from its JUnit file."""
+    sel = SELECT.get(name, DEFAULT_SELECT)
+    targets = sel if sel and not sel[0].startswith("-") else ["tests", "notebooks"]
+    marks = sel if sel and sel[0].startswith("-") else []
+    junit = workdir / "junit.xml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *targets,
+        "--nbval",
+        "--nbval-current-env",
+        "--nbval-sanitize-with",
+        _sanitizer(vm, workdir),
+        "--ignore=tests/fixtures",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--junitxml={junit}",
+        *marks,
+        *pytest_args,
+    ]
+    if vm:
+        cmd += ["--nbval-cell-timeout", "600"]
+    rc, res.pytest_s = _timed(cmd, env, TIMEOUT, workdir / "run.log")
+    if junit.exists():
+        parse_junit(junit, res)
+    if rc not in (0, 1):
+        res.error = f"pytest exited with status {rc} (see {workdir / 'run.log'})"
+
+
+def _take_down(vm: bool, data_root: Path, res: EngineResult, logfile: Path) -> None:
+    if vm:
+        _vm_down(logfile)
+        return
+    local.stop(quiet=True)
+    if data_root.exists():
+        try:
+            rmtree_unmounted(data_root)
+        except EngineError as e:
+            res.notes.append(str(e))
+
+
+def _vm_up(res: EngineResult, logfile: Path, kind: str) -> str:
     """The VM engine, started while the primary engine runs (its mirror seeds the VM's disk)."""
     if local.answering() is None:
         local.up(PRIMARY)
     t0 = time.monotonic()
     with open(logfile, "ab") as f:
-        r = subprocess.run([sys.executable, "-m", "dockercourse.cli", "engine", "vm", "up", "--name", "matrix",
-                            "--flavor", flavor, "--images", "all", "--export"],
-                           capture_output=True, text=True, timeout=3600, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dockercourse.cli",
+                "engine",
+                "vm",
+                "up",
+                "--name",
+                "matrix",
+                "--flavor",
+                "podman" if kind == "podman" else "docker",
+                "--images",
+                "all",
+                "--export",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            cwd=ROOT,
+        )
         f.write((r.stderr or "").encode())
     if r.returncode != 0:
         raise EngineError(f"the VM engine did not start: {(r.stderr or '').strip().splitlines()[-1:]}")
@@ -255,126 +313,27 @@ def _vm_up(res: EngineResult, logfile: Path, flavor: str) -> str:
 
 def _vm_down(logfile: Path) -> None:
     with open(logfile, "ab") as f:
-        subprocess.run([sys.executable, "-m", "dockercourse.cli", "engine", "vm", "down", "--name", "matrix"],
-                       stdout=f, stderr=subprocess.STDOUT, timeout=120, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "dockercourse.cli", "engine", "vm", "down", "--name", "matrix"],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            cwd=ROOT,
+        )
 
 
 # --------------------------------------------------------------------------- the table
 
 
-def machine_line() -> str:
-    try:
-        mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-        mem_txt = f"{mem / 2**20:.0f} GiB"
-    except (OSError, StopIteration, ValueError):
-        mem_txt = "?"
-    cg = "cgroup v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "cgroup v1"
-    osr = {}
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            k, _, v = line.partition("=")
-            osr[k] = v.strip('"')
-    except OSError:
-        pass
-    return (f"{osr.get('PRETTY_NAME', platform.system())}, kernel {platform.release()}, {os.cpu_count()} cores, "
-            f"{mem_txt}, host {cg}")
-
-
-def table(results: list[EngineResult]) -> str:
-    chapters = sorted({ch for r in results for ch in r.chapters})
-    head = "| engine | " + " | ".join(chapters) + " | grading | toolkit tests |"
-    sep = "|---|" + "---|" * len(chapters) + "---|---|"
-    rows = [head, sep]
-    for r in results:
-        cells = []
-        for ch in chapters:
-            row = r.chapters.get(ch)
-            if not row or not row.get("cells"):
-                cells.append("—")
-                continue
-            mark = "✓" if row["nbval"] == "pass" else f"✗ {row['failed']}"
-            cells.append(f"{mark} {row['s']:.0f} s")
-        grades = [row.get("grade") for row in r.chapters.values() if row.get("grade")]
-        grading = ("✓" if grades and all(g == "pass" for g in grades) else
-                   f"✗ {sum(g == 'fail' for g in grades)}" if grades else "—")
-        tk = r.toolkit
-        tk_txt = f"{tk.get('passed', 0)} ✓, {tk.get('failed', 0)} ✗" if tk else "—"
-        name = f"{r.title}" + (f" ({r.server_version}, {r.image_store} store, {r.cgroup})" if r.server_version else "")
-        if r.error and not r.chapters:
-            rows.append(f"| {name} | " + " | ".join("—" for _ in chapters) + f" | — | not run: {r.error} |")
-        else:
-            rows.append(f"| {name} | " + " | ".join(cells) + f" | {grading} | {tk_txt} |")
-    return "\n".join(rows)
-
-
-def bench_table(results: list[EngineResult]) -> str:
-    def f(v, unit="s", digits=1):
-        return "—" if v is None else f"{v:.{digits}f} {unit}"
-
-    rows = ["| engine | start to API (empty / with the kit) | `docker run` p50 / p95 | image kit cold / warm "
-            "| nbval, all notebooks | whole pytest run |",
-            "|---|---|---|---|---|---|"]
-    for r in results:
-        rows.append(f"| {r.title} | {f(r.start_to_api_s, 's', 2)} / {f(r.start_to_api_warm_s, 's', 2)} "
-                    f"| {f(r.run_p50_ms, 'ms', 0)} / {f(r.run_p95_ms, 'ms', 0)} "
-                    f"| {f(r.kit_cold_s)} / {f(r.kit_warm_s)} | {f(r.nbval_s)} | {f(r.pytest_s)} |")
-    return "\n".join(rows)
-
-
-BEGIN, END = "<!-- matrix:begin (written by ./course test --matrix) -->", "<!-- matrix:end -->"
-
-
-def results_markdown(results: list[EngineResult], started: str, seconds: float) -> str:
-    notes = []
-    for r in results:
-        for n in r.notes:
-            notes.append(f"- {r.title}: {n}")
-        for fail in r.failures[:20]:
-            notes.append(f"- {r.title}: failed `{fail}`")
-        if r.error:
-            notes.append(f"- {r.title}: {r.error}")
-    return f"""{BEGIN}
-**Last run:** {started} UTC, {seconds / 60:.0f} minutes, on {machine_line()}.
-
-A chapter's cell shows ✓ (or ✗ and the number of failing cells) and the seconds its notebook took under
-strict nbval; *grading* is the non-vacuity test (each chapter's student copy released and graded: every
-check fails; the master graded: every check passes); *toolkit tests* are the rest of the test suite.
-
-{table(results)}
-
-Start to API: from starting `dockerd` to the first answer of `/_ping`, with an empty data root and again
-with the kit's images in it (the VM engine: `dockercourse engine vm up`, boot included). `docker run`:
-`docker run --rm busybox:1.35.0 true` through docker-py, 20 runs after one warm-up (10 on the VM engine).
-Image kit cold: every course image built from Debian's packages (no registry can be reached here) and the
-mirror seeded; warm: the second run, which only verifies.
-
-{bench_table(results)}
-{chr(10).join(notes)}
-{END}"""
-
-
-def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float) -> None:
-    """Replace the generated part of ``docs/engines.md`` (between the markers) with this run's results."""
-    block = results_markdown(results, started, seconds)
-    text = path.read_text() if path.exists() else f"# The engine matrix\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
-# --------------------------------------------------------------------------- command line
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="./course test --matrix", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--engines", default=",".join(ORDER),
-                    help=f"comma-separated engines (default: {','.join(ORDER)})")
+    ap.add_argument(
+        "--engines", default=",".join(ORDER), help=f"comma-separated engines (default: {','.join(ORDER)})"
+    )
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/engines.md")
-    ap.add_argument("--out", type=Path, default=None, help="folder for logs and results (default: state folder)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="folder for logs and results (default: state folder)"
+    )
     a, pytest_args = ap.parse_known_args(argv)
     try:
         names = [local.resolve(n).name for n in a.engines.split(",") if n.strip()]
@@ -386,9 +345,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     before = local.read_record()
     now = local.answering()
-    if now and not (before and before.get("docker_host") == now[0]) and any(ENGINES[n].kind != "vm" for n in names):
-        print(f"matrix: an engine the course did not start answers at {now[0]}; the matrix starts engines of its "
-              "own and needs the machine to itself: stop that engine first", file=sys.stderr)
+    if (
+        now
+        and not (before and before.get("docker_host") == now[0])
+        and any(ENGINES[n].kind != "vm" for n in names)
+    ):
+        print(
+            f"matrix: an engine the course did not start answers at {now[0]}; "
+            "the matrix starts engines of its own and needs the machine to itself: stop that engine first",
+            file=sys.stderr,
+        )
         return 1
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = a.out or (state_dir() / "matrix" / "runs" / stamp)
@@ -400,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{n}: {ENGINES[n].title} ...")
             r = run_one(n, out / n, pytest_args)
             results.append(r)
-            log(f"{n}: {'error: ' + r.error if r.error else 'done'}; nbval "
-                f"{sum(1 for c in r.chapters.values() if c.get('nbval') == 'pass')}/{len(r.chapters)} chapters pass")
+            log(
+                f"{n}: {'error: ' + r.error if r.error else 'done'}; nbval "
+                f"{sum(1 for c in r.chapters.values() if c.get('nbval') == 'pass')}/{len(r.chapters)} "
+                "chapters pass"
+            )
     finally:
         if before and before.get("name") in ENGINES and local.answering() is None:
             try:

@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from dockercourse.errors import EngineError
-from dockercourse.engines.specs import (DEBIAN_MIRROR, KEYRING, PACKAGE_SETS, PackageSet, log)
 from dockercourse import config
+from dockercourse.engines.specs import DEBIAN_MIRROR, KEYRING, PACKAGE_SETS, PackageSet, log
+from dockercourse.errors import EngineError
 
 #: Packages fetched as root; an ordinary user reuses them when they are there.
 SYSTEM_HOME = Path("/var/lib/dockercourse")
@@ -72,16 +72,26 @@ def apt_install(pkgs: list[str]) -> None:
     if not missing:
         return
     if not shutil.which("apt-get"):
-        raise EngineError(f"{', '.join(missing)} missing and there is no apt-get: install them with your "
-                          "distribution's package manager")
+        raise EngineError(
+            f"{', '.join(missing)} missing and there is no apt-get: install them with your "
+            "distribution's package manager"
+        )
     log(f"installing the distribution's {' '.join(missing)} (apt-get) ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    r = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if r.returncode != 0:
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
-        r = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-                           capture_output=True, text=True, env=env)
+        r = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
     if r.returncode != 0:
         last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
         raise EngineError(f"apt-get install {' '.join(missing)} failed: {last[0]}")
@@ -93,10 +103,24 @@ def apt_dir() -> Path:
 
 def _apt_options() -> list[str]:
     a = apt_dir()
-    return ["-o", f"Dir::Etc::SourceList={a / 'sources.list'}", "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={a / 'lists'}", "-o", f"Dir::Cache={a / 'cache'}",
-            "-o", "Dir::Etc::Preferences=/dev/null", "-o", "Dir::Etc::PreferencesParts=/dev/null",
-            "-o", "APT::Sandbox::User=root", "-o", "Acquire::Retries=3"]
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={a / 'sources.list'}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={a / 'lists'}",
+        "-o",
+        f"Dir::Cache={a / 'cache'}",
+        "-o",
+        "Dir::Etc::Preferences=/dev/null",
+        "-o",
+        "Dir::Etc::PreferencesParts=/dev/null",
+        "-o",
+        "APT::Sandbox::User=root",
+        "-o",
+        "Acquire::Retries=3",
+    ]
 
 
 def _write_apt_config() -> None:
@@ -122,8 +146,10 @@ def _apt_update(force: bool = False) -> None:
     r = subprocess.run(["apt-get", *_apt_options(), "update", "-qq"], capture_output=True, text=True)
     if r.returncode != 0 or not list((apt_dir() / "lists").glob("*_Packages*")):
         last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no package lists"]
-        raise EngineError(f"cannot read Debian's package lists from {DEBIAN_MIRROR}: {last[0]} "
-                          "(set DOCKERCOURSE_DEBIAN_MIRROR to a reachable Debian mirror)")
+        raise EngineError(
+            f"cannot read Debian's package lists from {DEBIAN_MIRROR}: {last[0]} "
+            "(set DOCKERCOURSE_DEBIAN_MIRROR to a reachable Debian mirror)"
+        )
 
 
 def _madison(pkg: str) -> list[tuple[str, str]]:
@@ -148,15 +174,23 @@ def _pick(pkgset: PackageSet, pkg: str, pin: str) -> str:
         if upstream(ver)[: len(upstream(pin))] == upstream(pin):
             return ver
     have = ", ".join(f"{v} ({s})" for v, s in offers) or "none"
-    raise EngineError(f"Debian's archive no longer offers {pkg} {pin} (it has: {have}); "
-                      f"update the pins of engine packages {pkgset.name!r} in src/dockercourse/engines/local.py")
+    raise EngineError(
+        f"Debian's archive no longer offers {pkg} {pin} (it has: {have}); "
+        f"update the pins of engine packages {pkgset.name!r} in src/dockercourse/engines/specs.py"
+    )
 
 
 def pkg_root(pkgset: str) -> Path:
-    """The unpacked packages of ``pkgset``; an ordinary user reuses root's when they are there."""
+    """The unpacked packages of ``pkgset``; an ordinary user reuses root's when they are there
+    (not when DOCKERCOURSE_PKGS names a folder: then that folder only)."""
     shared = SYSTEM_HOME / "pkgs" / pkgset / "root"
     mine = package_home() / "pkgs" / pkgset / "root"
-    if mine != shared and not (mine / "usr/sbin/dockerd").exists() and os.access(shared / "usr/sbin/dockerd", os.X_OK):
+    if (
+        not config.is_set("DOCKERCOURSE_PKGS")
+        and mine != shared
+        and not (mine / "usr/sbin/dockerd").exists()
+        and os.access(shared / "usr/sbin/dockerd", os.X_OK)
+    ):
         return shared
     return mine
 
@@ -176,8 +210,10 @@ def ensure_packages(pkgset_name: str) -> Path:
     root = package_home() / "pkgs" / ps.name / "root"  # (re)made where this user may write
     stamp = root.parent / "versions.json"
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        raise EngineError("the course's own engine comes from Debian's packages and needs apt-get and dpkg "
-                          "(Debian or Ubuntu); elsewhere install Docker 25 or newer yourself")
+        raise EngineError(
+            "the course's own engine comes from Debian's packages and needs apt-get and dpkg "
+            "(Debian or Ubuntu); elsewhere install Docker 25 or newer yourself"
+        )
     _write_apt_config()
     _apt_update()
     try:
@@ -192,10 +228,16 @@ def ensure_packages(pkgset_name: str) -> Path:
         f = debs / fname
         if not f.exists():
             log(f"fetching {pkg} {ver} from Debian {ps.suite} ...")
-            r = subprocess.run(["apt-get", *_apt_options(), "download", "-qq", f"{pkg}={ver}"], cwd=debs,
-                               capture_output=True, text=True)
+            r = subprocess.run(
+                ["apt-get", *_apt_options(), "download", "-qq", f"{pkg}={ver}"],
+                cwd=debs,
+                capture_output=True,
+                text=True,
+            )
             cands = sorted(debs.glob(f"{pkg}_*.deb"), key=lambda p: p.stat().st_mtime)
-            got = [c for c in cands if c.name.replace("%3a", ":").startswith(f"{pkg}_{ver.split(':', 1)[-1]}")]
+            got = [
+                c for c in cands if c.name.replace("%3a", ":").startswith(f"{pkg}_{ver.split(':', 1)[-1]}")
+            ]
             if r.returncode != 0 or not got:
                 last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
                 raise EngineError(f"cannot fetch {pkg} {ver} from {DEBIAN_MIRROR}: {last[0]}")

@@ -15,8 +15,17 @@ from pathlib import Path
 from dockercourse import config
 from dockercourse.engines.packages import apt_install, dpkg_version, ensure_packages, package_versions
 from dockercourse.engines.procs import alive, comm, listening, ping, port_free, read_pid
-from dockercourse.engines.specs import (DEFAULT_SOCKET, EngineSpec, course_socket, engine_dir, exec_root, log,
-                                        log_path, run_dir, state_dir)
+from dockercourse.engines.specs import (
+    DEFAULT_SOCKET,
+    EngineSpec,
+    course_socket,
+    engine_dir,
+    exec_root,
+    log,
+    log_path,
+    run_dir,
+    state_dir,
+)
 from dockercourse.errors import EngineError
 
 
@@ -84,8 +93,18 @@ def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
         args = [dockerd]
         if not _mirrors_in_daemon_json():
             args += ["--registry-mirror", f"http://127.0.0.1:{port}"]
-        return Plan(spec, args, _base_env([]), "unix://" + DEFAULT_SOCKET, DEFAULT_SOCKET, "/var/lib/docker",
-                    "/var/run/docker", "/var/run/docker.pid", str(lg), version=dpkg_version("docker.io") or "")
+        return Plan(
+            spec,
+            args,
+            _base_env([]),
+            "unix://" + DEFAULT_SOCKET,
+            DEFAULT_SOCKET,
+            "/var/lib/docker",
+            "/var/run/docker",
+            "/var/run/docker.pid",
+            str(lg),
+            version=dpkg_version("docker.io") or "",
+        )
     sock = str(course_socket())
     xr = exec_root(spec.name)
     dr = Path(data_root) if data_root else engine_dir(spec.name) / "data"
@@ -113,14 +132,28 @@ def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
     ed.mkdir(parents=True, exist_ok=True)
     conf = ed / ("daemon.json" if data_root is None else "daemon-isolated.json")
     conf.write_text(json.dumps(cfg, indent=1) + "\n")
-    dockerd = (Path(path_extra[0]) / "dockerd") if path_extra else Path(shutil.which("dockerd") or "/usr/sbin/dockerd")
+    dockerd = (
+        (Path(path_extra[0]) / "dockerd")
+        if path_extra
+        else Path(shutil.which("dockerd") or "/usr/sbin/dockerd")
+    )
     argv = [str(dockerd), "--config-file", str(conf)]
     if own_netns():
         # its docker0 bridge and iptables rules live in a network namespace of its own (unshare execs
         # dockerd, so the pid stays dockerd's); its socket is a file, reachable from the host
         argv = [shutil.which("unshare") or "/usr/bin/unshare", "--net", "--", *argv]
-    return Plan(spec, argv, _base_env(path_extra), f"unix://{sock}", sock, str(dr), str(xr), cfg["pidfile"], str(lg),
-                version=ver)
+    return Plan(
+        spec,
+        argv,
+        _base_env(path_extra),
+        f"unix://{sock}",
+        sock,
+        str(dr),
+        str(xr),
+        cfg["pidfile"],
+        str(lg),
+        version=ver,
+    )
 
 
 def own_netns() -> bool:
@@ -141,19 +174,25 @@ def host_prerequisites(spec: EngineSpec) -> None:
     if spec.kind == "system":
         if not shutil.which("dockerd") or not shutil.which("containerd"):
             if not shutil.which("apt-get"):
-                raise EngineError("dockerd is not installed and there is no apt-get: install Docker for your "
-                                  "distribution (https://docs.docker.com/engine/install/)")
+                raise EngineError(
+                    "dockerd is not installed and there is no apt-get: install Docker for your "
+                    "distribution (https://docs.docker.com/engine/install/)"
+                )
             apt_install(["docker.io", "iptables"])
     else:
         apt_install(["runc", "iptables"])
         if _docker_group() is None and shutil.which("groupadd"):
             # the group docker.io's package creates (sysusers.d): who may use the engine's socket
             subprocess.run(["groupadd", "--system", "docker"], capture_output=True)
-    if shutil.which("iptables") and subprocess.run(["iptables", "-L", "-n"], capture_output=True).returncode != 0:
+    if (
+        shutil.which("iptables")
+        and subprocess.run(["iptables", "-L", "-n"], capture_output=True).returncode != 0
+    ):
         # iptables-nft does not work with every kernel; Debian's legacy backend does.
         if shutil.which("iptables-legacy"):
-            subprocess.run(["update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"],
-                           capture_output=True)
+            subprocess.run(
+                ["update-alternatives", "--set", "iptables", "/usr/sbin/iptables-legacy"], capture_output=True
+            )
 
 
 def _remove_stale_pidfile(path: Path, names: tuple[str, ...]) -> None:
@@ -169,14 +208,16 @@ def _remove_stale_pidfile(path: Path, names: tuple[str, ...]) -> None:
 
 def clear_stale(p: Plan) -> None:
     _remove_stale_pidfile(Path(p.pidfile), ("dockerd",))
-    for cpid in (Path(p.exec_root) / "containerd" / "containerd.pid",
-                 Path("/var/run/docker/containerd/containerd.pid")):
+    for cpid in (
+        Path(p.exec_root) / "containerd" / "containerd.pid",
+        Path("/var/run/docker/containerd/containerd.pid"),
+    ):
         if cpid.exists():
             _remove_stale_pidfile(cpid, ("containerd", "docker-containerd"))
     if p.socket != DEFAULT_SOCKET and os.path.exists(p.socket) and not ping("unix://" + p.socket):
         if listening(p.socket):
-            raise EngineError(f"another program listens on {p.socket} and it is not a Docker engine; stop it "
-                              "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again")
+            raise EngineError(
+                f"another program listens on {p.socket} and it is not a Docker engine; stop it "
+                "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again"
+            )
         os.unlink(p.socket)
-
-

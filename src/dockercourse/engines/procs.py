@@ -11,17 +11,17 @@ import subprocess
 import time
 from pathlib import Path
 
+from dockercourse.engines.specs import DEFAULT_SOCKET, course_socket
 from dockercourse.errors import EngineError
-from dockercourse.engines.specs import (DEFAULT_SOCKET, course_socket)
 
 
 def _http(host: str, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
     """GET ``path`` from a Docker API at ``unix:///...`` or ``tcp://host:port`` (no TLS)."""
     if host.startswith("unix://"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        addr = host[len("unix://"):]
+        addr = host[len("unix://") :]
     elif host.startswith("tcp://"):
-        hp = host[len("tcp://"):].rstrip("/")
+        hp = host[len("tcp://") :].rstrip("/")
         h, _, p = hp.rpartition(":")
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         addr = (h or "127.0.0.1", int(p or 2375))
@@ -61,7 +61,7 @@ def _unchunk(body: bytes) -> bytes:
         if n == 0:
             break
         out.append(rest[:n])
-        rest = rest[n + 2:]
+        rest = rest[n + 2 :]
     return b"".join(out)
 
 
@@ -72,7 +72,7 @@ def listening(path: str) -> bool:
     try:
         s.connect(path)
         return True
-    except (socket.timeout, BlockingIOError):  # a listener whose queue is full
+    except (TimeoutError, BlockingIOError):  # a listener whose queue is full
         return True
     except OSError:  # refused: a socket file nobody listens on
         return False
@@ -101,7 +101,10 @@ def answering() -> tuple[str, str] | None:
     if os.environ.get("DOCKER_HOST"):
         h = os.environ["DOCKER_HOST"]
         return (h, "DOCKER_HOST") if ping(h) else None
-    for path, where in ((DEFAULT_SOCKET, "the default socket"), (str(course_socket()), "the course's socket")):
+    for path, where in (
+        (DEFAULT_SOCKET, "the default socket"),
+        (str(course_socket()), "the course's socket"),
+    ):
         if os.path.exists(path) and ping("unix://" + path):
             return "unix://" + path, where
     return None

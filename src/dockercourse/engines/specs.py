@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockercourse.errors import UsageError
 from dockercourse import config
+from dockercourse.errors import UsageError
 
 MIN_SYSTEM_VERSION = (25, 0)
 
@@ -57,12 +57,30 @@ class PackageSet:
 
 
 PACKAGE_SETS = {
-    "28.5": PackageSet("28.5", "sid", {"docker.io": "28.5.2", "containerd": "2.1.9", "docker-cli": "28.5.2",
-                                       "docker-buildx": "0.29.1", "tini-static": "0.19.0"},
-                       "Debian sid: docker.io 28.5.2, containerd 2.1.9, docker-buildx 0.29.1"),
-    "26.1": PackageSet("26.1", "trixie", {"docker.io": "26.1.5", "containerd": "1.7.24", "docker-cli": "26.1.5",
-                                          "docker-buildx": "0.13.1", "tini": "0.19.0"},
-                       "Debian 13 (trixie): docker.io 26.1.5, containerd 1.7.24, docker-buildx 0.13.1"),
+    "28.5": PackageSet(
+        "28.5",
+        "sid",
+        {
+            "docker.io": "28.5.2",
+            "containerd": "2.1.9",
+            "docker-cli": "28.5.2",
+            "docker-buildx": "0.29.1",
+            "tini-static": "0.19.0",
+        },
+        "Debian sid: docker.io 28.5.2, containerd 2.1.9, docker-buildx 0.29.1",
+    ),
+    "26.1": PackageSet(
+        "26.1",
+        "trixie",
+        {
+            "docker.io": "26.1.5",
+            "containerd": "1.7.24",
+            "docker-cli": "26.1.5",
+            "docker-buildx": "0.13.1",
+            "tini": "0.19.0",
+        },
+        "Debian 13 (trixie): docker.io 26.1.5, containerd 1.7.24, docker-buildx 0.13.1",
+    ),
 }
 
 
@@ -77,12 +95,19 @@ class EngineSpec:
 
 
 ENGINES = {
-    "28-containerd": EngineSpec("28-containerd", "Docker 28.5, containerd image store (primary)", "own", "28.5",
-                                True, ("28", "primary")),
+    "28-containerd": EngineSpec(
+        "28-containerd",
+        "Docker 28.5, containerd image store (primary)",
+        "own",
+        "28.5",
+        True,
+        ("28", "primary"),
+    ),
     "28-classic": EngineSpec("28-classic", "Docker 28.5, classic image store", "own", "28.5", False),
     "26": EngineSpec("26", "Docker 26.1 (Debian 13's packages)", "own", "26.1", None, ("26.1",)),
-    "system": EngineSpec("system", "the distribution's docker.io (Debian 12: Docker 20.10)", "system",
-                         aliases=("20.10",)),
+    "system": EngineSpec(
+        "system", "the distribution's docker.io (Debian 12: Docker 20.10)", "system", aliases=("20.10",)
+    ),
     "vm": EngineSpec("vm", "Docker 28.5 in a qemu VM (cgroup v2 guest)", "vm"),
     "podman": EngineSpec("podman", "Podman 5 through its Docker API (in the VM)", "podman"),
 }

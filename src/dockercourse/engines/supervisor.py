@@ -1,6 +1,6 @@
 """The supervisor of a course-started dockerd, and the record (``engine.json``) of what runs.
 
-``python -m dockercourse.engines.local --supervise RECORD`` runs :func:`supervise`: it starts
+``python -m dockercourse.engines.supervisor --supervise RECORD`` runs :func:`supervise`: it starts
 dockerd, restarts it when it dies (at most :data:`MAX_RESTARTS` times in
 :data:`RESTART_WINDOW` seconds) and stops it on SIGTERM. Standard library only.
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from dockercourse.engines.procs import alive, cmdline, read_pid
-from dockercourse.engines.specs import (MAX_RESTARTS, RESTART_WINDOW, run_dir)
+from dockercourse.engines.specs import MAX_RESTARTS, RESTART_WINDOW, run_dir
 
 
 def record_path() -> Path:
@@ -59,6 +59,7 @@ def supervise(record_file: str) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     restarts: list[float] = []
     with open(rec["log"], "ab", buffering=0) as logf:
+
         def note(msg: str) -> None:
             logf.write(f"engine-up supervisor {time.strftime('%FT%T')}: {msg}\n".encode())
 
@@ -68,8 +69,9 @@ def supervise(record_file: str) -> int:
                     pid = read_pid(pf)
                     if pid is None or not alive(pid):
                         pf.unlink(missing_ok=True)
-            child = subprocess.Popen(rec["argv"], env=rec["env"], stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                rec["argv"], env=rec["env"], stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT
+            )
             try:
                 cur = json.loads(Path(record_file).read_text())
             except (OSError, ValueError):
@@ -90,8 +92,10 @@ def supervise(record_file: str) -> int:
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
             if len(restarts) > MAX_RESTARTS:
-                note(f"dockerd exited with status {rc}; {MAX_RESTARTS} restarts in {RESTART_WINDOW:.0f} s, "
-                     "giving up (run scripts/engine-up again)")
+                note(
+                    f"dockerd exited with status {rc}; {MAX_RESTARTS} restarts in {RESTART_WINDOW:.0f} s, "
+                    "giving up (run scripts/engine-up again)"
+                )
                 break
             note(f"dockerd exited with status {rc}; restarting it")
             time.sleep(1)
@@ -111,14 +115,25 @@ def start_supervisor(rec: dict) -> dict:
     rec = {**rec, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "how": "scripts/engine-up (supervised)"}
     record_path().write_text(json.dumps(rec, indent=1))
     with open(rec["log"], "ab") as lg:
-        lg.write(f"\n==== engine-up {time.strftime('%FT%T')}: starting {rec['title']}: "
-                 f"{' '.join(rec['argv'])}\n".encode())
+        lg.write(
+            f"\n==== engine-up {time.strftime('%FT%T')}: starting {rec['title']}: "
+            f"{' '.join(rec['argv'])}\n".encode()
+        )
     src = str(Path(__file__).resolve().parents[2])  # the folder holding the dockercourse package
-    env = {**os.environ, "PYTHONPATH": src + (os.pathsep + os.environ["PYTHONPATH"]
-                                              if os.environ.get("PYTHONPATH") else "")}
-    sup = subprocess.Popen([sys.executable, "-m", "dockercourse.engines.local", "--supervise", str(record_path())],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           start_new_session=True, close_fds=True, cwd="/", env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": src + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
+    }
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "dockercourse.engines.supervisor", "--supervise", str(record_path())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd="/",
+        env=env,
+    )
     # the supervisor adds its own pid and dockerd's to the record
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -146,3 +161,10 @@ def update_record(**kw) -> None:
     tmp = record_path().with_suffix(".tmp")
     tmp.write_text(json.dumps(cur, indent=1))
     os.replace(tmp, record_path())
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--supervise"] or len(sys.argv) != 3:
+        print("usage: python -m dockercourse.engines.supervisor --supervise RECORD", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(supervise(sys.argv[2]))

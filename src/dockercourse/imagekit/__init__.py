@@ -18,6 +18,14 @@ from dockercourse.imagekit.naming import MIRROR_NAME, MIRROR_VOLUME
 from dockercourse.imagekit.status import ImageStatus, KitStatus, status
 
 __all__ = [
-    "ensure", "status", "remove", "ImageKitError", "ImageStatus", "KitStatus",
-    "MirrorStatus", "MODES", "MIRROR_NAME", "MIRROR_VOLUME",
+    "ensure",
+    "status",
+    "remove",
+    "ImageKitError",
+    "ImageStatus",
+    "KitStatus",
+    "MirrorStatus",
+    "MODES",
+    "MIRROR_NAME",
+    "MIRROR_VOLUME",
 ]

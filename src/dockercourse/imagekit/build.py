@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import docker.errors
+import requests.exceptions
 
 from dockercourse.errors import ImageKitError
 from dockercourse.imagekit import debian
@@ -97,6 +98,7 @@ def build_busybox(client, ref: str, log) -> str:
             raise ImageKitError(f"{binary} does not look like busybox-static (no sh applet)")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tf:
+
             def add_dir(path, mode=0o755):
                 ti = tarfile.TarInfo(path)
                 ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, int(time.time())
@@ -107,8 +109,21 @@ def build_busybox(client, ref: str, log) -> str:
                 ti.size, ti.mode, ti.mtime = len(data), mode, int(time.time())
                 tf.addfile(ti, io.BytesIO(data))
 
-            for d in ("bin", "dev", "etc", "home", "proc", "root", "sys", "usr", "usr/sbin", "var",
-                      "var/spool", "var/spool/mail", "var/www"):
+            for d in (
+                "bin",
+                "dev",
+                "etc",
+                "home",
+                "proc",
+                "root",
+                "sys",
+                "usr",
+                "usr/sbin",
+                "var",
+                "var/spool",
+                "var/spool/mail",
+                "var/www",
+            ):
                 add_dir(d, 0o700 if d == "root" else 0o755)
             add_dir("tmp", 0o1777)
             add_file("bin/busybox", binary.read_bytes(), 0o755)
@@ -118,11 +133,16 @@ def build_busybox(client, ref: str, log) -> str:
                 ti = tarfile.TarInfo(f"bin/{a}")
                 ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, "bin/busybox", 0o755
                 tf.addfile(ti)
-            add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
-                     b"bin:x:2:2:bin:/bin:/bin/false\nsys:x:3:3:sys:/dev:/bin/false\n"
-                     b"www-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
-            add_file("etc/group", b"root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nwww-data:x:33:\ntty:x:5:\n"
-                     b"nogroup:x:65534:\n")
+            add_file(
+                "etc/passwd",
+                b"root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+                b"bin:x:2:2:bin:/bin:/bin/false\nsys:x:3:3:sys:/dev:/bin/false\n"
+                b"www-data:x:33:33:www-data:/var/www:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+            )
+            add_file(
+                "etc/group",
+                b"root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nwww-data:x:33:\ntty:x:5:\nnogroup:x:65534:\n",
+            )
             add_file("etc/shadow", b"root:*:10933:0:99999:7:::\nnobody:*:10933:0:99999:7:::\n", 0o600)
         tmp = tmp_ref("busybox")
         source = f"built locally from Debian bookworm: busybox-static {version}"
@@ -160,6 +180,84 @@ def _read_file(client, image: str, path: str) -> str:
         return tf.extractfile(m).read().decode()
 
 
+def _packages_tar(debs, recipe: Recipe):
+    """The .deb files and the recipe's extra files, as a tar to copy into the build container."""
+    buf = tempfile.TemporaryFile()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for d in debs:
+            tf.add(str(d), arcname=f"dockercourse-kit/debs/{d.name}")
+        for path, (text, mode) in recipe.files.items():
+            data = text.encode()
+            ti = tarfile.TarInfo(f"dockercourse-kit/files{path}")
+            ti.size, ti.mode = len(data), mode
+            tf.addfile(ti, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def _install_script(recipe: Recipe) -> str:
+    return "\n".join(
+        [
+            "set -e",
+            "export DEBIAN_FRONTEND=noninteractive LC_ALL=C",
+            # like the official images: no daemon starts while packages are installed
+            "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
+            f"apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold "
+            f"{STAGE}/debs/*.deb",
+            f"if [ -d {STAGE}/files ]; then cp -a {STAGE}/files/. /; fi",
+            recipe.setup or "true",
+            f"rm -rf {STAGE} /usr/sbin/policy-rc.d /var/lib/apt/lists/* /var/cache/apt/*.bin "
+            "/var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log "
+            "/var/log/alternatives.log",
+        ]
+    )
+
+
+def _layer_config(recipe: Recipe, source: str) -> dict:
+    """The image configuration the committed layer gets: the recipe's, and the kit's labels."""
+    conf = {
+        "Cmd": recipe.config.get("Cmd"),
+        "Entrypoint": recipe.config.get("Entrypoint") or [],
+        "Labels": kit_labels(source),
+    }
+    for k in ("ExposedPorts", "Volumes", "StopSignal", "Env"):
+        if k in recipe.config:
+            conf[k] = recipe.config[k]
+    if "Env" in conf:
+        conf["Env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *conf["Env"]]
+    return conf
+
+
+def _run_install(client, role: str, recipe: Recipe, base_ref: str, buf, timeout: int):
+    """Run the install script in a container without network; the container, for the commit."""
+    name = f"{BUILD_CONTAINER_PREFIX}{role}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    c = client.containers.create(
+        base_ref,
+        command=["sh", "-c", _install_script(recipe)],
+        name=name,
+        network_mode="none",
+        labels=kit_labels(f"build container for {role}"),
+    )
+    try:
+        if not c.put_archive("/tmp", buf):
+            raise ImageKitError(f"{role}: could not copy the Debian packages into the build container")
+        c.start()
+        try:
+            res = c.wait(timeout=timeout)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            raise ImageKitError(
+                f"{role}: installing {' '.join(recipe.packages)} took longer than {timeout} s"
+            ) from None
+        if res.get("StatusCode") != 0:
+            tail = c.logs(tail=6).decode(errors="replace").strip().splitlines()
+            last = tail[-1] if tail else "(no output)"
+            raise ImageKitError(f"{role}: installing {' '.join(recipe.packages)} failed: {last[:240]}")
+    except BaseException:
+        c.remove(force=True)  # nothing of a failed build stays (the caller only removes a returned container)
+        raise
+    return c
+
+
 def build_layer(client, role: str, base_ref: str, log, timeout: int = 600) -> str:
     """Debian packages installed onto the debian image, committed as one layer."""
     recipe: Recipe = RECIPES[role]
@@ -172,70 +270,28 @@ def build_layer(client, role: str, base_ref: str, log, timeout: int = 600) -> st
     versions = {n: v for n, v, _ in pkgs}
     shown = [f"{p} {versions[p]}" for p in recipe.packages if p in versions]
     extra = {"gcc": "gcc-12", "python3": "python3.11"}
-    for p in recipe.packages:
-        if p in extra and extra[p] in versions:
-            shown.append(f"{extra[p]} {versions[extra[p]]}")
-    source = f"built locally from Debian bookworm: {', '.join(shown)} (+{len(pkgs) - len(shown)} dependencies) on {base_ref}"
-
-    buf = tempfile.TemporaryFile()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for d in debs:
-            tf.add(str(d), arcname=f"dockercourse-kit/debs/{d.name}")
-        for path, (text, mode) in recipe.files.items():
-            data = text.encode()
-            ti = tarfile.TarInfo(f"dockercourse-kit/files{path}")
-            ti.size, ti.mode = len(data), mode
-            tf.addfile(ti, io.BytesIO(data))
-    buf.seek(0)
-
-    script = "\n".join([
-        "set -e",
-        "export DEBIAN_FRONTEND=noninteractive LC_ALL=C",
-        # like the official images: no daemon starts while packages are installed
-        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
-        f"apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confold {STAGE}/debs/*.deb",
-        f"if [ -d {STAGE}/files ]; then cp -a {STAGE}/files/. /; fi",
-        recipe.setup or "true",
-        f"rm -rf {STAGE} /usr/sbin/policy-rc.d /var/lib/apt/lists/* /var/cache/apt/*.bin "
-        "/var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/apt /var/log/dpkg.log /var/log/alternatives.log",
-    ])
-    name = f"{BUILD_CONTAINER_PREFIX}{role}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
-    c = client.containers.create(
-        base_ref, command=["sh", "-c", script], name=name, network_mode="none",
-        labels=kit_labels(f"build container for {role}"),
+    shown += [
+        f"{extra[p]} {versions[extra[p]]}" for p in recipe.packages if p in extra and extra[p] in versions
+    ]
+    source = (
+        f"built locally from Debian bookworm: {', '.join(shown)} "
+        f"(+{len(pkgs) - len(shown)} dependencies) on {base_ref}"
     )
+    buf = _packages_tar(debs, recipe)
+    c = None
     try:
-        if not c.put_archive("/tmp", buf):
-            raise ImageKitError(f"{role}: could not copy the Debian packages into the build container")
-        buf.close()
-        c.start()
-        try:
-            res = c.wait(timeout=timeout)
-        except Exception:
-            raise ImageKitError(f"{role}: installing {' '.join(recipe.packages)} took longer than {timeout} s") from None
-        if res.get("StatusCode") != 0:
-            tail = c.logs(tail=6).decode(errors="replace").strip().splitlines()
-            last = tail[-1] if tail else "(no output)"
-            raise ImageKitError(f"{role}: installing {' '.join(recipe.packages)} failed: {last[:240]}")
+        c = _run_install(client, role, recipe, base_ref, buf, timeout)
         tmp = tmp_ref(role)
         repo, tag = split_ref(tmp)
-        conf = {
-            "Cmd": recipe.config.get("Cmd"),
-            "Entrypoint": recipe.config.get("Entrypoint") or [],
-            "Labels": kit_labels(source),
-        }
-        for k in ("ExposedPorts", "Volumes", "StopSignal", "Env"):
-            if k in recipe.config:
-                conf[k] = recipe.config[k]
-        if "Env" in conf:
-            conf["Env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *conf["Env"]]
-        c.commit(repository=repo, tag=tag, conf=conf)
+        c.commit(repository=repo, tag=tag, conf=_layer_config(recipe, source))
         return tmp
     finally:
-        try:
-            c.remove(force=True)
-        except docker.errors.APIError:
-            pass
+        buf.close()
+        if c is not None:
+            try:
+                c.remove(force=True)
+            except docker.errors.APIError as e:
+                log(f"{role}: the build container {c.name} could not be removed: {e}")
 
 
 def build(client, role: str, ref: str, base_ref: str | None, log) -> str:

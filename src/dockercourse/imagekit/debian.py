@@ -14,8 +14,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from dockercourse.errors import ImageKitError
 from dockercourse import config
+from dockercourse.errors import ImageKitError
 
 #: Downloaded .debs are kept here so a rebuild needs no network.
 CACHE_DIR = config.path("DOCKERCOURSE_KIT_CACHE")
@@ -55,7 +55,9 @@ def need_tool(name: str, package: str) -> str:
 
 def _run(cmd: list[str], what: str, timeout: int = 600, env: dict | None = None) -> str:
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise ImageKitError(f"{what} took longer than {timeout} s and was stopped") from None
     except OSError as e:
@@ -93,10 +95,14 @@ def _apt_env() -> dict:
 
 def _apt_opts(status_file: Path | None) -> list[str]:
     opts = [
-        "-o", f"Dir::Cache::archives={apt_cache()}",
-        "-o", "APT::Install-Recommends=false",
-        "-o", "APT::Install-Suggests=false",
-        "-o", "Debug::NoLocking=true",
+        "-o",
+        f"Dir::Cache::archives={apt_cache()}",
+        "-o",
+        "APT::Install-Recommends=false",
+        "-o",
+        "APT::Install-Suggests=false",
+        "-o",
+        "Debug::NoLocking=true",
     ]
     if status_file is not None:
         opts += ["-o", f"Dir::State::status={status_file}"]
@@ -133,7 +139,7 @@ def fetch(pkgs: list[tuple[str, str, str]]) -> list[Path]:
     """The .deb files of those packages, downloaded into the cache when missing."""
     cache = apt_cache()
     files = [cache / deb_filename(*p) for p in pkgs]
-    missing = [f"{n}={v}" for (n, v, a), f in zip(pkgs, files) if not f.exists()]
+    missing = [f"{n}={v}" for (n, v, a), f in zip(pkgs, files, strict=True) if not f.exists()]
     if missing:
         _run(
             ["sh", "-c", 'cd "$0" && exec apt-get -q download "$@"', str(cache), *missing],
@@ -178,14 +184,23 @@ def mmdebstrap_minbase(out_tar: Path, log=None) -> str:
     cache = apt_cache()
     status_copy = out_tar.with_suffix(".status")
     cmd = [
-        "mmdebstrap", "--variant=minbase", "--mode=auto", "--quiet",
-        "--skip=download/empty", "--skip=essential/unlink",
-        "--setup-hook", 'mkdir -p "$1"/var/cache/apt/archives/',
-        "--setup-hook", f"sync-in {cache} /var/cache/apt/archives/",
-        "--customize-hook", f"sync-out /var/cache/apt/archives {cache}",
-        "--customize-hook", f'cp "$1"/var/lib/dpkg/status {status_copy}',
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=auto",
+        "--quiet",
+        "--skip=download/empty",
+        "--skip=essential/unlink",
+        "--setup-hook",
+        'mkdir -p "$1"/var/cache/apt/archives/',
+        "--setup-hook",
+        f"sync-in {cache} /var/cache/apt/archives/",
+        "--customize-hook",
+        f"sync-out /var/cache/apt/archives {cache}",
+        "--customize-hook",
+        f'cp "$1"/var/lib/dpkg/status {status_copy}',
         # the engine provides these per container
-        "--customize-hook", 'rm -f "$1"/etc/hostname "$1"/etc/resolv.conf',
+        "--customize-hook",
+        'rm -f "$1"/etc/hostname "$1"/etc/resolv.conf',
     ]
     hooks = Path("/usr/share/mmdebstrap/hooks/merged-usr")
     if hooks.is_dir():

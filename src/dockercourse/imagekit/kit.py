@@ -115,8 +115,11 @@ class _Run:
             self.bar.close()
         result = KitStatus(self.current[r] for r, _ in self.roles)
         self._serve(result)
-        self.log(f"image kit ready in {time.monotonic() - t0:.1f} s" if self.mirror_error is None
-                 else "images ready; the mirror is not")
+        self.log(
+            f"image kit ready in {time.monotonic() - t0:.1f} s"
+            if self.mirror_error is None
+            else "images ready; the mirror is not"
+        )
         if self.mirror_error is not None:
             raise self.mirror_error
         return result
@@ -146,7 +149,9 @@ class _Run:
                 except PullFailed as e:
                     if self.mode == "online":
                         raise ImageKitError(f"pulling {ref} failed: {str(e).strip()[:200]}") from None
-                    self.log(f"{ref}: cannot pull ({str(e).strip()[:120]}); building from Debian packages instead")
+                    self.log(
+                        f"{ref}: cannot pull ({str(e).strip()[:120]}); building from Debian packages instead"
+                    )
                     can_pull = False
             to_build.append(role)
         return to_build
@@ -192,8 +197,10 @@ class _Run:
                 todo = list(mirror_mod.check(self.client, refs).missing)
                 if todo:
                     with ThreadPoolExecutor(max_workers=3) as ex:
-                        for f in [ex.submit(mirror_mod.push, self.client, self.port, ref, self.progress)
-                                  for ref in todo]:
+                        for f in [
+                            ex.submit(mirror_mod.push, self.client, self.port, ref, self.progress)
+                            for ref in todo
+                        ]:
                             f.result()
                     self.log(f"mirror: seeded {', '.join(todo)}")
             except ImageKitError as e:
@@ -202,7 +209,8 @@ class _Run:
         if self.mirror_error is None and result.mirror.configured:
             if result.mirror.missing:
                 self.mirror_error = ImageKitError(
-                    f"the mirror does not serve {', '.join(result.mirror.missing)} after seeding")
+                    f"the mirror does not serve {', '.join(result.mirror.missing)} after seeding"
+                )
             else:
                 _record_repo_digests(self.client, refs, self.log)
 

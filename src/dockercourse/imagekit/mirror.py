@@ -33,8 +33,8 @@ from dockercourse.lessonkit.registry import RegistryAPI
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 DAEMON_JSON_HINT = (
-    'this engine has no loopback registry mirror, so course images were made in the engine directly '
-    '(they work, but `docker pull` of a course tag needs a registry). To pull them offline too, add '
+    "this engine has no loopback registry mirror, so course images were made in the engine directly "
+    "(they work, but `docker pull` of a course tag needs a registry). To pull them offline too, add "
     '"registry-mirrors": ["http://127.0.0.1:5501"] to the engine\'s daemon.json '
     "(Docker Desktop: Settings > Docker Engine; Linux: /etc/docker/daemon.json), restart the engine, "
     "and run `dockercourse images` again: it starts and seeds the mirror."
@@ -152,7 +152,9 @@ def ensure_running(client, port: int, registry_ref: str, log=print, wait: float 
                 ports={"5000/tcp": ("127.0.0.1", port)},
                 volumes={MIRROR_VOLUME: {"bind": "/var/lib/registry", "mode": "rw"}},
                 restart_policy={"Name": "always"},
-                labels=kit_labels(f"course registry mirror ({registry_ref}) for the engine's --registry-mirror"),
+                labels=kit_labels(
+                    f"course registry mirror ({registry_ref}) for the engine's --registry-mirror"
+                ),
             )
         except docker.errors.APIError as e:
             raise ImageKitError(f"could not create the mirror container: {_expl(e)}") from None
@@ -237,8 +239,7 @@ def check(client, refs: list[str]) -> MirrorStatus:
         except docker.errors.ImageNotFound:
             local = None
         (st.seeded if local and local in remote_digests(port, ref) else st.missing).append(ref)
-    st.message = (
-        f"{MIRROR_NAME} serves {len(st.seeded)}/{len(refs)} course images on {url}"
-        + (f"; not yet seeded: {', '.join(st.missing)}" if st.missing else "")
+    st.message = f"{MIRROR_NAME} serves {len(st.seeded)}/{len(refs)} course images on {url}" + (
+        f"; not yet seeded: {', '.join(st.missing)}" if st.missing else ""
     )
     return st

@@ -40,8 +40,16 @@ class LayerBars:
         cur = detail.get("current")
         bar = self.bars.get(lid)
         if bar is None and total:
-            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-                       desc=f"{self.title} {lid[:12]}", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,
+                desc=f"{self.title} {lid[:12]}",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
             self.bars[lid] = bar
         if bar is None:
             return
@@ -71,5 +79,13 @@ def interactive() -> bool:
 
 def steps(total: int, enabled: bool, desc: str):
     """An overall bar over the course images (a no-op bar when disabled)."""
-    return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr,
-                dynamic_ncols=True, leave=False, mininterval=0.5 if interactive() else 30)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="image",
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+        mininterval=0.5 if interactive() else 30,
+    )

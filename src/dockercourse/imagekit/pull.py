@@ -44,8 +44,13 @@ def label_pulled(client, ref: str, digest: str | None) -> None:
 
     dockerfile = f"FROM {ref}\n".encode()
     out = client.api.build(
-        fileobj=io.BytesIO(dockerfile), tag=tmp, labels=kit_labels(f"pulled {digest}"),
-        rm=True, forcerm=True, pull=False, decode=True,
+        fileobj=io.BytesIO(dockerfile),
+        tag=tmp,
+        labels=kit_labels(f"pulled {digest}"),
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
     )
     err = None
     for ev in out:

@@ -56,8 +56,13 @@ def image_status(client, role: str, ref: str) -> ImageStatus:
     lab = img.labels or {}
     kit = lab.get(labels.KIT) == "1"
     return ImageStatus(
-        role, ref, True, id=img.id, size=img.attrs.get("Size"),
-        source=(lab.get(labels.KIT_SOURCE) or "made by the kit") if kit else NOT_KIT, kit=kit,
+        role,
+        ref,
+        True,
+        id=img.id,
+        size=img.attrs.get("Size"),
+        source=(lab.get(labels.KIT_SOURCE) or "made by the kit") if kit else NOT_KIT,
+        kit=kit,
     )
 
 

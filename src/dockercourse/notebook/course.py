@@ -18,17 +18,14 @@ from __future__ import annotations
 import socket
 import sys
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from dockercourse import checks as _checks
+from dockercourse import config
 from dockercourse.core import labels as L
+from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
 from dockercourse.core.engine import connect, engine_info
 from dockercourse.core.namespace import Namespace
-from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
-from dockercourse.errors import CourseError, EngineGoneError, NoEngineError
-from dockercourse import config
+from dockercourse.errors import CourseError, NoEngineError
+from dockercourse.notebook.display import install_error_display
 
 
 class _NoEngine:
@@ -38,7 +35,9 @@ class _NoEngine:
         self._message = message
 
     def __getattr__(self, item):
-        raise NoEngineError("No Docker engine: see the setup cell at the top of this notebook for what to do.")
+        raise NoEngineError(
+            "No Docker engine: see the setup cell at the top of this notebook for what to do."
+        )
 
     def __repr__(self) -> str:
         return "<no Docker engine>"
@@ -51,50 +50,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def explain_error(exc: BaseException) -> str:
-    """One readable block for an error from the engine or the course."""
-    if isinstance(exc, CourseError):
-        return str(exc)
-    if isinstance(exc, docker.errors.ImageNotFound):
-        return (f"Image not found: {exc.explanation or exc}.\n"
-                "The course's images come from `dockercourse images` (it builds them offline); "
-                "check the image name and tag.")
-    if isinstance(exc, docker.errors.NotFound):
-        return f"Not found: {exc.explanation or exc}. Check the name (course names start with the chapter prefix)."
-    if isinstance(exc, docker.errors.APIError):
-        status = exc.response.status_code if exc.response is not None else "?"
-        reason = exc.response.reason if exc.response is not None else ""
-        return f"The engine refused: {status} {reason}: {exc.explanation or exc}"
-    if isinstance(exc, docker.errors.ContainerError):
-        err = (exc.stderr or b"").decode("utf-8", "replace").strip() if isinstance(exc.stderr, bytes) else ""
-        return f"The command {exc.command!r} in {exc.image} exited with status {exc.exit_status}." + (
-            f"\nIts error output: {err}" if err else "")
-    if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
-        return str(EngineGoneError(
-            "The Docker engine stopped answering. Start it again (scripts/engine-up as root, "
-            "`sudo systemctl start docker`, or Docker Desktop), then re-run the setup cell."))
-    return f"{exc.__class__.__name__}: {exc}"
-
-
-def _install_error_display() -> None:
-    """In IPython: show course and engine errors as one block, not a traceback."""
-    try:
-        ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
-    except NameError:
-        return
-
-    def handler(shell, etype, value, tb, tb_offset=None):
-        text = explain_error(value)
-        stb = [text if isinstance(value, CourseError) else f"{etype.__name__}: {text}"]
-        # IPython 9 ignores what a custom handler returns: show it ourselves, as an error output
-        # (red in JupyterLab, and "Run All" stops there as after any error)
-        shell._showtraceback(etype, value, stb)
-        return stb
-
-    ip.set_custom_exc((CourseError, docker.errors.DockerException, requests.exceptions.ConnectionError),
-                      handler)
-
-
 def _wait_for_vm_engine(quiet: bool) -> None:
     """On Binder, binder/start boots the engine in a VM in the background: wait for it.
 
@@ -102,7 +57,9 @@ def _wait_for_vm_engine(quiet: bool) -> None:
     """
     import os
 
-    if config.get("DOCKERCOURSE_ENGINE") != "vm" or not os.environ.get("DOCKER_HOST", "").startswith("tcp://"):
+    if config.get("DOCKERCOURSE_ENGINE") != "vm" or not os.environ.get("DOCKER_HOST", "").startswith(
+        "tcp://"
+    ):
         return
     from dockercourse.vm.engine import wait_ready
 
@@ -118,8 +75,11 @@ def _export_docker_host(base_url: str) -> None:
     """
     import os
 
-    if not os.environ.get("DOCKER_HOST") and base_url.startswith(("unix://", "tcp://")) \
-            and base_url != "unix:///var/run/docker.sock":
+    if (
+        not os.environ.get("DOCKER_HOST")
+        and base_url.startswith(("unix://", "tcp://"))
+        and base_url != "unix:///var/run/docker.sock"
+    ):
         os.environ["DOCKER_HOST"] = base_url
 
 
@@ -155,7 +115,7 @@ class Course:
         return free_port()
 
     def check(self, exercise: str) -> _checks.Result:
-        """Run one exercise's check: shows one line (passed, or not yet with a hint) and returns the result."""
+        """Run one exercise's check: one line (passed, or not yet with a hint); returns the result."""
         ex_id = exercise if "." in exercise else f"{self.chapter}.{exercise}"
         try:
             exs = _checks.load_exercises(self.chapter)
@@ -164,7 +124,9 @@ class Course:
         if ex_id not in exs:
             raise CourseError(f"No exercise {ex_id} in chapter {self.chapter}; it has: {', '.join(exs)}")
         if not self.connected:
-            raise NoEngineError("No Docker engine, so the check cannot look at its state (see the setup cell).")
+            raise NoEngineError(
+                "No Docker engine, so the check cannot look at its state (see the setup cell)."
+            )
         return _checks.run_exercise(exs[ex_id], self.client, self.ns)
 
     def progress(self) -> None:
@@ -192,8 +154,11 @@ class Course:
             rest = sum(len(v) for v in left.values())
             print(f"Course resources of this chapter left on the engine: {rest}.")
             if mine:
-                print("Not removed (no course label, so probably made by you from a terminal): "
-                      + ", ".join(mine) + ". Remove them yourself if you no longer need them.")
+                print(
+                    "Not removed (no course label, so probably made by you from a terminal): "
+                    + ", ".join(mine)
+                    + ". Remove them yourself if you no longer need them."
+                )
 
 
 def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Course:
@@ -208,7 +173,7 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
         A :class:`Course`. With no engine it still returns one (so the notebook reads
         on), prints what to do, and every later use of ``client`` says so in one line.
     """
-    _install_error_display()
+    install_error_display()
     ns = Namespace.for_chapter(chapter)
     _wait_for_vm_engine(quiet)
     try:
@@ -221,13 +186,19 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
     _export_docker_host(info.base_url)
     course = Course(chapter, ns, client, info)
     if not quiet:
-        print(f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, {info.arch}; "
-              f"{info.store_text}, cgroup v{info.cgroup_version}")
-        print(f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
-              f"carries the label {L.CHAPTER}={ns.chapter}.")
+        print(
+            f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, {info.arch}; "
+            f"{info.store_text}, cgroup v{info.cgroup_version}"
+        )
+        print(
+            f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
+            f"carries the label {L.CHAPTER}={ns.chapter}."
+        )
     if clean_start:
         rep = clean(client, namespace=ns)
         if not quiet:
-            print("Leftovers of an earlier run: " + ("none." if not rep.total and not rep.errors
-                                                      else rep.summary() + "."))
+            print(
+                "Leftovers of an earlier run: "
+                + ("none." if not rep.total and not rep.errors else rep.summary() + ".")
+            )
     return course
