@@ -1,12 +1,12 @@
 """Session-wide guards: the learner's own resources survive the whole test run, and
 no course resource is left on the engine at its end; and the markers of every test.
 
-Before any test or notebook runs (and only when some selected test needs an engine), unlabelled resources named like the source
-tutorial's examples are made (containers `web`, `db`, `test1`; volume `dbdata`;
-network `test1`; image tag `ubuntu:latest` made from the course busybox without course labels
-on the tag). After the session, each must still exist with the same ID; then the
-ones this guard made are removed. If a name already exists on the engine (a
-real learner's), it is left alone and only checked.
+Before any test or notebook runs (and only when some selected test needs an engine),
+unlabelled resources named like the source tutorial's examples are made (containers `web`,
+`db`, `test1`; volume `dbdata`; network `test1`; image tag `ubuntu:latest` made from the
+course busybox without course labels on the tag). After the session, each must still exist
+with the same ID; then the ones this guard made are removed. If a name already exists on the
+engine (a real learner's), it is left alone and only checked.
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ def _remove_stale_stand_ins(c) -> None:
 
     sweep = Sweep(c)
     owners = {r.get("Labels", {}).get(GUARD) for r in c.api.containers(all=True, filters={"label": [GUARD]})}
-    owners |= {v.get("Labels", {}).get(GUARD) for v in (c.api.volumes(filters={"label": [GUARD]}) or {}).get("Volumes") or []}
+    owners |= {
+        v.get("Labels", {}).get(GUARD)
+        for v in (c.api.volumes(filters={"label": [GUARD]}) or {}).get("Volumes") or []
+    }
     owners |= {n.get("Labels", {}).get(GUARD) for n in c.api.networks(filters={"label": [GUARD]})}
     for pid in owners:
         if pid and not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
@@ -108,8 +111,12 @@ def pytest_sessionfinish(session, exitstatus):
     if c is None or not _ids:
         return
     damaged = []
-    getters = {"container": c.containers.get, "volume": c.volumes.get, "network": c.networks.get,
-               "image": c.images.get}
+    getters = {
+        "container": c.containers.get,
+        "volume": c.volumes.get,
+        "network": c.networks.get,
+        "image": c.images.get,
+    }
     for (kind, name), rid in _ids.items():
         try:
             now = getters[kind](name).id
@@ -133,8 +140,10 @@ def pytest_sessionfinish(session, exitstatus):
 
     left = {k: v for k, v in leftovers(c).items() if v}
     if left:
-        damaged.append("course resources left on the engine after the run: " + "; ".join(
-            f"{k}: {', '.join(v[:5])}" for k, v in left.items()))
+        damaged.append(
+            "course resources left on the engine after the run: "
+            + "; ".join(f"{k}: {', '.join(v[:5])}" for k, v in left.items())
+        )
     if damaged:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -146,8 +155,10 @@ def pytest_sessionfinish(session, exitstatus):
     else:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr:
-            tr.write_line(f"learner's own resources untouched: {len(_ids)} checked "
-                          "(containers web, db, test1; volume dbdata; network test1; image ubuntu:latest)")
+            tr.write_line(
+                f"learner's own resources untouched: {len(_ids)} checked "
+                "(containers web, db, test1; volume dbdata; network test1; image ubuntu:latest)"
+            )
 
 
 # --------------------------------------------------------------------------- notebook times
@@ -163,8 +174,10 @@ def pytest_runtest_logreport(report):
 
 def pytest_terminal_summary(terminalreporter):
     if _nb_seconds:
-        terminalreporter.write_line("notebook execution times (nbval): " + ", ".join(
-            f"{Path(p).stem} {s:.1f} s" for p, s in sorted(_nb_seconds.items())))
+        terminalreporter.write_line(
+            "notebook execution times (nbval): "
+            + ", ".join(f"{Path(p).stem} {s:.1f} s" for p, s in sorted(_nb_seconds.items()))
+        )
 
 
 # --------------------------------------------------------------------------- markers

@@ -39,11 +39,14 @@ def bare_one(path: str, root: str, tag: str) -> float:
 
     nb = nbformat.read(path, as_version=4)
     work = tempfile.mkdtemp(prefix="dcbench-")
-    env = dict(os.environ, DOCKERCOURSE_NS=tag, DOCKERCOURSE_RUN=uuid.uuid4().hex[:12], DOCKERCOURSE_ROOT=root)
+    env = dict(
+        os.environ, DOCKERCOURSE_NS=tag, DOCKERCOURSE_RUN=uuid.uuid4().hex[:12], DOCKERCOURSE_ROOT=root
+    )
     t0 = time.monotonic()
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": work}}).execute(env=env)
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": work}}
+        ).execute(env=env)
         return time.monotonic() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -53,7 +56,7 @@ def bare(paths: list[Path], root: Path, jobs: int) -> float:
     tags = [f"b{uuid.uuid4().hex[:6]}{k}" for k in range(len(paths))]
     t0 = time.monotonic()
     if jobs == 1:
-        for p, tag in zip(paths, tags):
+        for p, tag in zip(paths, tags, strict=True):
             bare_one(str(p), str(root), tag)
     else:
         with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -83,8 +86,17 @@ def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, lis
     out = Path(tempfile.mkdtemp(prefix="dcbench-out-"))
     try:
         t0 = time.monotonic()
-        rep = grade_folder(folder, out, chapter=chapter, root=root, jobs=jobs, force=True, progress=False,
-                           cell_timeout=300, submission_timeout=1200)
+        rep = grade_folder(
+            folder,
+            out,
+            chapter=chapter,
+            root=root,
+            jobs=jobs,
+            force=True,
+            progress=False,
+            cell_timeout=300,
+            submission_timeout=1200,
+        )
         return time.monotonic() - t0, rep.grades
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -93,15 +105,25 @@ def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, lis
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=4, help="copies of the chapter (default 4)")
-    ap.add_argument("--chapter", default=None, help="chapter (default: 02 if the course has it, else the fixture)")
-    ap.add_argument("--root", type=Path, default=None, help="course folder (default: the repo, or the fixture)")
+    ap.add_argument(
+        "--chapter", default=None, help="chapter (default: 02 if the course has it, else the fixture)"
+    )
+    ap.add_argument(
+        "--root", type=Path, default=None, help="course folder (default: the repo, or the fixture)"
+    )
     ap.add_argument("--skip-bare-j2", action="store_true", help="skip the bare two-at-a-time run")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of all measurements; the best of each is reported (default 1)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of all measurements; the best of each is reported (default 1)",
+    )
     a = ap.parse_args(argv)
 
     repo = HERE.parent
-    root = a.root or (repo if list((repo / "notebooks").glob("02_*.ipynb")) else repo / "tests/fixtures/course")
+    root = a.root or (
+        repo if list((repo / "notebooks").glob("02_*.ipynb")) else repo / "tests/fixtures/course"
+    )
     root = root.resolve()
     chapter = a.chapter or ("02" if list((root / "notebooks").glob("02_*.ipynb")) else "90")
     master = sorted((root / "notebooks").glob(f"{chapter}_*.ipynb"))[0]

@@ -32,8 +32,10 @@ def main(argv=None) -> int:
     client = connect(timeout=600)
     quiet = lambda *a, **k: None  # noqa: E731
     info = client.info()
-    print(f"engine {client.version().get('Version')} on {info.get('NCPU')} CPUs; mirrors: "
-          f"{(info.get('RegistryConfig') or {}).get('Mirrors')}")
+    print(
+        f"engine {client.version().get('Version')} on {info.get('NCPU')} CPUs; mirrors: "
+        f"{(info.get('RegistryConfig') or {}).get('Mirrors')}"
+    )
     cold = None
     if not args.warm_only:
         imagekit.remove(client, log=quiet)
@@ -43,7 +45,9 @@ def main(argv=None) -> int:
         if left:
             print(f"note: present but not the kit's (kept, so not part of the cold run): {', '.join(left)}")
         t = time.monotonic()
-        imagekit.ensure(client, mode=args.mode, progress=False, log=lambda *a, **k: print("  ", *a, flush=True))
+        imagekit.ensure(
+            client, mode=args.mode, progress=False, log=lambda *a, **k: print("  ", *a, flush=True)
+        )
         cold = time.monotonic() - t
     t = time.monotonic()
     st = imagekit.ensure(client, mode=args.mode, progress=False, log=quiet)

@@ -2,16 +2,19 @@
 
 import statistics
 
+from dockercourse import BUSYBOX
 from dockercourse.bench.containers import engine_time
 from dockercourse.checks import exercise
-from dockercourse import BUSYBOX
 
 MiB = 2**20
 
 
-@exercise("01.isolation", title="a container with its own host name and PID 1",
-          hint="Run BUSYBOX with `sleep 3600`, detached, named name('iso'), with hostname='island' "
-               "(CLI: docker run -d --name dc01-iso --hostname island busybox:1.35.0 sleep 3600).")
+@exercise(
+    "01.isolation",
+    title="a container with its own host name and PID 1",
+    hint="Run BUSYBOX with `sleep 3600`, detached, named name('iso'), with hostname='island' "
+    "(CLI: docker run -d --name dc01-iso --hostname island busybox:1.35.0 sleep 3600).",
+)
 def isolation(ctx):
     c = ctx.container("iso")
     ctx.require(c.status == "running", f"{c.name} is {c.status}; it should keep running (sleep 3600)")
@@ -24,18 +27,29 @@ def isolation(ctx):
 @isolation.hidden
 def isolation_private_pid_namespace(ctx):
     c = ctx.container("iso")
-    ctx.require(c.attrs["HostConfig"].get("PidMode") in ("", "private", None),
-                "it shares another PID namespace (--pid); leave the default")
+    ctx.require(
+        c.attrs["HostConfig"].get("PidMode") in ("", "private", None),
+        "it shares another PID namespace (--pid); leave the default",
+    )
     ctx.require(c.image.id == ctx.client.images.get(BUSYBOX).id, f"it was not made from {BUSYBOX}")
 
 
-@exercise("01.memlimit", title="a container capped at 64 MiB",
-          hint="Run BUSYBOX with `sleep 3600`, detached, named name('capped'), with mem_limit='64m' "
-               "(CLI: docker run -d --name dc01-capped --memory 64m busybox:1.35.0 sleep 3600).")
+@exercise(
+    "01.memlimit",
+    title="a container capped at 64 MiB",
+    hint="Run BUSYBOX with `sleep 3600`, detached, named name('capped'), with mem_limit='64m' "
+    "(CLI: docker run -d --name dc01-capped --memory 64m busybox:1.35.0 sleep 3600).",
+)
 def memlimit(ctx):
     c = ctx.container("capped")
-    code, out = ctx.exec(c, ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null "
-                                         "|| cat /sys/fs/cgroup/memory.max"])
+    code, out = ctx.exec(
+        c,
+        [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+        ],
+    )
     value = out.strip()
     ctx.require(value.isdigit(), f"inside it, the cgroup says there is no memory limit ({value[:40]!r})")
     ctx.require(int(value) == 64 * MiB, f"the limit inside it is {int(value) // MiB} MiB, not 64 MiB")
@@ -44,13 +58,18 @@ def memlimit(ctx):
 @memlimit.hidden
 def memlimit_engine_agrees(ctx):
     c = ctx.container("capped")
-    ctx.require(c.attrs["HostConfig"].get("Memory") == 64 * MiB, "the engine's HostConfig.Memory is not 64 MiB")
+    ctx.require(
+        c.attrs["HostConfig"].get("Memory") == 64 * MiB, "the engine's HostConfig.Memory is not 64 MiB"
+    )
 
 
-@exercise("01.latency", title="the median start latency, by the engine's clock",
-          hint="Run BUSYBOX `true` five times as name('lat-1') ... name('lat-5'); take the median of "
-               "StartedAt - Created in ms (rounded) and write it into /result.txt of a container "
-               "named name('report') (sh -c 'echo N > /result.txt').")
+@exercise(
+    "01.latency",
+    title="the median start latency, by the engine's clock",
+    hint="Run BUSYBOX `true` five times as name('lat-1') ... name('lat-5'); take the median of "
+    "StartedAt - Created in ms (rounded) and write it into /result.txt of a container "
+    "named name('report') (sh -c 'echo N > /result.txt').",
+)
 def latency(ctx):
     lats = []
     for i in range(1, 6):
@@ -66,8 +85,10 @@ def latency(ctx):
     except ValueError:
         value = None
     ctx.require(value is not None, f"/result.txt holds {text[:30]!r}, not a number of milliseconds")
-    ctx.require(abs(value - expected) <= max(2.0, 0.05 * expected),
-                f"/result.txt says {value:g} ms; the engine's median for lat-1..lat-5 is {expected:.0f} ms")
+    ctx.require(
+        abs(value - expected) <= max(2.0, 0.05 * expected),
+        f"/result.txt says {value:g} ms; the engine's median for lat-1..lat-5 is {expected:.0f} ms",
+    )
 
 
 @latency.hidden

@@ -1,12 +1,15 @@
 """Checks for chapter 02, core concepts: images, containers, the writable layer, tags."""
 
-from dockercourse.checks import exercise
 from dockercourse import BUSYBOX
+from dockercourse.checks import exercise
 
 
-@exercise("02.hello", title="run your first container",
-          hint="Run BUSYBOX with the command `echo hello, docker` in a container named name('hello') "
-               "(CLI: docker run --name dc02-hello busybox:1.35.0 echo hello, docker).")
+@exercise(
+    "02.hello",
+    title="run your first container",
+    hint="Run BUSYBOX with the command `echo hello, docker` in a container named name('hello') "
+    "(CLI: docker run --name dc02-hello busybox:1.35.0 echo hello, docker).",
+)
 def hello(ctx):
     c = ctx.container("hello")
     out = c.logs().decode("utf-8", "replace")
@@ -17,13 +20,18 @@ def hello(ctx):
 def hello_from_busybox_and_exited(ctx):
     c = ctx.container("hello")
     ctx.require(c.image.id == ctx.client.images.get(BUSYBOX).id, f"it was not made from {BUSYBOX}")
-    ctx.require(c.status == "exited" and c.attrs["State"]["ExitCode"] == 0,
-                f"it should have finished with exit status 0 (it is {c.status})")
+    ctx.require(
+        c.status == "exited" and c.attrs["State"]["ExitCode"] == 0,
+        f"it should have finished with exit status 0 (it is {c.status})",
+    )
 
 
-@exercise("02.writable", title="write into a container's writable layer",
-          hint="Run BUSYBOX with `sh -c 'echo layers are neat > /notes.txt'` in a container named "
-               "name('notes'); then container.diff() lists /notes.txt as added (Kind 1).")
+@exercise(
+    "02.writable",
+    title="write into a container's writable layer",
+    hint="Run BUSYBOX with `sh -c 'echo layers are neat > /notes.txt'` in a container named "
+    "name('notes'); then container.diff() lists /notes.txt as added (Kind 1).",
+)
 def writable(ctx):
     c = ctx.container("notes")
     changes = {d["Path"]: d["Kind"] for d in (c.diff() or [])}
@@ -39,14 +47,21 @@ def writable_image_untouched(ctx):
     img = ctx.client.images.get(BUSYBOX)
     ctx.require(c.image.id == img.id, f"the container was not made from {BUSYBOX}")
     # The file lives in the container's layer only: the image's layers do not hold it.
-    ctx.require(all("notes.txt" not in (h.get("CreatedBy") or "") for h in img.history()),
-                "the image itself was changed")
+    ctx.require(
+        all("notes.txt" not in (h.get("CreatedBy") or "") for h in img.history()),
+        "the image itself was changed",
+    )
 
 
-@exercise("02.tag", title="give an image a second name",
-          hint="Tag the BUSYBOX image as repository name('mybox') with tag 'v1' "
-               "(image.tag(name('mybox'), 'v1'); CLI: docker tag busybox:1.35.0 dc02-mybox:v1).")
+@exercise(
+    "02.tag",
+    title="give an image a second name",
+    hint="Tag the BUSYBOX image as repository name('mybox') with tag 'v1' "
+    "(image.tag(name('mybox'), 'v1'); CLI: docker tag busybox:1.35.0 dc02-mybox:v1).",
+)
 def tag(ctx):
     img = ctx.image(ctx.name("mybox") + ":v1")
-    ctx.require(img.id == ctx.client.images.get(BUSYBOX).id,
-                f"{ctx.name('mybox')}:v1 is a different image, not {BUSYBOX} under a second name")
+    ctx.require(
+        img.id == ctx.client.images.get(BUSYBOX).id,
+        f"{ctx.name('mybox')}:v1 is a different image, not {BUSYBOX} under a second name",
+    )

@@ -1,9 +1,10 @@
-"""Checks for chapter 04, containers: detached runs, cp, memory limits, rename/restart policy, exec, SIGKILL."""
+"""Checks for chapter 04, containers: detached runs, cp, memory limits, rename/restart policy,
+exec, SIGKILL."""
 
 import datetime
 
-from dockercourse.checks import exercise
 from dockercourse import BUSYBOX
+from dockercourse.checks import exercise
 
 MiB = 2**20
 
@@ -17,15 +18,20 @@ def _cmd_text(c) -> str:
     return " ".join([*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])])
 
 
-@exercise("04.ticker", title="a detached container with a label", wait=3,
-          hint="client.containers.run(BUSYBOX, ['sh', '-c', 'while true; do echo tick; sleep 1; done'], "
-               "name=name('clock'), labels={'role': 'ticker'}, detach=True) "
-               "(CLI: docker run -d --name dc04-clock --label role=ticker busybox:1.35.0 sh -c '...').")
+@exercise(
+    "04.ticker",
+    title="a detached container with a label",
+    wait=3,
+    hint="client.containers.run(BUSYBOX, ['sh', '-c', 'while true; do echo tick; sleep 1; done'], "
+    "name=name('clock'), labels={'role': 'ticker'}, detach=True) "
+    "(CLI: docker run -d --name dc04-clock --label role=ticker busybox:1.35.0 sh -c '...').",
+)
 def ticker(ctx):
     c = ctx.container("clock")
-    ctx.require(c.labels.get("role") == "ticker",
-                f"its label role is {c.labels.get('role')!r}, not 'ticker'")
-    ctx.require(c.status == "running", f"it is {c.status}; it should keep running (an endless loop, detached)")
+    ctx.require(c.labels.get("role") == "ticker", f"its label role is {c.labels.get('role')!r}, not 'ticker'")
+    ctx.require(
+        c.status == "running", f"it is {c.status}; it should keep running (an endless loop, detached)"
+    )
     out = c.logs().decode("utf-8", "replace")
     ctx.require("tick" in out, "its log has no 'tick' yet")
 
@@ -38,9 +44,12 @@ def ticker_detached_busybox(ctx):
     ctx.require(not cfg.get("Tty") and not cfg.get("OpenStdin"), "run it detached (-d), not interactively")
 
 
-@exercise("04.copy", title="copy a file into a running container",
-          hint="Run BUSYBOX `sleep 3600` detached as name('target'), then copy a file holding 'mode=training' to "
-               "/tmp/config.txt (put_archive with a tar, or CLI: docker cp config.txt dc04-target:/tmp/config.txt).")
+@exercise(
+    "04.copy",
+    title="copy a file into a running container",
+    hint="Run BUSYBOX `sleep 3600` detached as name('target'), then copy a file holding 'mode=training' to "
+    "/tmp/config.txt (put_archive with a tar, or CLI: docker cp config.txt dc04-target:/tmp/config.txt).",
+)
 def copy(ctx):
     c = ctx.container("target")
     ctx.require(c.status == "running", f"{c.name} is {c.status}, not running")
@@ -52,20 +61,30 @@ def copy(ctx):
 def copy_not_by_command(ctx):
     c = ctx.container("target")
     _from_busybox(ctx, c)
-    ctx.require("config.txt" not in _cmd_text(c), "the container's own command created the file; copy it in instead")
+    ctx.require(
+        "config.txt" not in _cmd_text(c), "the container's own command created the file; copy it in instead"
+    )
 
 
-@exercise("04.capped", title="cap a container's memory",
-          hint="Run BUSYBOX `sleep 3600` detached as name('capped') with mem_limit='64m' and memswap_limit='64m' "
-               "(CLI: docker run -d -m 64m --memory-swap 64m ...), or set them later with container.update().")
+@exercise(
+    "04.capped",
+    title="cap a container's memory",
+    hint="Run BUSYBOX `sleep 3600` detached as name('capped') with mem_limit='64m' and memswap_limit='64m' "
+    "(CLI: docker run -d -m 64m --memory-swap 64m ...), or set them later with container.update().",
+)
 def capped(ctx):
     c = ctx.container("capped")
     hc = c.attrs["HostConfig"]
-    ctx.require(hc.get("Memory") == 64 * MiB,
-                f"its memory limit is {(hc.get('Memory') or 0) // MiB} MiB, not 64 MiB" if hc.get("Memory")
-                else "it has no memory limit")
-    ctx.require(hc.get("MemorySwap") == 64 * MiB,
-                "memory + swap should also be 64 MiB (no swap): set memswap_limit / --memory-swap to 64m")
+    ctx.require(
+        hc.get("Memory") == 64 * MiB,
+        f"its memory limit is {(hc.get('Memory') or 0) // MiB} MiB, not 64 MiB"
+        if hc.get("Memory")
+        else "it has no memory limit",
+    )
+    ctx.require(
+        hc.get("MemorySwap") == 64 * MiB,
+        "memory + swap should also be 64 MiB (no swap): set memswap_limit / --memory-swap to 64m",
+    )
     ctx.require(c.status == "running", f"it is {c.status}; keep it running")
 
 
@@ -75,13 +94,18 @@ def capped_in_cgroup(ctx):
     if str(ctx.client.info().get("CgroupVersion")) != "1":
         return
     code, out = ctx.exec(c, ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
-    ctx.require(code == 0 and out.strip() == str(64 * MiB), "the kernel's cgroup does not show the 64 MiB limit")
+    ctx.require(
+        code == 0 and out.strip() == str(64 * MiB), "the kernel's cgroup does not show the 64 MiB limit"
+    )
 
 
-@exercise("04.renamed", title="rename a container and give it a restart policy",
-          hint="Create BUSYBOX as name('draft'), then container.rename(name('final')) and "
-               "container.update(restart_policy={'Name': 'on-failure', 'MaximumRetryCount': 3}) "
-               "(CLI: docker rename dc04-draft dc04-final; docker update --restart on-failure:3 dc04-final).")
+@exercise(
+    "04.renamed",
+    title="rename a container and give it a restart policy",
+    hint="Create BUSYBOX as name('draft'), then container.rename(name('final')) and "
+    "container.update(restart_policy={'Name': 'on-failure', 'MaximumRetryCount': 3}) "
+    "(CLI: docker rename dc04-draft dc04-final; docker update --restart on-failure:3 dc04-final).",
+)
 def renamed(ctx):
     c = ctx.container("final")
     try:
@@ -89,31 +113,45 @@ def renamed(ctx):
         draft_left = True
     except Exception:
         draft_left = False
-    ctx.require(not draft_left, f"there is still a container named {ctx.name('draft')}: rename it, do not copy it")
+    ctx.require(
+        not draft_left, f"there is still a container named {ctx.name('draft')}: rename it, do not copy it"
+    )
     pol = c.attrs["HostConfig"].get("RestartPolicy") or {}
-    ctx.require(pol.get("Name") == "on-failure",
-                f"its restart policy is {pol.get('Name') or 'no'!r}, not 'on-failure'")
-    ctx.require(pol.get("MaximumRetryCount") == 3,
-                f"it may retry {pol.get('MaximumRetryCount')} times, not 3")
+    ctx.require(
+        pol.get("Name") == "on-failure",
+        f"its restart policy is {pol.get('Name') or 'no'!r}, not 'on-failure'",
+    )
+    ctx.require(
+        pol.get("MaximumRetryCount") == 3, f"it may retry {pol.get('MaximumRetryCount')} times, not 3"
+    )
 
 
 @renamed.hidden
 def renamed_really(ctx):
     c = ctx.container("final")
-    created = datetime.datetime.fromisoformat(c.attrs["Created"][:19]).replace(tzinfo=datetime.timezone.utc)
+    created = datetime.datetime.fromisoformat(c.attrs["Created"][:19]).replace(tzinfo=datetime.UTC)
     since = int(created.timestamp()) - 1
-    until = int(datetime.datetime.now(datetime.timezone.utc).timestamp()) + 1
-    evs = ctx.client.events(since=since, until=until, decode=True,
-                            filters={"type": "container", "container": c.id, "event": "rename"})
+    until = int(datetime.datetime.now(datetime.UTC).timestamp()) + 1
+    evs = ctx.client.events(
+        since=since,
+        until=until,
+        decode=True,
+        filters={"type": "container", "container": c.id, "event": "rename"},
+    )
     old = [e["Actor"]["Attributes"].get("oldName", "") for e in evs]
-    ctx.require(any(o.lstrip("/") == ctx.name("draft") for o in old),
-                f"the engine saw no rename from {ctx.name('draft')} to {ctx.name('final')}")
+    ctx.require(
+        any(o.lstrip("/") == ctx.name("draft") for o in old),
+        f"the engine saw no rename from {ctx.name('draft')} to {ctx.name('final')}",
+    )
 
 
-@exercise("04.exec", title="create a file with exec",
-          hint="Run BUSYBOX `sleep 3600` detached as name('bench'), then "
-               "bench.exec_run(['sh', '-c', 'echo exec was here > /tmp/made-by-exec.txt']) "
-               "(CLI: docker exec dc04-bench sh -c '...').")
+@exercise(
+    "04.exec",
+    title="create a file with exec",
+    hint="Run BUSYBOX `sleep 3600` detached as name('bench'), then "
+    "bench.exec_run(['sh', '-c', 'echo exec was here > /tmp/made-by-exec.txt']) "
+    "(CLI: docker exec dc04-bench sh -c '...').",
+)
 def exec_(ctx):
     c = ctx.container("bench")
     ctx.require(c.status == "running", f"{c.name} is {c.status}, not running")
@@ -128,9 +166,12 @@ def exec_not_by_command(ctx):
     ctx.require("made-by-exec" not in _cmd_text(c), "the main command wrote the file; use exec instead")
 
 
-@exercise("04.killed", title="a stop that ends in SIGKILL",
-          hint="Run BUSYBOX `sleep 3600` detached as name('deaf') (PID 1 ignores SIGTERM), then "
-               "deaf.stop(timeout=1) (CLI: docker stop -t 1 dc04-deaf): it ends with exit code 137.")
+@exercise(
+    "04.killed",
+    title="a stop that ends in SIGKILL",
+    hint="Run BUSYBOX `sleep 3600` detached as name('deaf') (PID 1 ignores SIGTERM), then "
+    "deaf.stop(timeout=1) (CLI: docker stop -t 1 dc04-deaf): it ends with exit code 137.",
+)
 def killed(ctx):
     c = ctx.container("deaf")
     ctx.require(c.status == "exited", f"it is {c.status}; stop it with a 1-second timeout")

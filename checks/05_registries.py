@@ -6,8 +6,8 @@ publishes, and ask the registry's HTTP API (on 127.0.0.1 only).
 
 import json
 
-from dockercourse.checks import exercise
 from dockercourse import BUSYBOX, REGISTRY
+from dockercourse.checks import exercise
 from dockercourse.lessonkit.registry import MANIFEST_TYPES, RegistryAPI
 
 
@@ -17,8 +17,10 @@ def _registry(ctx, short):
     ctx.require(c.status == "running", f"{c.name} is {c.status}, not running")
     ctx.require(c.image.id == ctx.client.images.get(REGISTRY).id, f"{c.name} was not made from {REGISTRY}")
     host, port = ctx.published_port(c, "5000/tcp")
-    ctx.require(host in ("127.0.0.1", "0.0.0.0", ""),
-                f"{c.name} publishes port 5000 on {host}; publish it on 127.0.0.1")
+    ctx.require(
+        host in ("127.0.0.1", "0.0.0.0", ""),
+        f"{c.name} publishes port 5000 on {host}; publish it on 127.0.0.1",
+    )
     api = RegistryAPI(f"http://127.0.0.1:{port}", timeout=3)
     api.port = port
     return c, api
@@ -29,27 +31,38 @@ def _get(ctx, api, path):
     return ctx.http_get("127.0.0.1", api.port, path)
 
 
-@exercise("05.registry", title="run your own registry with its storage on a named volume", wait=5,
-          hint="Create the volume name('regdata'), then run REGISTRY detached as name('myreg') with "
-               "ports={'5000/tcp': ('127.0.0.1', course.free_port())} and "
-               "volumes={name('regdata'): {'bind': '/var/lib/registry', 'mode': 'rw'}}.")
+@exercise(
+    "05.registry",
+    title="run your own registry with its storage on a named volume",
+    wait=5,
+    hint="Create the volume name('regdata'), then run REGISTRY detached as name('myreg') with "
+    "ports={'5000/tcp': ('127.0.0.1', course.free_port())} and "
+    "volumes={name('regdata'): {'bind': '/var/lib/registry', 'mode': 'rw'}}.",
+)
 def registry(ctx):
     vol = ctx.volume("regdata")
     c, api = _registry(ctx, "myreg")
     mounts = {m.get("Destination"): m for m in c.attrs.get("Mounts") or []}
     m = mounts.get("/var/lib/registry")
     ctx.require(m is not None, f"{c.name} has nothing mounted at /var/lib/registry")
-    ctx.require(m.get("Type") == "volume" and m.get("Name") == vol.name,
-                f"/var/lib/registry in {c.name} is not the volume {vol.name} "
-                f"(it is {m.get('Type')} {m.get('Name') or m.get('Source')})")
+    ctx.require(
+        m.get("Type") == "volume" and m.get("Name") == vol.name,
+        f"/var/lib/registry in {c.name} is not the volume {vol.name} "
+        f"(it is {m.get('Type')} {m.get('Name') or m.get('Source')})",
+    )
     status, _ = _get(ctx, api, "/v2/")
     ctx.require(status == 200, f"GET /v2/ on {c.name} answers {status}, not 200 (is it still starting?)")
 
 
-@exercise("05.push", title="push an image into your registry", wait=3,
-          hint="Tag BUSYBOX as 127.0.0.1:<port of dc05-myreg>/" "dc05-mybox:v1 (the port: "
-               "client.containers.get(name('myreg')).ports['5000/tcp'][0]['HostPort']) and push that name; "
-               "then GET /v2/_catalog on that port lists it.")
+@exercise(
+    "05.push",
+    title="push an image into your registry",
+    wait=3,
+    hint="Tag BUSYBOX as 127.0.0.1:<port of dc05-myreg>/"
+    "dc05-mybox:v1 (the port: "
+    "client.containers.get(name('myreg')).ports['5000/tcp'][0]['HostPort']) and push that name; "
+    "then GET /v2/_catalog on that port lists it.",
+)
 def push(ctx):
     c, api = _registry(ctx, "myreg")
     repo = ctx.name("mybox")
@@ -67,33 +80,47 @@ def push_is_busybox(ctx):
     _, api = _registry(ctx, "myreg")
     ids = api.image_ids(ctx.name("mybox"), "v1")
     ctx.require(ids, f"the manifest of {ctx.name('mybox')}:v1 cannot be read")
-    ctx.require(ctx.client.images.get(BUSYBOX).id in ids, f"{ctx.name('mybox')}:v1 is not the {BUSYBOX} image")
+    ctx.require(
+        ctx.client.images.get(BUSYBOX).id in ids, f"{ctx.name('mybox')}:v1 is not the {BUSYBOX} image"
+    )
 
 
-@exercise("05.pull", title="pull an image back from your registry under another name",
-          hint="Pull 127.0.0.1:<port of dc05-myreg>/" "dc05-mybox:v1 (client.images.pull(ref, 'v1')), then "
-               "tag the pulled image as name('frommyreg') with tag 'v1'.")
+@exercise(
+    "05.pull",
+    title="pull an image back from your registry under another name",
+    hint="Pull 127.0.0.1:<port of dc05-myreg>/"
+    "dc05-mybox:v1 (client.images.pull(ref, 'v1')), then "
+    "tag the pulled image as name('frommyreg') with tag 'v1'.",
+)
 def pull(ctx):
     local = ctx.image(ctx.name("frommyreg") + ":v1")
     c, api = _registry(ctx, "myreg")
     repo = ctx.name("mybox")
     r = api.get(f"/v2/{repo}/manifests/v1", headers={"Accept": MANIFEST_TYPES})
     ctx.require(r.status_code == 200, f"{c.name} has no {repo}:v1 to pull (push it first: exercise 2)")
-    ctx.require(local.id in api.image_ids(repo, "v1"),
-                f"{ctx.name('frommyreg')}:v1 is not the image {c.name} holds as {repo}:v1")
+    ctx.require(
+        local.id in api.image_ids(repo, "v1"),
+        f"{ctx.name('frommyreg')}:v1 is not the image {c.name} holds as {repo}:v1",
+    )
     digest = r.headers.get("Docker-Content-Digest")
     port = api.port
     wanted = f"127.0.0.1:{port}/{repo}@{digest}"
-    ctx.require(wanted in (local.attrs.get("RepoDigests") or []),
-                f"the engine does not know {ctx.name('frommyreg')}:v1 as pulled from {c.name} "
-                f"(its repo digests lack 127.0.0.1:{port}/{repo}@...)")
+    ctx.require(
+        wanted in (local.attrs.get("RepoDigests") or []),
+        f"the engine does not know {ctx.name('frommyreg')}:v1 as pulled from {c.name} "
+        f"(its repo digests lack 127.0.0.1:{port}/{repo}@...)",
+    )
 
 
-@exercise("05.auth", title="a registry that refuses anonymous requests", wait=5,
-          hint="Create REGISTRY as name('authreg') with REGISTRY_AUTH=htpasswd, REGISTRY_AUTH_HTPASSWD_REALM "
-               "and REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd, put the file there with "
-               "put_archive('/', tar_files({'auth/htpasswd': htpasswd_line('learner', password)})), publish "
-               "5000 on 127.0.0.1, start it.")
+@exercise(
+    "05.auth",
+    title="a registry that refuses anonymous requests",
+    wait=5,
+    hint="Create REGISTRY as name('authreg') with REGISTRY_AUTH=htpasswd, REGISTRY_AUTH_HTPASSWD_REALM "
+    "and REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd, put the file there with "
+    "put_archive('/', tar_files({'auth/htpasswd': htpasswd_line('learner', password)})), publish "
+    "5000 on 127.0.0.1, start it.",
+)
 def auth(ctx):
     c, api = _registry(ctx, "authreg")
     status, body = _get(ctx, api, "/v2/")
@@ -109,5 +136,7 @@ def auth_user_learner(ctx):
     path = env.get("REGISTRY_AUTH_HTPASSWD_PATH", "")
     ctx.require(path, f"{c.name} has no REGISTRY_AUTH_HTPASSWD_PATH")
     text = ctx.read_file(c, path).decode("utf-8", "replace")
-    ctx.require(any(line.startswith("learner:$2") for line in text.splitlines()),
-                f"{path} in {c.name} has no bcrypt entry for the user learner")
+    ctx.require(
+        any(line.startswith("learner:$2") for line in text.splitlines()),
+        f"{path} in {c.name} has no bcrypt entry for the user learner",
+    )

@@ -2,8 +2,8 @@
 
 import time
 
-from dockercourse.checks import NotYet, exercise
 from dockercourse import BUSYBOX, NGINX
+from dockercourse.checks import NotYet, exercise
 from dockercourse.lessonkit.probe import udp_echo
 
 
@@ -34,10 +34,14 @@ def _running(ctx, c):
 
 # --------------------------------------------------------------------------- 07.publish
 
-@exercise("07.publish", title="serve your own page on a loopback port",
-          hint="Run NGINX named name('site') with ports={'80/tcp': ('127.0.0.1', course.free_port())}, then write "
-               "a page containing 'Ports are open' to /usr/share/nginx/html/index.html (for example with "
-               "site.exec_run(['sh', '-c', \"echo 'Ports are open' > /usr/share/nginx/html/index.html\"])).")
+
+@exercise(
+    "07.publish",
+    title="serve your own page on a loopback port",
+    hint="Run NGINX named name('site') with ports={'80/tcp': ('127.0.0.1', course.free_port())}, then write "
+    "a page containing 'Ports are open' to /usr/share/nginx/html/index.html (for example with "
+    "site.exec_run(['sh', '-c', \"echo 'Ports are open' > /usr/share/nginx/html/index.html\"])).",
+)
 def publish(ctx):
     c = ctx.container("site")
     _running(ctx, c)
@@ -45,7 +49,9 @@ def publish(ctx):
     ctx.require(host == "127.0.0.1", f"port 80 is published on {host or 'all interfaces'}, not on 127.0.0.1")
     status, body = _get(ctx, port)
     ctx.require(status == 200, f"GET http://127.0.0.1:{port}/ answered {status}, not 200")
-    ctx.require(b"Ports are open" in body, f"the page at http://127.0.0.1:{port}/ does not contain 'Ports are open'")
+    ctx.require(
+        b"Ports are open" in body, f"the page at http://127.0.0.1:{port}/ does not contain 'Ports are open'"
+    )
 
 
 @publish.hidden
@@ -53,14 +59,20 @@ def publish_nginx_only_loopback(ctx):
     c = ctx.container("site")
     ctx.require(c.image.id == ctx.client.images.get(NGINX).id, f"dc07-site was not made from {NGINX}")
     bindings = (c.attrs["NetworkSettings"].get("Ports") or {}).get("80/tcp") or []
-    ctx.require(all(b.get("HostIp") == "127.0.0.1" for b in bindings), "port 80 is also published beyond 127.0.0.1")
+    ctx.require(
+        all(b.get("HostIp") == "127.0.0.1" for b in bindings), "port 80 is also published beyond 127.0.0.1"
+    )
 
 
 # --------------------------------------------------------------------------- 07.link
 
-@exercise("07.link", title="reach a container through a link alias",
-          hint="Run NGINX named name('shop'), then BUSYBOX named name('buyer') with the command sleep 3600 and "
-               "links={name('shop'): 'store'} (CLI: --link dc07-shop:store).")
+
+@exercise(
+    "07.link",
+    title="reach a container through a link alias",
+    hint="Run NGINX named name('shop'), then BUSYBOX named name('buyer') with the command sleep 3600 and "
+    "links={name('shop'): 'store'} (CLI: --link dc07-shop:store).",
+)
 def link(ctx):
     shop = ctx.container("shop")
     buyer = ctx.container("buyer")
@@ -68,9 +80,14 @@ def link(ctx):
     _running(ctx, buyer)
     links = buyer.attrs["HostConfig"].get("Links") or []
     want = f"/{shop.name}:/{buyer.name}/store"
-    ctx.require(want in links, f"{buyer.name} is not linked to {shop.name} with the alias 'store' (its links: {links})")
+    ctx.require(
+        want in links,
+        f"{buyer.name} is not linked to {shop.name} with the alias 'store' (its links: {links})",
+    )
     code, out = _wget(ctx, buyer, "http://store/")
-    ctx.require(code == 0 and "nginx" in out, f"wget http://store/ in {buyer.name} failed: {out.strip()[:80]}")
+    ctx.require(
+        code == 0 and "nginx" in out, f"wget http://store/ in {buyer.name} failed: {out.strip()[:80]}"
+    )
 
 
 @link.hidden
@@ -79,30 +96,44 @@ def link_env(ctx):
     code, out = ctx.exec(buyer, ["sh", "-c", "echo $STORE_PORT_80_TCP_ADDR"])
     ip = shop.attrs["NetworkSettings"]["Networks"].get("bridge", {}).get("IPAddress")
     ctx.require(out.strip() == ip, "STORE_PORT_80_TCP_ADDR in dc07-buyer is not dc07-shop's address")
-    ctx.require(buyer.image.id == ctx.client.images.get(BUSYBOX).id, f"dc07-buyer was not made from {BUSYBOX}")
+    ctx.require(
+        buyer.image.id == ctx.client.images.get(BUSYBOX).id, f"dc07-buyer was not made from {BUSYBOX}"
+    )
 
 
 # --------------------------------------------------------------------------- 07.dns
 
-@exercise("07.dns", title="find each other by name on a user-defined network",
-          hint="Create the network name('lab'), then run NGINX named name('lab-web') and BUSYBOX named "
-               "name('lab-client') (command sleep 3600), both with network=name('lab').")
+
+@exercise(
+    "07.dns",
+    title="find each other by name on a user-defined network",
+    hint="Create the network name('lab'), then run NGINX named name('lab-web') and BUSYBOX named "
+    "name('lab-client') (command sleep 3600), both with network=name('lab').",
+)
 def dns(ctx):
     net = ctx.network("lab")
-    ctx.require(net.attrs.get("Driver") == "bridge", f"{net.name} is a {net.attrs.get('Driver')} network, not bridge")
+    ctx.require(
+        net.attrs.get("Driver") == "bridge", f"{net.name} is a {net.attrs.get('Driver')} network, not bridge"
+    )
     web, cl = ctx.container("lab-web"), ctx.container("lab-client")
     for c in (web, cl):
         _running(ctx, c)
-        ctx.require(net.name in (c.attrs["NetworkSettings"].get("Networks") or {}),
-                    f"{c.name} is not on the network {net.name}")
+        ctx.require(
+            net.name in (c.attrs["NetworkSettings"].get("Networks") or {}),
+            f"{c.name} is not on the network {net.name}",
+        )
     code, out = _wget(ctx, cl, f"http://{web.name}/")
-    ctx.require(code == 0 and "nginx" in out, f"wget http://{web.name}/ in {cl.name} failed: {out.strip()[:80]}")
+    ctx.require(
+        code == 0 and "nginx" in out, f"wget http://{web.name}/ in {cl.name} failed: {out.strip()[:80]}"
+    )
 
 
 @dns.hidden
 def dns_not_by_link(ctx):
     web, cl = ctx.container("lab-web"), ctx.container("lab-client")
-    ctx.require(not (cl.attrs["HostConfig"].get("Links") or []), f"{cl.name} uses a link; use the network's DNS")
+    ctx.require(
+        not (cl.attrs["HostConfig"].get("Links") or []), f"{cl.name} uses a link; use the network's DNS"
+    )
     code, out = ctx.exec(cl, ["nslookup", web.name])
     ip = web.attrs["NetworkSettings"]["Networks"][ctx.name("lab")]["IPAddress"]
     ctx.require(code == 0 and ip in out, f"the network's DNS does not answer {web.name} with its address")
@@ -110,14 +141,20 @@ def dns_not_by_link(ctx):
 
 # --------------------------------------------------------------------------- 07.udp
 
-@exercise("07.udp", title="publish a UDP port",
-          hint="Run PYTHON with ['python3', '-c', UDP_ECHO] named name('udp') and "
-               "ports={'9999/udp': ('127.0.0.1', course.free_port())} (CLI: -p 127.0.0.1:PORT:9999/udp).")
+
+@exercise(
+    "07.udp",
+    title="publish a UDP port",
+    hint="Run PYTHON with ['python3', '-c', UDP_ECHO] named name('udp') and "
+    "ports={'9999/udp': ('127.0.0.1', course.free_port())} (CLI: -p 127.0.0.1:PORT:9999/udp).",
+)
 def udp(ctx):
     c = ctx.container("udp")
     _running(ctx, c)
     host, port = ctx.published_port(c, "9999/udp")
     ctx.require(host == "127.0.0.1", f"9999/udp is published on {host or 'all interfaces'}, not on 127.0.0.1")
     reply = udp_echo(port, b"dockercourse check", wait=1.5)
-    ctx.require(reply is not None and b"dockercourse check" in reply,
-                f"no echo came back from 127.0.0.1:{port}/udp" if reply is None else f"the answer was {reply[:40]!r}")
+    ctx.require(
+        reply is not None and b"dockercourse check" in reply,
+        f"no echo came back from 127.0.0.1:{port}/udp" if reply is None else f"the answer was {reply[:40]!r}",
+    )

@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 
+from dockercourse.core.cleanup import clean
 from dockercourse.core.engine import connect
 from dockercourse.core.images import BUSYBOX
 from dockercourse.core.namespace import Namespace
-from dockercourse.core.cleanup import clean
 from dockercourse.errors import NoEngineError
 
 
@@ -42,4 +42,3 @@ def ns(engine):
     yield space
     clean(engine, namespace=space)
     assert not engine.containers.list(all=True, filters=space.filters())
-

@@ -27,8 +27,9 @@ def lclient(ns):
 
 
 def test_engine_time_and_percentile():
-    assert C.engine_time("2024-01-02T03:04:05.123456789Z") - C.engine_time("2024-01-02T03:04:05Z") == \
-        pytest.approx(0.123456789, abs=1e-6)
+    assert C.engine_time("2024-01-02T03:04:05.123456789Z") - C.engine_time(
+        "2024-01-02T03:04:05Z"
+    ) == pytest.approx(0.123456789, abs=1e-6)
     assert C.engine_time("2024-01-02T03:04:05+01:00") == C.engine_time("2024-01-02T02:04:05Z")
     assert C.percentile([1, 2, 3, 4, 5], 50) == 3
     assert C.percentile([1, 2], 95) == pytest.approx(1.95)
@@ -96,13 +97,31 @@ def test_reference_data_has_sources():
 def test_plots_and_csv(tmp_path):
     runs = {"bridge": [{"seconds": 0.3}, {"seconds": 0.4}], "none": [{"seconds": 0.2}, {"seconds": 0.25}]}
     vm = V.VMResult(True, accel="tcg", boot_seconds=3.0, rss_bytes=200 << 20, cpu_seconds=2.0, memory_mb=128)
-    figs = [plots.start_latency(runs, vm, show=False),
-            plots.memory({"cgroup_bytes": 300_000, "shim_pss": 5 << 20}, vm, show=False),
-            plots.density([{"n": 1, "seconds": 0.2, "seconds_per_start": 0.2, "cgroup_bytes": 1 << 20,
-                            "shim_pss": 5 << 20}, {"n": 2, "seconds": 0.4, "seconds_per_start": 0.2,
-                                                   "cgroup_bytes": 2 << 20, "shim_pss": 9 << 20}], show=False),
-            plots.cpu(0.3, 0.31, vm, show=False),
-            plots.sizes([("image", 2_000_000, "container"), ("disk", 17_000_000, "vm")], show=False)]
+    figs = [
+        plots.start_latency(runs, vm, show=False),
+        plots.memory({"cgroup_bytes": 300_000, "shim_pss": 5 << 20}, vm, show=False),
+        plots.density(
+            [
+                {
+                    "n": 1,
+                    "seconds": 0.2,
+                    "seconds_per_start": 0.2,
+                    "cgroup_bytes": 1 << 20,
+                    "shim_pss": 5 << 20,
+                },
+                {
+                    "n": 2,
+                    "seconds": 0.4,
+                    "seconds_per_start": 0.2,
+                    "cgroup_bytes": 2 << 20,
+                    "shim_pss": 9 << 20,
+                },
+            ],
+            show=False,
+        ),
+        plots.cpu(0.3, 0.31, vm, show=False),
+        plots.sizes([("image", 2_000_000, "container"), ("disk", 17_000_000, "vm")], show=False),
+    ]
     assert all(f.axes for f in figs)
     assert "emulated" in " ".join(t.get_text() for t in figs[0].axes[1].get_xticklabels())
     p = save_csv([{"a": 1}, {"a": 2, "b": 3}], tmp_path / "x" / "r.csv")

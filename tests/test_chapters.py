@@ -27,11 +27,18 @@ def test_every_chapter_has_its_files_and_every_notebook_its_entry():
 
 
 def test_declared_images_cover_what_each_notebook_uses():
-    names = {"BUSYBOX": "busybox", "DEBIAN": "debian", "PYTHON": "python", "NGINX": "nginx",
-             "REGISTRY": "registry", "BUILDER": "builder"}
+    names = {
+        "BUSYBOX": "busybox",
+        "DEBIAN": "debian",
+        "PYTHON": "python",
+        "NGINX": "nginx",
+        "REGISTRY": "registry",
+        "BUILDER": "builder",
+    }
     for ch in chapters.load(ROOT):
-        code = "\n".join(c.source for c in nbformat.read(ch.notebook(ROOT), as_version=4).cells
-                         if c.cell_type == "code")
+        code = "\n".join(
+            c.source for c in nbformat.read(ch.notebook(ROOT), as_version=4).cells if c.cell_type == "code"
+        )
         used = {role for name, role in names.items() if re.search(rf"\b{name}\b", code)}
         if "COURSE_IMAGES" in code:
             used |= set(COURSE_IMAGES)
@@ -41,8 +48,10 @@ def test_declared_images_cover_what_each_notebook_uses():
 def test_readme_table_lists_every_chapter():
     readme = (ROOT / "README.md").read_text()
     for ch in chapters.load(ROOT):
-        row = f"| {ch.number} | {ch.title} | [{ch.stem}.ipynb](notebooks/{ch.stem}.ipynb) | " \
-              f"[{ch.stem}.md](lessons/{ch.stem}.md) |"
+        row = (
+            f"| {ch.number} | {ch.title} | [{ch.stem}.ipynb](notebooks/{ch.stem}.ipynb) | "
+            f"[{ch.stem}.md](lessons/{ch.stem}.md) |"
+        )
         assert row in readme, f"README's chapter table lacks:\n{row}"
 
 
@@ -52,8 +61,10 @@ def test_bad_manifests_say_what_is_wrong(tmp_path):
     (tmp_path / "chapters.toml").write_text('[[chapter]]\nnumber = "01"\nslug = "x"\n')
     with pytest.raises(UsageError, match="chapter entry 1 lacks"):
         chapters.load(tmp_path)
-    (tmp_path / "chapters.toml").write_text('[[chapter]]\nnumber = "01"\nslug = "x"\ntitle = "t"\nteaching = 1\n'
-                                            'exercises = 1\nimages = ["ubuntu"]\n')
+    (tmp_path / "chapters.toml").write_text(
+        '[[chapter]]\nnumber = "01"\nslug = "x"\ntitle = "t"\nteaching = 1\n'
+        'exercises = 1\nimages = ["ubuntu"]\n'
+    )
     with pytest.raises(UsageError, match="unknown images"):
         chapters.load(tmp_path)
     (tmp_path / "chapters.toml").write_text("not toml [")

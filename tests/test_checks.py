@@ -11,7 +11,8 @@ from dockercourse.core.engine import connect
 @pytest.fixture
 def course_dir(tmp_path, monkeypatch):
     (tmp_path / "checks").mkdir()
-    (tmp_path / "checks" / "97_test.py").write_text(textwrap.dedent("""
+    (tmp_path / "checks" / "97_test.py").write_text(
+        textwrap.dedent("""
         from dockercourse.checks import exercise
 
         @exercise("97.box", title="a container named box", hint="Run one named name('box').")
@@ -26,7 +27,8 @@ def course_dir(tmp_path, monkeypatch):
         @exercise("97.broken", title="a check with a bug", hint="-")
         def broken(ctx):
             return 1 / 0
-    """))
+    """)
+    )
     monkeypatch.setenv("DOCKERCOURSE_ROOT", str(tmp_path))
     return tmp_path
 
@@ -35,8 +37,9 @@ def test_not_yet_then_pass_then_hidden(engine, busybox, ns, course_dir):
     exs = checks.load_exercises("97")
     assert list(exs) == ["97.box", "97.broken"]
     r = checks.run_exercise(exs["97.box"], engine, ns)
-    assert not r.passed and r.line == (f"✗ 97.box not yet: there is no container named {ns.name('box')}\n"
-                                       "  Hint: Run one named name('box').")
+    assert not r.passed and r.line == (
+        f"✗ 97.box not yet: there is no container named {ns.name('box')}\n  Hint: Run one named name('box')."
+    )
     c = connect(namespace=ns).containers.run(busybox, ["echo", "hello"], name=ns.name("box"), detach=True)
     c.wait()
     assert checks.run_exercise(exs["97.box"], engine, ns).line == "✓ 97.box passed: a container named box"

@@ -26,8 +26,18 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[1]
 NO_ENGINE = "No Docker engine answers"
 #: Modules ``--help`` must not import: the engine's client and the notebook stack are for ``run``.
-HEAVY = ("docker", "requests", "urllib3", "nbclient", "nbformat", "jupyter_client", "matplotlib",
-         "ipywidgets", "IPython", "tqdm")
+HEAVY = (
+    "docker",
+    "requests",
+    "urllib3",
+    "nbclient",
+    "nbformat",
+    "jupyter_client",
+    "matplotlib",
+    "ipywidgets",
+    "IPython",
+    "tqdm",
+)
 HELP_SECONDS = 3.0
 
 
@@ -59,19 +69,35 @@ def _id(path) -> str:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    e = {k: v for k, v in os.environ.items()
-         if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "DOCKERCOURSE_NS")}
-    e.update(DOCKER_HOST="unix:///nonexistent/docker.sock", PYTHONPATH=str(REPO / "src"),
-             DOCKERCOURSE_ROOT=str(REPO), DOCKERCOURSE_RUN_DIR=str(tmp / "run"),
-             DOCKERCOURSE_STATE=str(tmp / "state"), DOCKERCOURSE_VM_STATE=str(tmp / "vm"), COLUMNS="100")
+    e = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT", "DOCKERCOURSE_NS")
+    }
+    e.update(
+        DOCKER_HOST="unix:///nonexistent/docker.sock",
+        PYTHONPATH=str(REPO / "src"),
+        DOCKERCOURSE_ROOT=str(REPO),
+        DOCKERCOURSE_RUN_DIR=str(tmp / "run"),
+        DOCKERCOURSE_STATE=str(tmp / "state"),
+        DOCKERCOURSE_VM_STATE=str(tmp / "vm"),
+        COLUMNS="100",
+    )
     return e
 
 
 def dc(env, *args, py_opts=()):
     """Run ``python -m dockercourse.cli ARGS``; returns the CompletedProcess and its seconds."""
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, *py_opts, "-m", "dockercourse.cli", *args], capture_output=True,
-                         text=True, env=env, cwd=REPO, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, *py_opts, "-m", "dockercourse.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
     return out, time.monotonic() - t0
 
 
@@ -89,7 +115,9 @@ def test_help(env, path):
     out, seconds = dc(env, *path, "--help", py_opts=("-X", "importtime"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("usage: " + " ".join(("dockercourse", *path))), out.stdout[:300]
-    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")
+    }
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
     assert not heavy, f"`{_id(path)} --help` imports {heavy[:8]}: import them inside run()"
     assert "Traceback" not in out.stderr
@@ -113,7 +141,9 @@ def test_unknown_subcommand(env, path):
     out, _ = dc(env, *path, "no-such-command")
     assert out.returncode == 2, out.stdout + out.stderr
     lines = out.stderr.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("usage: ") and "invalid choice: 'no-such-command'" in lines[1]
+    assert (
+        len(lines) == 2 and lines[0].startswith("usage: ") and "invalid choice: 'no-such-command'" in lines[1]
+    )
 
 
 @pytest.mark.parametrize("path", GROUPS, ids=_id)
@@ -123,10 +153,21 @@ def test_missing_subcommand(env, path):
     assert len(out.stderr.splitlines()) == 2 and "required" in out.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ("doctor",), ("clean",), ("clean", "--dry-run", "--chapter", "02"), ("check", "02"), ("check", "02", "hello"),
-    ("images", "--check"), ("images",), ("engine", "status"), ("bench", "--only", "start"),
-], ids=_id)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("doctor",),
+        ("clean",),
+        ("clean", "--dry-run", "--chapter", "02"),
+        ("check", "02"),
+        ("check", "02", "hello"),
+        ("images", "--check"),
+        ("images",),
+        ("engine", "status"),
+        ("bench", "--only", "start"),
+    ],
+    ids=_id,
+)
 def test_needs_engine(env, args):
     """With no engine: exit 1 and the course's message on what to do; no traceback."""
     out, _ = dc(env, *args)
@@ -137,12 +178,16 @@ def test_needs_engine(env, args):
         assert out.stderr.startswith(f"dockercourse {args[0]}: {NO_ENGINE}"), out.stderr[:300]
 
 
-@pytest.mark.parametrize("args, says", [
-    (("check", "99"), "no chapter 99"),
-    (("check", "02", "no-such-exercise"), "no exercise 02.no-such-exercise"),
-    (("clean", "--ns", "g1"), "--ns needs --chapter"),
-    (("clean", "--chapter", "02", "--ns", "Not A Tag"), "namespace tag"),
-], ids=lambda v: _id(v) if isinstance(v, tuple) else None)
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("check", "99"), "no chapter 99"),
+        (("check", "02", "no-such-exercise"), "no exercise 02.no-such-exercise"),
+        (("clean", "--ns", "g1"), "--ns needs --chapter"),
+        (("clean", "--chapter", "02", "--ns", "Not A Tag"), "namespace tag"),
+    ],
+    ids=lambda v: _id(v) if isinstance(v, tuple) else None,
+)
 def test_bad_name_before_the_engine(env, args, says):
     """An unknown chapter or exercise, a bad namespace: one line, exit 2, found before connecting."""
     out, _ = dc(env, *args)
@@ -160,12 +205,16 @@ def test_check_not_a_chapter(env):
 # --------------------------------------------------------------------------- the one error handler
 
 
-@pytest.mark.parametrize("exc, status, text", [
-    (CourseError("it went wrong"), 1, "dockercourse doctor: it went wrong\n"),
-    (UsageError("no such thing"), 2, "dockercourse doctor: no such thing\n"),
-    (NoEngineError(NO_ENGINE), 1, f"dockercourse doctor: {NO_ENGINE}\n"),
-    (KeyboardInterrupt(), 130, "dockercourse doctor: interrupted\n"),
-], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None)
+@pytest.mark.parametrize(
+    "exc, status, text",
+    [
+        (CourseError("it went wrong"), 1, "dockercourse doctor: it went wrong\n"),
+        (UsageError("no such thing"), 2, "dockercourse doctor: no such thing\n"),
+        (NoEngineError(NO_ENGINE), 1, f"dockercourse doctor: {NO_ENGINE}\n"),
+        (KeyboardInterrupt(), 130, "dockercourse doctor: interrupted\n"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None,
+)
 def test_error_handler(monkeypatch, capsys, exc, status, text):
     from dockercourse.cli import doctor
 

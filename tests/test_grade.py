@@ -77,18 +77,18 @@ def write(folder: Path, name: str, nb) -> None:
 EXPECTED = {
     "master": ([1, 1, 1], "ok"),
     "student": ([0, 0, 0], "ok"),
-    "loop": ([1, 0, 0], "timeout"),            # flooding loop between hello's solution and its check
-    "slow": ([1, 1, 0], "timeout"),            # many slow cells: the per-submission limit
-    "nocheck": ([1, 1, 1], "ok"),              # volume's check cell deleted: checked after its answer
-    "reordered": ([1, 0, 1], "ok"),            # hello's check on top (deferred); volume's after the cleanup
-    "crash": ([1, 1, 0], "kernel died"),       # os._exit after volume's check
-    "sigkill": ([1, 0, 0], "kernel died"),     # SIGKILL to itself after hello's check
+    "loop": ([1, 0, 0], "timeout"),  # flooding loop between hello's solution and its check
+    "slow": ([1, 1, 0], "timeout"),  # many slow cells: the per-submission limit
+    "nocheck": ([1, 1, 1], "ok"),  # volume's check cell deleted: checked after its answer
+    "reordered": ([1, 0, 1], "ok"),  # hello's check on top (deferred); volume's after the cleanup
+    "crash": ([1, 1, 0], "kernel died"),  # os._exit after volume's check
+    "sigkill": ([1, 0, 0], "kernel died"),  # SIGKILL to itself after hello's check
     "killparent": ([0, 0, 0], "kernel died"),  # kills the grader's worker process
     "malformed": ([0, 0, 0], "not a notebook"),
-    "notes": ([0, 0, 0], "not a notebook"),    # a text file in the folder
-    "removeall": ([0, 1, 1], "ok"),            # removes its own containers before hello's check
-    "faker": ([0, 0, 0], "ok"),                # fakes check() and the checks module in its kernel
-    "hiddenfail": ([0, 1, 0], "ok"),           # hello's output right, exit code wrong; unlabelled extras
+    "notes": ([0, 0, 0], "not a notebook"),  # a text file in the folder
+    "removeall": ([0, 1, 1], "ok"),  # removes its own containers before hello's check
+    "faker": ([0, 0, 0], "ok"),  # fakes check() and the checks module in its kernel
+    "hiddenfail": ([0, 1, 0], "ok"),  # hello's output right, exit code wrong; unlabelled extras
 }
 
 
@@ -98,7 +98,11 @@ def make_submissions(folder: Path) -> None:
     s = student_copy(m)
     write(folder, "student.ipynb", s)
 
-    write(folder, "loop.ipynb", insert_after(m, "90.hello", "solution", "while True:\n    print('spam ' * 2000)"))
+    write(
+        folder,
+        "loop.ipynb",
+        insert_after(m, "90.hello", "solution", "while True:\n    print('spam ' * 2000)"),
+    )
 
     slow = copy.deepcopy(m)
     at = index(slow, "90.volume", "check") + 1
@@ -118,36 +122,59 @@ def make_submissions(folder: Path) -> None:
     write(folder, "reordered.ipynb", ro)
 
     write(folder, "crash.ipynb", insert_after(m, "90.volume", "check", "import os\nos._exit(1)"))
-    write(folder, "sigkill.ipynb",
-          insert_after(m, "90.hello", "check", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
-    write(folder, "killparent.ipynb", insert_after(s, "90.hello", "answer",
-                                                   "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"))
+    write(
+        folder,
+        "sigkill.ipynb",
+        insert_after(m, "90.hello", "check", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+    )
+    write(
+        folder,
+        "killparent.ipynb",
+        insert_after(s, "90.hello", "answer", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"),
+    )
 
     (folder / "malformed.ipynb").write_text(MASTER.read_text(encoding="utf-8")[:500], encoding="utf-8")
     (folder / "notes.txt").write_text("my answers are in my head\n", encoding="utf-8")
 
-    write(folder, "removeall.ipynb", insert_after(m, "90.hello", "solution", (
-        "for c in client.containers.list(all=True, filters={'label': 'io.dockercourse.ns=' + course.prefix}):\n"
-        "    c.remove(force=True)")))
+    write(
+        folder,
+        "removeall.ipynb",
+        insert_after(
+            m,
+            "90.hello",
+            "solution",
+            (
+                "for c in client.containers.list(all=True, "
+                "filters={'label': 'io.dockercourse.ns=' + course.prefix}):\n"
+                "    c.remove(force=True)"
+            ),
+        ),
+    )
 
     fk = copy.deepcopy(s)
-    fk.cells.insert(2, new_code_cell(
-        "import dockercourse.checks as C\n"
-        "C.run_exercise = lambda ex, *a, **k: C.Result(ex.id, ex.title, True, '', '')\n"
-        "check = lambda ex: print('✓', ex, 'passed')\n"
-        "course.check = check"))
+    fk.cells.insert(
+        2,
+        new_code_cell(
+            "import dockercourse.checks as C\n"
+            "C.run_exercise = lambda ex, *a, **k: C.Result(ex.id, ex.title, True, '', '')\n"
+            "check = lambda ex: print('✓', ex, 'passed')\n"
+            "course.check = check"
+        ),
+    )
     fk.cells.insert(3, new_markdown_cell("<script>alert('x')</script> & friends"))
     write(folder, "faker.ipynb", fk)
 
     hf = copy.deepcopy(s)
     hf.cells[index(hf, "90.hello", "answer")].source = (
         "try:\n    client.containers.run(BUSYBOX, ['sh', '-c', 'echo hello; exit 3'], name=name('hello'))\n"
-        "except Exception as e:\n    print(type(e).__name__)")
+        "except Exception as e:\n    print(type(e).__name__)"
+    )
     hf.cells[index(hf, "90.volume", "answer")].source = (
         "import docker\nraw = docker.from_env()\n"
         "raw.volumes.create(name('data'))\n"
         "raw.containers.run(BUSYBOX, 'sleep 300', name=name('rogue'), detach=True)\n"
-        "raise ValueError('<b>not escaped?</b>')")
+        "raise ValueError('<b>not escaped?</b>')"
+    )
     write(folder, "hiddenfail.ipynb", hf)
 
 
@@ -156,8 +183,21 @@ def batch(tmp_path_factory):
     sub = tmp_path_factory.mktemp("submissions")
     out = tmp_path_factory.mktemp("graded")
     make_submissions(sub)
-    rc = dockercourse(["grade", str(sub), "--out", str(out), "-j", "2", "--cell-timeout", "4", "--timeout", "15",
-                       "--no-progress"])
+    rc = dockercourse(
+        [
+            "grade",
+            str(sub),
+            "--out",
+            str(out),
+            "-j",
+            "2",
+            "--cell-timeout",
+            "4",
+            "--timeout",
+            "15",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     return sub, out
 
@@ -230,11 +270,12 @@ def test_resume_skips_graded(batch, tmp_path):
 def test_plan_checks_rules():
     m = master()
     plan = plan_checks(m.cells, EXS)
-    assert plan["90.hello"] == [(index(m, "90.hello", "check"), "at its check cell (cell %d)"
-                                 % (index(m, "90.hello", "check") + 1))]
+    assert plan["90.hello"] == [
+        (index(m, "90.hello", "check"), f"at its check cell (cell {index(m, '90.hello', 'check') + 1})")
+    ]
     ro = copy.deepcopy(m)
     ro.cells.insert(0, ro.cells.pop(index(ro, "90.hello", "check")))
-    (idx, why), = plan_checks(ro.cells, EXS)["90.hello"]
+    ((idx, why),) = plan_checks(ro.cells, EXS)["90.hello"]
     assert idx == index(ro, "90.hello", "solution") and "comes before it" in why
     del ro.cells[index(ro, "90.volume", "check")]
     pts = plan_checks(ro.cells, EXS)["90.volume"]
@@ -270,13 +311,29 @@ def test_ids_and_csv_safety(tmp_path):
 
 def hand_made_grades() -> list[SubmissionGrade]:
     hello = ExerciseGrade("90.hello", "Say hello", True, "", "", "at its check cell (cell 5)")
-    vol = ExerciseGrade("90.volume", "A <volume>", False, "no volume named 'dc90g1-data'",
-                        "Create it with client.volumes.create(name('data')).", "at its check cell (cell 9)")
-    broken = ExerciseGrade("90.sleeper", "Sleep", False, "could not check: KeyError", "", "at the end", error=True)
+    vol = ExerciseGrade(
+        "90.volume",
+        "A <volume>",
+        False,
+        "no volume named 'dc90g1-data'",
+        "Create it with client.volumes.create(name('data')).",
+        "at its check cell (cell 9)",
+    )
+    broken = ExerciseGrade(
+        "90.sleeper", "Sleep", False, "could not check: KeyError", "", "at the end", error=True
+    )
     return [
         SubmissionGrade("alice", "alice.ipynb", "ab" * 32, "90", "ok", [hello, vol, broken], seconds=12.34),
-        SubmissionGrade("=bob", "=bob.ipynb", "", "90", "timeout", [hello], notes=["Cell 7 ran longer than 4 s."],
-                        cell_errors=[f"cell {i}: ValueError: <b>{i}</b>" for i in range(25)]),
+        SubmissionGrade(
+            "=bob",
+            "=bob.ipynb",
+            "",
+            "90",
+            "timeout",
+            [hello],
+            notes=["Cell 7 ran longer than 4 s."],
+            cell_errors=[f"cell {i}: ValueError: <b>{i}</b>" for i in range(25)],
+        ),
         SubmissionGrade("carol", "notes.txt", "", None, "not a notebook", notes=["Not a notebook: junk."]),
     ]
 
@@ -285,8 +342,12 @@ def hand_made_grades() -> list[SubmissionGrade]:
 def test_csv_of_hand_made_grades(tmp_path):
     report.write_csv(tmp_path / "grades.csv", hand_made_grades(), EXS)
     text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
-    assert text.splitlines() == ["student,90.hello,90.volume,90.sleeper,total,status",
-                                 "'=bob,1,0,0,1,timeout", "alice,1,0,0,1,ok", "carol,0,0,0,0,not a notebook"]
+    assert text.splitlines() == [
+        "student,90.hello,90.volume,90.sleeper,total,status",
+        "'=bob,1,0,0,1,timeout",
+        "alice,1,0,0,1,ok",
+        "carol,0,0,0,0,not a notebook",
+    ]
     rows = report.read_csv(tmp_path / "grades.csv")
     assert rows["alice"]["total"] == "1" and rows["'=bob"]["status"] == "timeout"
 
@@ -335,14 +396,18 @@ def test_submissions_that_never_reach_a_kernel(tmp_path):
     write(tmp_path, "nochapter.ipynb", nb)
     g = SubmissionGrade.from_dict(worker_task(dict(source=str(tmp_path / "nochapter.ipynb"), **common)))
     assert g.status == "grader error" and "grade it with --chapter" in g.notes[0]
-    g = SubmissionGrade.from_dict(worker_task(dict(source=str(tmp_path / "notes.txt"), root=str(FIXTURE), tag="G-1")))
+    g = SubmissionGrade.from_dict(
+        worker_task(dict(source=str(tmp_path / "notes.txt"), root=str(FIXTURE), tag="G-1"))
+    )
     assert g.status == "grader error" and "lowercase letters and digits" in g.notes[0]
 
 
 @pytest.mark.unit
 def test_cli_help_is_light_and_usage_errors(tmp_path, capsys):
-    code = ("import sys; import dockercourse.cli.grade, dockercourse.cli.release; "
-            "print(sorted({'docker', 'nbclient', 'nbformat', 'jinja2', 'tqdm'} & set(sys.modules)))")
+    code = (
+        "import sys; import dockercourse.cli.grade, dockercourse.cli.release; "
+        "print(sorted({'docker', 'nbclient', 'nbformat', 'jinja2', 'tqdm'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     for cmd in ("grade", "release"):
@@ -371,14 +436,21 @@ class FakeAPI:
             if any(n not in name for n in filters.get("name") or []):
                 continue
             wanted = filters.get("label") or []
-            if any(labels.get(w.split("=", 1)[0]) != w.split("=", 1)[1] if "=" in w else w not in labels
-                   for w in wanted):
+            if any(
+                labels.get(w.split("=", 1)[0]) != w.split("=", 1)[1] if "=" in w else w not in labels
+                for w in wanted
+            ):
                 continue
             if filters.get("dangling"):
                 continue
             row = {"Id": f"{kind}-{name}", "Labels": labels}
-            row.update({"Names": ["/" + name]} if kind == "container" else
-                       {"RepoTags": [name]} if kind == "image" else {name_key: name})
+            row.update(
+                {"Names": ["/" + name]}
+                if kind == "container"
+                else {"RepoTags": [name]}
+                if kind == "image"
+                else {name_key: name}
+            )
             out.append(row)
         return out
 
@@ -432,27 +504,40 @@ def test_cleanup_selects_only_its_own(monkeypatch):
     from dockercourse.core.namespace import Namespace
 
     mine, other_batch = "dc90gabc1231-", "dc90gdef4561-"
-    client = FakeClient([
-        ("container", mine + "hello", course_labels(mine)),
-        ("container", mine + "rogue", {}),  # made without the course's labels
-        ("volume", mine + "data", {}),
-        ("network", mine + "net", course_labels(mine)),
-        ("image", mine + "img:v1", course_labels(mine)),
-        ("container", "dc90gabc12312-x", course_labels("dc90gabc12312-")),  # tag 12 of the batch, not tag 1
-        ("container", other_batch + "hello", course_labels(other_batch)),
-        ("container", "web", {}), ("volume", "dbdata", {}),  # the learner's own
-        ("container", "dc90gabc123r1-left", course_labels("dc90gabc123r1-")),  # a retry's leftover
-        ("volume", "dc90gabc123zz-odd", {}),  # named with the batch's prefix only
-    ])
+    client = FakeClient(
+        [
+            ("container", mine + "hello", course_labels(mine)),
+            ("container", mine + "rogue", {}),  # made without the course's labels
+            ("volume", mine + "data", {}),
+            ("network", mine + "net", course_labels(mine)),
+            ("image", mine + "img:v1", course_labels(mine)),
+            (
+                "container",
+                "dc90gabc12312-x",
+                course_labels("dc90gabc12312-"),
+            ),  # tag 12 of the batch, not tag 1
+            ("container", other_batch + "hello", course_labels(other_batch)),
+            ("container", "web", {}),
+            ("volume", "dbdata", {}),  # the learner's own
+            ("container", "dc90gabc123r1-left", course_labels("dc90gabc123r1-")),  # a retry's leftover
+            ("volume", "dc90gabc123zz-odd", {}),  # named with the batch's prefix only
+        ]
+    )
     problems = grader_ns.clean_namespace(client, Namespace(chapter="90", tag="gabc1231"))
     assert problems == []
-    assert sorted(client.api.removed) == sorted([f"container {mine}hello", f"container {mine}rogue",
-                                                 f"volume {mine}data", f"network {mine}net", f"image {mine}img:v1"])
+    assert sorted(client.api.removed) == sorted(
+        [
+            f"container {mine}hello",
+            f"container {mine}rogue",
+            f"volume {mine}data",
+            f"network {mine}net",
+            f"image {mine}img:v1",
+        ]
+    )
     monkeypatch.setattr(grader_ns, "_client", client)
     grader_ns.sweep_batch("90", "abc123")
     left = {name for _, name, _ in client.api.objects}
     assert left == {other_batch + "hello", "web", "dbdata"}
-
 
 
 @pytest.mark.unit
@@ -470,7 +555,9 @@ def test_batch_of_files_that_are_not_notebooks(tmp_path, monkeypatch):
     assert rep.status_counts() == {"not a notebook": 2}
     rows = report.read_csv(out / "grades.csv")
     assert {k: (r["total"], r["status"]) for k, r in rows.items()} == {
-        "notes": ("0", "not a notebook"), "malformed": ("0", "not a notebook")}
+        "notes": ("0", "not a notebook"),
+        "malformed": ("0", "not a notebook"),
+    }
     assert sorted(p.name for p in (out / "feedback").iterdir()) == ["malformed.html", "notes.html"]
     assert "NotJSONError" in (out / "feedback" / "malformed.html").read_text(encoding="utf-8")
     assert report.read_result(out, "notes").namespace.startswith(f"dc90g{rep.batch}")

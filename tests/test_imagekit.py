@@ -123,7 +123,9 @@ def test_debian_has_bash_and_apt(client):
 @pytest.mark.timeout(60)
 def test_python_computes(client):
     assert run(client, PYTHON, ["python", "-c", "print(sum(range(101)))"]).strip() == "5050"
-    assert run(client, PYTHON, ["python3", "-c", "import sys; print(sys.version_info[:2])"]).strip() == "(3, 11)"
+    assert (
+        run(client, PYTHON, ["python3", "-c", "import sys; print(sys.version_info[:2])"]).strip() == "(3, 11)"
+    )
 
 
 @pytest.mark.timeout(90)
@@ -180,7 +182,10 @@ def test_registry_accepts_push_and_lists_it(client):
 
 @pytest.mark.timeout(180)
 def test_builder_compiles_static_binary_that_runs_in_busybox(client):
-    src = '#include <stdio.h>\nint main(void){int s=0;for(int i=1;i<=10;i++)s+=i*i;printf("sum=%d\\n",s);return 0;}\n'
+    src = (
+        "#include <stdio.h>\n"
+        'int main(void){int s=0;for(int i=1;i<=10;i++)s+=i*i;printf("sum=%d\\n",s);return 0;}\n'
+    )
     script = f"cat > /tmp/h.c <<'EOF'\n{src}EOF\ngcc -static -O2 -o /tmp/hello /tmp/h.c && /tmp/hello"
     ct = client.containers.create(BUILDER, ["sh", "-c", script], labels=TL, network_mode="none")
     try:
@@ -224,14 +229,20 @@ def test_pull_through_the_mirror(client):
         assert pulled.id == img.id
     finally:
         client.api.remove_image(f"{name}:{tag}", noprune=True)
-        r = requests.head(f"http://127.0.0.1:{port}/v2/library/{name}/manifests/{tag}",
-                          headers={"Accept": MANIFEST_TYPES}, timeout=5)
+        r = requests.head(
+            f"http://127.0.0.1:{port}/v2/library/{name}/manifests/{tag}",
+            headers={"Accept": MANIFEST_TYPES},
+            timeout=5,
+        )
         if r.headers.get("Docker-Content-Digest"):
-            requests.delete(f"http://127.0.0.1:{port}/v2/library/{name}/manifests/"
-                            f"{r.headers['Docker-Content-Digest']}", timeout=5)
+            requests.delete(
+                f"http://127.0.0.1:{port}/v2/library/{name}/manifests/{r.headers['Docker-Content-Digest']}",
+                timeout=5,
+            )
         # the registry API cannot delete a repository: drop the test's empty one from the catalog
         client.containers.get(imagekit.MIRROR_NAME).exec_run(
-            ["rm", "-rf", f"/var/lib/registry/docker/registry/v2/repositories/library/{name}"])
+            ["rm", "-rf", f"/var/lib/registry/docker/registry/v2/repositories/library/{name}"]
+        )
 
 
 @pytest.mark.timeout(60)
@@ -284,12 +295,17 @@ def test_learner_image_under_pinned_name_is_used_and_never_removed(client, monke
 
 @pytest.mark.timeout(120)
 def test_failed_build_leaves_no_tag_and_no_container(client, monkeypatch):
-    monkeypatch.setitem(RECIPES, "kittest", Recipe("kittest", "layer", ("docker-registry",), setup="exit 3",
-                                                  config={"Cmd": ["bash"]}))
+    monkeypatch.setitem(
+        RECIPES,
+        "kittest",
+        Recipe("kittest", "layer", ("docker-registry",), setup="exit 3", config={"Cmd": ["bash"]}),
+    )
     with pytest.raises(imagekit.ImageKitError) as e:
         build_mod.build_layer(client, "kittest", DEBIAN, log=lambda *a, **k: None)
     assert "kittest" in str(e.value) and "\n" not in str(e.value)
-    assert not [c for c in client.containers.list(all=True) if c.name.startswith(BUILD_CONTAINER_PREFIX + "kittest")]
+    assert not [
+        c for c in client.containers.list(all=True) if c.name.startswith(BUILD_CONTAINER_PREFIX + "kittest")
+    ]
     assert not [t for i in client.images.list() for t in i.tags if t.startswith(TMP_REPO_PREFIX + "kittest")]
 
 

@@ -4,9 +4,9 @@ import docker
 import pytest
 
 from dockercourse.core import labels as L
+from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
 from dockercourse.core.engine import connect
 from dockercourse.core.namespace import Namespace, chapter_number
-from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
 
 
 def test_chapter_number():
@@ -27,19 +27,25 @@ def test_names_and_prefix():
 
 def test_everything_created_is_labelled(engine, busybox, ns):
     client = connect(namespace=ns)
-    c = client.containers.run(busybox, ["sh", "-c", "echo x > /f"], name=ns.name("c"), detach=True,
-                              labels={"mine": "yes"})
+    c = client.containers.run(
+        busybox, ["sh", "-c", "echo x > /f"], name=ns.name("c"), detach=True, labels={"mine": "yes"}
+    )
     c.wait()
     v = client.volumes.create(ns.name("v"))
     n = client.networks.create(ns.name("n"))
     img = c.commit(ns.name("img"), "v1", author="a", message="m")
-    built, _ = client.images.build(fileobj=__import__("io").BytesIO(f"FROM {busybox}\nRUN echo hi > /b\n".encode()),
-                                   tag=ns.name("built") + ":1", rm=True)
+    built, _ = client.images.build(
+        fileobj=__import__("io").BytesIO(f"FROM {busybox}\nRUN echo hi > /b\n".encode()),
+        tag=ns.name("built") + ":1",
+        rm=True,
+    )
     for labels in (c.labels, v.attrs["Labels"], n.attrs["Labels"], img.labels, built.labels):
         assert labels[L.CHAPTER] == "97" and labels[L.NAMESPACE] == ns.prefix and labels[L.RUN] == ns.run
     assert c.labels["mine"] == "yes"  # the caller's own labels are kept
     rep = clean(engine, namespace=ns)
-    assert rep.containers == [ns.name("c")] and rep.volumes == [ns.name("v")] and rep.networks == [ns.name("n")]
+    assert (
+        rep.containers == [ns.name("c")] and rep.volumes == [ns.name("v")] and rep.networks == [ns.name("n")]
+    )
     assert {ns.name("img") + ":v1", ns.name("built") + ":1"} <= set(rep.images)
     assert leftovers(engine, namespace=ns) == {"containers": [], "volumes": [], "networks": [], "images": []}
 
@@ -52,11 +58,14 @@ def test_clean_never_touches_unlabelled_lookalikes(engine, busybox, ns):
     plain.images.get(busybox).tag(ns.name("mytag"), "1")  # a tag on the kit image, by the learner
     learner_img, _ = plain.images.build(
         fileobj=__import__("io").BytesIO(f"FROM {busybox}\nRUN echo mine > /m\n".encode()),
-        tag=ns.name("learnerbuilt") + ":1", rm=True)
+        tag=ns.name("learnerbuilt") + ":1",
+        rm=True,
+    )
     try:
         ours = connect(namespace=ns).containers.create(busybox, ["true"], name=ns.name("ours"))
         assert sorted(unlabelled_lookalikes(engine, ns)) == sorted(
-            [f"container {ns.name('mine')}", f"volume {ns.name('minevol')}"])
+            [f"container {ns.name('mine')}", f"volume {ns.name('minevol')}"]
+        )
         rep = clean(engine, namespace=ns)
         assert rep.containers == [ns.name("ours")]
         plain.containers.get(mine_c.id)
@@ -93,9 +102,17 @@ def test_clean_cli_dry_run(engine, busybox, ns):
     import sys
 
     connect(namespace=ns).volumes.create(ns.name("cli"))
-    out = subprocess.run([sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns",
-                          ns.tag, "--dry-run"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns", ns.tag, "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"would remove volume {ns.name('cli')}" in out
-    out = subprocess.run([sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns", ns.tag],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "clean", "--chapter", "97", "--ns", ns.tag],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"removed volume {ns.name('cli')}" in out

@@ -95,8 +95,10 @@ def test_checks_fail_on_student_copy_and_pass_on_master(root, master_path, tmp_p
     broken = [f"{x.id}: {x.message}" for x in s.exercises if x.error]
     assert not broken, "checks that could not run on the student copy:\n" + "\n".join(broken)
     new_errors = _error_sources(s, student) - _error_sources(m, master)
-    assert not new_errors, ("cells of the student copy that raise although they do not in the master "
-                            "(later cells must not depend on an exercise):\n" + "\n---\n".join(new_errors))
+    assert not new_errors, (
+        "cells of the student copy that raise although they do not in the master "
+        "(later cells must not depend on an exercise):\n" + "\n---\n".join(new_errors)
+    )
 
     client = docker.from_env()
     for tag in tags.values():

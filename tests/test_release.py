@@ -33,9 +33,11 @@ def test_student_copy_shape(path):
     kept = [c for c in m.cells if N.cell_part(c)[1] != "solution"]
     assert len(s.cells) == len(kept)
     assert not [c for c in s.cells if N.cell_part(c)[1] == "solution"]
-    for mc, sc in zip(kept, s.cells):
+    for mc, sc in zip(kept, s.cells, strict=True):
         assert sc.source == mc.source and sc.cell_type == mc.cell_type
-        if mc.cell_type == "code" and (N.cell_part(mc)[1] in ("answer", "check") or R.PROGRESS_CALL in mc.source):
+        if mc.cell_type == "code" and (
+            N.cell_part(mc)[1] in ("answer", "check") or R.PROGRESS_CALL in mc.source
+        ):
             assert sc.outputs == [] and sc.execution_count is None
         else:
             assert sc == mc  # everything else intact, outputs included
@@ -52,7 +54,7 @@ def test_fixture_has_all_parts():
     assert R.lint(m, MASTER, FIXTURE) == []
     s = R.student_copy(m)
     assert sum(1 for c in s.cells if N.cell_part(c)[1] == "solution") == 0
-    assert "client.containers.run(BUSYBOX, \"echo hello\"" not in R.dumps(s)
+    assert 'client.containers.run(BUSYBOX, "echo hello"' not in R.dumps(s)
 
 
 @pytest.mark.unit
@@ -124,12 +126,21 @@ def test_cell_metadata_helpers():
     ok = cell({"dockercourse": {"exercise": "02.hello", "part": "answer"}})
     assert N.cell_meta(ok) == {"exercise": "02.hello", "part": "answer"}
     assert N.cell_part(ok) == ("02.hello", "answer")
-    for bad in (cell({}), cell({"dockercourse": "x"}), cell({"dockercourse": {"exercise": 2, "part": "answer"}}),
-                cell({"dockercourse": {"exercise": "02.hello"}}), {"cell_type": "code"}, "not a cell", None):
+    for bad in (
+        cell({}),
+        cell({"dockercourse": "x"}),
+        cell({"dockercourse": {"exercise": 2, "part": "answer"}}),
+        cell({"dockercourse": {"exercise": "02.hello"}}),
+        {"cell_type": "code"},
+        "not a cell",
+        None,
+    ):
         assert N.cell_part(bad) == (None, None)
     assert N.cell_meta({"metadata": []}) == {} and N.cell_meta(None) == {}
-    cells = [cell({"dockercourse": {"exercise": e, "part": p}}) for e, p in
-             [("02.b", "task"), ("02.a", "answer"), ("02.b", "check"), ("02.a", "check")]] + [cell({})]
+    cells = [
+        cell({"dockercourse": {"exercise": e, "part": p}})
+        for e, p in [("02.b", "task"), ("02.a", "answer"), ("02.b", "check"), ("02.a", "check")]
+    ] + [cell({})]
     assert N.exercise_ids(cells) == ["02.b", "02.a"]
     assert N.PARTS == ("task", "answer", "solution", "check") and N.META == "dockercourse"
 

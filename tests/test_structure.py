@@ -24,8 +24,11 @@ def _modules():
 
 
 def test_no_module_over_500_lines():
-    big = [f"{p.relative_to(ROOT)}: {n} lines" for p in _modules()
-           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    big = [
+        f"{p.relative_to(ROOT)}: {n} lines"
+        for p in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
     assert not big, "modules over 500 lines:\n" + "\n".join(big)
 
 
@@ -46,8 +49,9 @@ def test_no_silent_catch_all():
     for p in _modules():
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.ExceptHandler):
-                broad = node.type is None or (isinstance(node.type, ast.Name) and node.type.id in
-                                              ("Exception", "BaseException"))
+                broad = node.type is None or (
+                    isinstance(node.type, ast.Name) and node.type.id in ("Exception", "BaseException")
+                )
                 silent = all(isinstance(s, (ast.Pass, ast.Continue)) for s in node.body)
                 if broad and silent:
                     found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
@@ -74,5 +78,6 @@ def test_every_setting_used_is_declared():
 
 def test_configuration_docs_are_current():
     doc = (ROOT / "docs" / "configuration.md").read_text()
-    assert doc == config.markdown(), ("docs/configuration.md is stale: run "
-                                      "python -m dockercourse.config --markdown > docs/configuration.md")
+    assert doc == config.markdown(), (
+        "docs/configuration.md is stale: run python -m dockercourse.config --markdown > docs/configuration.md"
+    )

@@ -18,8 +18,9 @@ def main(paths):
     for p in map(Path, paths):
         nb = nbformat.read(p, as_version=4)
         t0 = time.monotonic()
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(p.parent.resolve())}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(p.parent.resolve())}}
+        ).execute()
         nbformat.write(nb, p)
         print(f"{p}: executed in {time.monotonic() - t0:.1f} s")
 

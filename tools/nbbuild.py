@@ -21,11 +21,13 @@ class Book:
     def __init__(self, chapter: str, title: str = ""):
         self.chapter = chapter
         self.nb = new_notebook()
-        self.nb.metadata.update({
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-            "dockercourse": {"chapter": chapter},
-        })
+        self.nb.metadata.update(
+            {
+                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                "language_info": {"name": "python"},
+                "dockercourse": {"chapter": chapter},
+            }
+        )
         if title:
             self.nb.metadata["title"] = title
 

@@ -13,15 +13,36 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["setup", "Course", "free_port", "connect", "CourseError", "NoEngineError",
-           "BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER", "COURSE_IMAGES"]
+__all__ = [
+    "setup",
+    "Course",
+    "free_port",
+    "connect",
+    "CourseError",
+    "NoEngineError",
+    "BUSYBOX",
+    "DEBIAN",
+    "PYTHON",
+    "NGINX",
+    "REGISTRY",
+    "BUILDER",
+    "COURSE_IMAGES",
+]
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it (imported on first use)
-_PUBLIC = {"setup": "notebook.course", "Course": "notebook.course", "free_port": "notebook.course",
-           "connect": "core.engine", "CourseError": "errors", "NoEngineError": "errors",
-           **{name: "core.images" for name in ("BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER",
-                                               "COURSE_IMAGES")}}
+_PUBLIC = {
+    "setup": "notebook.course",
+    "Course": "notebook.course",
+    "free_port": "notebook.course",
+    "connect": "core.engine",
+    "CourseError": "errors",
+    "NoEngineError": "errors",
+    **{
+        name: "core.images"
+        for name in ("BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER", "COURSE_IMAGES")
+    },
+}
 
 
 def __getattr__(name: str):

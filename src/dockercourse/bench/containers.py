@@ -27,10 +27,10 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 import docker
 import docker.errors
@@ -41,8 +41,10 @@ from dockercourse.core.images import BUSYBOX
 LABEL = "io.dockercourse.bench"
 
 #: The CPU-bound workload: hash 64 MiB of zeros with busybox, timed inside by /proc/uptime.
-CPU_SCRIPT = ("read a b </proc/uptime; dd if=/dev/zero bs=1048576 count={mb} 2>/dev/null | sha256sum >/dev/null; "
-              "read c d </proc/uptime; echo cpu-work $a $c")
+CPU_SCRIPT = (
+    "read a b </proc/uptime; dd if=/dev/zero bs=1048576 count={mb} 2>/dev/null | sha256sum >/dev/null; "
+    "read c d </proc/uptime; echo cpu-work $a $c"
+)
 
 Progress = Callable[[int], None]  # called with the number of steps done since the last call
 
@@ -132,8 +134,14 @@ def count_labelled(client, what: str) -> int:
 # --------------------------------------------------------------------------- start latency
 
 
-def start_latency(client, name: Callable[[str], str], runs: int = 10, network: str = "bridge",
-                  image: str = BUSYBOX, progress: Progress | None = None) -> list[dict]:
+def start_latency(
+    client,
+    name: Callable[[str], str],
+    runs: int = 10,
+    network: str = "bridge",
+    image: str = BUSYBOX,
+    progress: Progress | None = None,
+) -> list[dict]:
     """Start ``runs`` containers one after the other; how long each took.
 
     Each run is ``docker run -d --network <network> <image> true``: the client's clock from
@@ -146,13 +154,25 @@ def start_latency(client, name: Callable[[str], str], runs: int = 10, network: s
     try:
         for i in range(runs):
             t0 = time.perf_counter()
-            c = client.containers.run(image, ["true"], detach=True, name=name(f"start-{network}-{i}"),
-                                      network_mode=network, labels={LABEL: "start"})
+            c = client.containers.run(
+                image,
+                ["true"],
+                detach=True,
+                name=name(f"start-{network}-{i}"),
+                network_mode=network,
+                labels={LABEL: "start"},
+            )
             t1 = time.perf_counter()
             c.reload()  # the start request has returned: State.StartedAt is set
             st = c.attrs["State"]
-            rows.append({"run": i, "network": network, "seconds": t1 - t0,
-                         "engine_seconds": engine_time(st["StartedAt"]) - engine_time(c.attrs["Created"])})
+            rows.append(
+                {
+                    "run": i,
+                    "network": network,
+                    "seconds": t1 - t0,
+                    "engine_seconds": engine_time(st["StartedAt"]) - engine_time(c.attrs["Created"]),
+                }
+            )
             if progress:
                 progress(1)
     finally:
@@ -163,8 +183,13 @@ def start_latency(client, name: Callable[[str], str], runs: int = 10, network: s
 def summarize(rows: list[dict], key: str = "seconds") -> dict:
     """n, median (p50), p95, min and max of ``key`` over ``rows``."""
     xs = [r[key] for r in rows]
-    return {"n": len(xs), "p50": statistics.median(xs), "p95": percentile(xs, 95),
-            "min": min(xs), "max": max(xs)}
+    return {
+        "n": len(xs),
+        "p50": statistics.median(xs),
+        "p95": percentile(xs, 95),
+        "min": min(xs),
+        "max": max(xs),
+    }
 
 
 # --------------------------------------------------------------------------- memory
@@ -180,10 +205,12 @@ def _read_int(path: Path) -> int | None:
 def cgroup_memory(cid: str) -> int | None:
     """Bytes charged to the container's memory cgroup, from the host's cgroup files."""
     root = Path("/sys/fs/cgroup")
-    for p in (root / "memory/docker" / cid / "memory.usage_in_bytes",  # v1, cgroupfs driver
-              root / "memory/system.slice" / f"docker-{cid}.scope" / "memory.usage_in_bytes",  # v1, systemd
-              root / "system.slice" / f"docker-{cid}.scope" / "memory.current",  # v2, systemd
-              root / "docker" / cid / "memory.current"):  # v2, cgroupfs
+    for p in (
+        root / "memory/docker" / cid / "memory.usage_in_bytes",  # v1, cgroupfs driver
+        root / "memory/system.slice" / f"docker-{cid}.scope" / "memory.usage_in_bytes",  # v1, systemd
+        root / "system.slice" / f"docker-{cid}.scope" / "memory.current",  # v2, systemd
+        root / "docker" / cid / "memory.current",
+    ):  # v2, cgroupfs
         v = _read_int(p)
         if v is not None:
             return v
@@ -238,11 +265,19 @@ def container_memory(client, container, shims: dict[str, int] | None = None) -> 
     return {"cgroup_bytes": cg, "cgroup_source": source, "shim_rss": pm["rss"], "shim_pss": pm["pss"]}
 
 
-def idle_container_memory(client, name: Callable[[str], str], image: str = BUSYBOX, settle: float = 1.0) -> dict:
+def idle_container_memory(
+    client, name: Callable[[str], str], image: str = BUSYBOX, settle: float = 1.0
+) -> dict:
     """Start one idle container (``sleep 3600``), measure its memory, remove it."""
     try:
-        c = client.containers.run(image, ["sleep", "3600"], detach=True, name=name("idle-mem"),
-                                  network_mode="none", labels={LABEL: "memory"})
+        c = client.containers.run(
+            image,
+            ["sleep", "3600"],
+            detach=True,
+            name=name("idle-mem"),
+            network_mode="none",
+            labels={LABEL: "memory"},
+        )
         time.sleep(settle)
         return container_memory(client, c)
     finally:
@@ -262,8 +297,14 @@ def _mem_available() -> int | None:
     return None
 
 
-def density(client, name: Callable[[str], str], counts: Iterable[int] = (1, 5, 10, 20),
-            image: str = BUSYBOX, progress: Progress | None = None, keep: bool = False) -> list[dict]:
+def density(
+    client,
+    name: Callable[[str], str],
+    counts: Iterable[int] = (1, 5, 10, 20),
+    image: str = BUSYBOX,
+    progress: Progress | None = None,
+    keep: bool = False,
+) -> list[dict]:
     """Start idle containers one after the other up to ``max(counts)``; measure at each count.
 
     Each container is ``docker run -d --network none <image> sleep 3600`` named
@@ -281,9 +322,16 @@ def density(client, name: Callable[[str], str], counts: Iterable[int] = (1, 5, 1
         t0 = last_t = time.perf_counter()
         last_n = 0
         for i in range(1, counts[-1] + 1):
-            started.append(client.containers.run(image, ["sleep", "3600"], detach=True,
-                                                 name=name(f"idle-{i}"), network_mode="none",
-                                                 labels={LABEL: "density"}))
+            started.append(
+                client.containers.run(
+                    image,
+                    ["sleep", "3600"],
+                    detach=True,
+                    name=name(f"idle-{i}"),
+                    network_mode="none",
+                    labels={LABEL: "density"},
+                )
+            )
             if progress:
                 progress(1)
             if i in counts:
@@ -291,13 +339,17 @@ def density(client, name: Callable[[str], str], counts: Iterable[int] = (1, 5, 1
                 shims = shim_pids()
                 mems = [container_memory(client, c, shims) for c in started]
                 avail = _mem_available()
-                rows.append({
-                    "n": i, "seconds": now - t0, "seconds_per_start": (now - last_t) / (i - last_n),
-                    "cgroup_bytes": sum(m["cgroup_bytes"] or 0 for m in mems),
-                    "shim_pss": sum(m["shim_pss"] or 0 for m in mems),
-                    "shim_rss": sum(m["shim_rss"] or 0 for m in mems),
-                    "host_used_bytes": (avail0 - avail) if (avail0 and avail) else None,
-                })
+                rows.append(
+                    {
+                        "n": i,
+                        "seconds": now - t0,
+                        "seconds_per_start": (now - last_t) / (i - last_n),
+                        "cgroup_bytes": sum(m["cgroup_bytes"] or 0 for m in mems),
+                        "shim_pss": sum(m["shim_pss"] or 0 for m in mems),
+                        "shim_rss": sum(m["shim_rss"] or 0 for m in mems),
+                        "host_used_bytes": (avail0 - avail) if (avail0 and avail) else None,
+                    }
+                )
                 last_t, last_n = time.perf_counter(), i
     finally:
         if not keep:
@@ -319,8 +371,9 @@ def busybox_binary(client, image: str = BUSYBOX, dest_dir: Path | None = None) -
     if dest.exists() and dest.stat().st_size > 0:
         return dest
     d.mkdir(parents=True, exist_ok=True)
-    c = client.containers.create(image, ["true"], name=helper_name(client, "extract"), labels={LABEL: "extract"},
-                                 network_mode="none")
+    c = client.containers.create(
+        image, ["true"], name=helper_name(client, "extract"), labels={LABEL: "extract"}, network_mode="none"
+    )
     try:
         stream, _ = c.get_archive("/bin/busybox")
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
@@ -351,19 +404,31 @@ def cpu_native(busybox: Path, mb: int = 64, repeat: int = 3) -> float:
     """Best of ``repeat`` runs of the workload directly on the host, in seconds."""
     times = []
     for _ in range(repeat):
-        out = subprocess.run([str(busybox), "sh", "-c", CPU_SCRIPT.format(mb=mb)], capture_output=True,
-                             text=True, timeout=300, check=True,
-                             env={"PATH": str(Path(busybox).parent), "LC_ALL": "C"}).stdout
+        out = subprocess.run(
+            [str(busybox), "sh", "-c", CPU_SCRIPT.format(mb=mb)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+            env={"PATH": str(Path(busybox).parent), "LC_ALL": "C"},
+        ).stdout
         times.append(parse_cpu_output(out))
     return min(times)
 
 
-def cpu_container(client, name: Callable[[str], str], mb: int = 64, repeat: int = 3,
-                  image: str = BUSYBOX) -> float:
+def cpu_container(
+    client, name: Callable[[str], str], mb: int = 64, repeat: int = 3, image: str = BUSYBOX
+) -> float:
     """Best of ``repeat`` runs of the workload inside one container, in seconds."""
     try:
-        c = client.containers.run(image, ["sleep", "3600"], detach=True, name=name("cpu"),
-                                  network_mode="none", labels={LABEL: "cpu"})
+        c = client.containers.run(
+            image,
+            ["sleep", "3600"],
+            detach=True,
+            name=name("cpu"),
+            network_mode="none",
+            labels={LABEL: "cpu"},
+        )
         times = []
         for _ in range(repeat):
             code, out = c.exec_run(["sh", "-c", CPU_SCRIPT.format(mb=mb)])
@@ -375,16 +440,23 @@ def cpu_container(client, name: Callable[[str], str], mb: int = 64, repeat: int 
         remove_labelled(client, "cpu")
 
 
-def cpu_compare(client, name: Callable[[str], str], busybox: Path, mb: int = 64, repeat: int = 3,
-                image: str = BUSYBOX) -> dict:
+def cpu_compare(
+    client, name: Callable[[str], str], busybox: Path, mb: int = 64, repeat: int = 3, image: str = BUSYBOX
+) -> dict:
     """The workload natively and in one container, alternating; best of ``repeat`` each (seconds).
 
     Alternating the two keeps a busy neighbour on a shared machine from favouring one side.
     """
     nat, con = [], []
     try:
-        c = client.containers.run(image, ["sleep", "3600"], detach=True, name=name("cpu"),
-                                  network_mode="none", labels={LABEL: "cpu"})
+        c = client.containers.run(
+            image,
+            ["sleep", "3600"],
+            detach=True,
+            name=name("cpu"),
+            network_mode="none",
+            labels={LABEL: "cpu"},
+        )
         for _ in range(repeat):
             nat.append(cpu_native(busybox, mb, repeat=1))
             code, out = c.exec_run(["sh", "-c", CPU_SCRIPT.format(mb=mb)])

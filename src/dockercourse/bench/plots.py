@@ -64,9 +64,12 @@ def start_latency(runs: dict[str, list[dict]], vm=None, show: bool = True):
     vals.append(fc / 1000)
     kinds.append("ref")
     seen = set()
-    for i, (v, kd) in enumerate(zip(vals, kinds)):
-        lab = {"live": "container, measured here", "vm": f"{_vm_name(vm)}, measured here",
-               "ref": "reference (published)"}[kd]
+    for i, (v, kd) in enumerate(zip(vals, kinds, strict=True)):
+        lab = {
+            "live": "container, measured here",
+            "vm": f"{_vm_name(vm)}, measured here",
+            "ref": "reference (published)",
+        }[kd]
         lab = None if kd in seen else lab
         seen.add(kd)
         if kd == "ref":
@@ -122,7 +125,9 @@ def density(rows: list[dict], show: bool = True):
     ns = [r["n"] for r in rows]
     a1.plot(ns, [r["seconds"] for r in rows], "o-", color=LIVE, label="total time to start N")
     a1b = a1.twinx()
-    a1b.plot(ns, [r["seconds_per_start"] * 1000 for r in rows], "s--", color=VMC, label="ms per start (last step)")
+    a1b.plot(
+        ns, [r["seconds_per_start"] * 1000 for r in rows], "s--", color=VMC, label="ms per start (last step)"
+    )
     a1.set_xlabel("N idle containers")
     a1.set_ylabel("seconds since the first start")
     a1b.set_ylabel("ms per container")
@@ -163,12 +168,16 @@ def cpu(native: float, container: float, vm=None, mb: int | None = None, show: b
         names.append(f"{'Docker' if k == 'docker' else 'KVM'}\nlinpack (ref.)")
         vals.append(ref[k])
         kinds.append("ref")
-    for i, (v, kd) in enumerate(zip(vals, kinds)):
+    for i, (v, kd) in enumerate(zip(vals, kinds, strict=True)):
         if kd == "ref":
             _ref_bar(ax, i, v, "reference: Felter et al. 2014" if "Docker" in names[i] else None)
         else:
-            ax.bar(i, v, color=LIVE if kd == "live" else VMC,
-                   label="measured here" if i == 0 else "VM, measured here" if kd == "vm" else None)
+            ax.bar(
+                i,
+                v,
+                color=LIVE if kd == "live" else VMC,
+                label="measured here" if i == 0 else "VM, measured here" if kd == "vm" else None,
+            )
         ax.text(i, v + 0.02, f"{v:.2f}", ha="center")
     ax.axhline(1.0, color="#555555", lw=0.8, ls=":")
     ax.set_xticks(range(len(names)), names, fontsize=9)
@@ -182,11 +191,16 @@ def cpu(native: float, container: float, vm=None, mb: int | None = None, show: b
 def sizes(items: list[tuple[str, int, str]], show: bool = True):
     """Bars of sizes in MB (log scale); ``items`` are (label, bytes, "container" | "vm")."""
     fig, ax = plt.subplots(figsize=(9, 4))
-    for i, (lab, b, kind) in enumerate(items):
+    for i, (_lab, b, kind) in enumerate(items):
         v = b / 1e6
-        ax.bar(i, v, color=LIVE if kind == "container" else VMC,
-               label={"container": "container image", "vm": "VM disk / boot files"}[kind]
-               if kind not in [k for _, _, k in items[:i]] else None)
+        ax.bar(
+            i,
+            v,
+            color=LIVE if kind == "container" else VMC,
+            label={"container": "container image", "vm": "VM disk / boot files"}[kind]
+            if kind not in [k for _, _, k in items[:i]]
+            else None,
+        )
         ax.text(i, v * 1.1, f"{v:.1f} MB", ha="center", fontsize=9)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
@@ -202,9 +216,14 @@ def summary(rows: list[tuple[str, str, str, str]], show: bool = True):
     """The comparison table as a figure: (row, container measured, VM measured, textbook claim)."""
     fig, ax = plt.subplots(figsize=(11, 0.5 + 0.42 * (len(rows) + 1)))
     ax.axis("off")
-    table = ax.table(cellText=[list(r[1:]) for r in rows], rowLabels=[r[0] for r in rows],
-                     colLabels=["container (measured here)", "VM (measured here)", "textbook"],
-                     cellLoc="center", rowLoc="right", loc="center")
+    table = ax.table(
+        cellText=[list(r[1:]) for r in rows],
+        rowLabels=[r[0] for r in rows],
+        colLabels=["container (measured here)", "VM (measured here)", "textbook"],
+        cellLoc="center",
+        rowLoc="right",
+        loc="center",
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1, 1.5)

@@ -22,7 +22,8 @@ def startup_and_footprint() -> list[dict]:
 
 
 def vm_vs_container() -> list[dict]:
-    """Felter et al. (IBM, 2014): native vs Docker vs KVM benchmarks (benchmark, unit, native, docker, kvm)."""
+    """Felter et al. (IBM, 2014): native vs Docker vs KVM benchmarks
+    (benchmark, unit, native, docker, kvm)."""
     return _read("vm_vs_container.csv")
 
 
@@ -41,12 +42,18 @@ def relative_speed(benchmark: str = "linpack_two_sockets") -> dict:
             native = float(r["native"])
             hib = r["higher_is_better"].strip().lower() == "true"
 
-            def rel(v):
+            def rel(v, native=native, hib=hib):
                 if not v:
                     return None
                 v = float(v)
                 return v / native if hib else native / v
 
-            return {"benchmark": benchmark, "native": 1.0, "docker": rel(r["docker"]), "kvm": rel(r["kvm"]),
-                    "source": r["source"], "note": r["note"]}
+            return {
+                "benchmark": benchmark,
+                "native": 1.0,
+                "docker": rel(r["docker"]),
+                "kvm": rel(r["kvm"]),
+                "source": r["source"],
+                "note": r["note"],
+            }
     raise KeyError(f"no reference benchmark {benchmark}")

@@ -103,8 +103,15 @@ def build_initramfs(busybox: Path, out: Path, cpu_mb: int = 64) -> Path:
     return initramfs.build(out, {"/bin/busybox": Path(busybox)}, init)
 
 
-def boot_tiny_vm(busybox: Path, *, cpu_mb: int = 64, memory_mb: int = 128, accel: str = "auto",
-                 timeout: float = 180, log=print) -> VMResult:
+def boot_tiny_vm(
+    busybox: Path,
+    *,
+    cpu_mb: int = 64,
+    memory_mb: int = 128,
+    accel: str = "auto",
+    timeout: float = 180,
+    log=print,
+) -> VMResult:
     """Boot the tiny guest once: boot time, qemu's memory, the CPU workload inside.
 
     Never raises for a missing qemu or kernel: the result says ``available=False`` and why.
@@ -122,8 +129,14 @@ def boot_tiny_vm(busybox: Path, *, cpu_mb: int = 64, memory_mb: int = 128, accel
     work = Path(tempfile.mkdtemp(prefix="dockercourse-tinyvm-"))
     try:
         initrd = build_initramfs(busybox, work / "initramfs.gz", cpu_mb)
-        res = VMResult(True, kernel=str(kern), kernel_bytes=kern.stat().st_size,
-                       initramfs_bytes=initrd.stat().st_size, cpu_mb=cpu_mb, memory_mb=memory_mb)
+        res = VMResult(
+            True,
+            kernel=str(kern),
+            kernel_bytes=kern.stat().st_size,
+            initramfs_bytes=initrd.stat().st_size,
+            cpu_mb=cpu_mb,
+            memory_mb=memory_mb,
+        )
         append = "console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init"
         with qboot.boot(kern, initrd, append, memory_mb, accel=accel, timeout=timeout) as vm:
             res.accel = vm.accel
@@ -167,8 +180,9 @@ def vm_disk_image(client, image: str, kernel: Path | None = None, workdir: Path 
     work = Path(workdir or tempfile.mkdtemp(prefix="dockercourse-disk-"))
     root = work / "root"
     root.mkdir(parents=True, exist_ok=True)
-    c = client.containers.create(image, ["true"], name=helper_name(client, "export"), labels={LABEL: "export"},
-                                 network_mode="none")
+    c = client.containers.create(
+        image, ["true"], name=helper_name(client, "export"), labels={LABEL: "export"}, network_mode="none"
+    )
     try:
         tar_path = work / "rootfs.tar"
         with open(tar_path, "wb") as f:
@@ -183,18 +197,35 @@ def vm_disk_image(client, image: str, kernel: Path | None = None, workdir: Path 
         if kernel and Path(kernel).is_file():
             (root / "boot").mkdir(exist_ok=True)
             shutil.copy(kernel, root / "boot" / "vmlinuz")
-        used = int(subprocess.run(["du", "-sb", str(root)], capture_output=True, text=True,
-                                  check=True).stdout.split()[0])
+        used = int(
+            subprocess.run(
+                ["du", "-sb", str(root)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         raw = work / "disk.raw"
         size_mb = int(used * 1.3 / 2**20) + 16  # room for the file system's own metadata
-        subprocess.run([mkfs, "-q", "-F", "-d", str(root), "-L", "userland", str(raw), f"{size_mb}M"],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [mkfs, "-q", "-F", "-d", str(root), "-L", "userland", str(raw), f"{size_mb}M"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         qcow = work / "disk.qcow2"
-        subprocess.run([qimg, "convert", "-O", "qcow2", str(raw), str(qcow)], check=True,
-                       capture_output=True, timeout=300)
-        return {"available": True, "image": image, "files_bytes": used,
-                "raw_bytes": raw.stat().st_size, "raw_allocated_bytes": raw.stat().st_blocks * 512,
-                "qcow2_bytes": qcow.stat().st_size, "with_kernel": bool(kernel)}
+        subprocess.run(
+            [qimg, "convert", "-O", "qcow2", str(raw), str(qcow)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        return {
+            "available": True,
+            "image": image,
+            "files_bytes": used,
+            "raw_bytes": raw.stat().st_size,
+            "raw_allocated_bytes": raw.stat().st_blocks * 512,
+            "qcow2_bytes": qcow.stat().st_size,
+            "with_kernel": bool(kernel),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -204,7 +235,8 @@ def accel_note(accel: str) -> str:
     if accel == "kvm":
         return "KVM: the guest runs on the CPU directly (hardware-assisted virtualization)."
     if accel == "tcg":
-        return ("TCG: no usable KVM here, so qemu emulated every guest instruction; boot and CPU figures "
-                "are for an emulated VM and much slower than a KVM guest would be.")
+        return (
+            "TCG: no usable KVM here, so qemu emulated every guest instruction; boot and CPU figures "
+            "are for an emulated VM and much slower than a KVM guest would be."
+        )
     return "no VM was booted."
-

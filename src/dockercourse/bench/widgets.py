@@ -40,8 +40,9 @@ def explorer(client, name, vm=None, n_max: int = 100, out_dir: str | Path = "ben
     from tqdm.auto import tqdm
 
     runs = W.IntSlider(value=5, min=3, max=50, description="start runs", continuous_update=False)
-    n = W.IntSlider(value=min(20, n_max), min=2, max=n_max, step=1, description="N containers",
-                    continuous_update=False)
+    n = W.IntSlider(
+        value=min(20, n_max), min=2, max=n_max, step=1, description="N containers", continuous_update=False
+    )
     metric = W.Dropdown(options=list(METRICS), description="measure", layout=W.Layout(width="420px"))
     go = W.Button(description="Run", button_style="primary", icon="play")
     save = W.Button(description="Save CSV", icon="download", disabled=True)
@@ -57,8 +58,10 @@ def explorer(client, name, vm=None, n_max: int = 100, out_dir: str | Path = "ben
             with out:
                 if kind == "start":
                     with tqdm(total=2 * runs.value, desc="starting containers") as bar:
-                        res = {net: C.start_latency(client, name, runs.value, net, progress=bar.update)
-                               for net in ("bridge", "none")}
+                        res = {
+                            net: C.start_latency(client, name, runs.value, net, progress=bar.update)
+                            for net in ("bridge", "none")
+                        }
                     plt.close("all")
                     plots.start_latency(res, vm)
                     last.update(kind=kind, rows=res["bridge"] + res["none"])
@@ -79,8 +82,10 @@ def explorer(client, name, vm=None, n_max: int = 100, out_dir: str | Path = "ben
                     nat, con = cc["native"], cc["container"]
                     plt.close("all")
                     plots.cpu(nat, con, vm)
-                    last.update(kind=kind, rows=[{"where": "native", "seconds": nat},
-                                                 {"where": "container", "seconds": con}])
+                    last.update(
+                        kind=kind,
+                        rows=[{"where": "native", "seconds": nat}, {"where": "container", "seconds": con}],
+                    )
             status.value = f"measured: {metric.value}"
             save.disabled = False
         except KeyboardInterrupt:

@@ -24,5 +24,18 @@ from dockercourse.checks.api import FAIL, PASS, Ctx, Exercise, NotYet, exercise
 from dockercourse.checks.loader import checks_file, course_root, load_exercises
 from dockercourse.checks.runner import Result, progress_text, run_chapter, run_exercise
 
-__all__ = ["exercise", "NotYet", "Ctx", "Exercise", "Result", "PASS", "FAIL", "course_root", "checks_file",
-           "load_exercises", "run_exercise", "run_chapter", "progress_text"]
+__all__ = [
+    "exercise",
+    "NotYet",
+    "Ctx",
+    "Exercise",
+    "Result",
+    "PASS",
+    "FAIL",
+    "course_root",
+    "checks_file",
+    "load_exercises",
+    "run_exercise",
+    "run_chapter",
+    "progress_text",
+]

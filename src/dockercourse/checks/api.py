@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import docker
 import docker.errors
@@ -23,7 +23,7 @@ class NotYet(Exception):
 
 
 #: While a checks file is being loaded (checks.loader): the exercises it declares, by id.
-_collecting: dict[str, "Exercise"] | None = None
+_collecting: dict[str, Exercise] | None = None
 
 
 @dataclass
@@ -142,8 +142,9 @@ class Ctx:
         b = binding[0]
         return (b.get("HostIp") or "127.0.0.1"), int(b["HostPort"])
 
-    def events(self, *, since, type: str | None = None, actor: str | None = None,
-               actions: tuple[str, ...] = ()) -> list[dict]:
+    def events(
+        self, *, since, type: str | None = None, actor: str | None = None, actions: tuple[str, ...] = ()
+    ) -> list[dict]:
         """The engine's events (``docker events``) from ``since`` (a container's Created time, a unix time)
         up to now, optionally of one type, one actor (container/image ID) and some actions."""
         import datetime as _dt
@@ -151,13 +152,17 @@ class Ctx:
 
         if isinstance(since, str):  # an engine timestamp, e.g. a container's "Created"
             text = since.rstrip("Z").split(".")[0]
-            since = int(_dt.datetime.fromisoformat(text).replace(tzinfo=_dt.timezone.utc).timestamp())
+            since = int(_dt.datetime.fromisoformat(text).replace(tzinfo=_dt.UTC).timestamp())
         flt = {}
         if type:
             flt["type"] = [type]
         evs = self.client.events(since=int(since) - 1, until=int(_time.time()) + 1, decode=True, filters=flt)
-        return [e for e in evs if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
-                and (not actions or e.get("Action") in actions)]
+        return [
+            e
+            for e in evs
+            if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
+            and (not actions or e.get("Action") in actions)
+        ]
 
     def http_get(self, host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, bytes]:
         """GET http://host:port/path on a loopback or course-container address (no retries)."""

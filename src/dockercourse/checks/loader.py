@@ -10,6 +10,7 @@ from dockercourse.checks import api
 from dockercourse.checks.api import Exercise
 from dockercourse.core.namespace import chapter_number
 
+
 def course_root(start: Path | None = None) -> Path:
     """The course folder (the one holding ``checks/`` and ``notebooks/``).
 
@@ -26,7 +27,9 @@ def course_root(start: Path | None = None) -> Path:
     for cand in [p, *p.parents]:
         if (cand / "checks").is_dir():
             return cand
-    raise FileNotFoundError("cannot find the course's checks/ folder; set DOCKERCOURSE_ROOT to the course folder")
+    raise FileNotFoundError(
+        "cannot find the course's checks/ folder; set DOCKERCOURSE_ROOT to the course folder"
+    )
 
 
 def checks_file(chapter: str, root: Path | None = None) -> Path:

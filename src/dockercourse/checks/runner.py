@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import docker
 import requests.exceptions
@@ -13,6 +13,7 @@ import requests.exceptions
 from dockercourse.checks.api import FAIL, PASS, Ctx, Exercise, NotYet
 from dockercourse.checks.loader import load_exercises
 from dockercourse.core.namespace import Namespace
+
 
 @dataclass
 class Result:
@@ -61,8 +62,14 @@ def _run_one(func: Callable, ctx: Ctx) -> tuple[bool, str, bool]:
         return False, f"the check could not run ({e.__class__.__name__}: {e})", True
 
 
-def run_exercise(ex: Exercise, client: docker.DockerClient, ns: Namespace, *, hidden: bool = False,
-                 wait: float | None = None) -> Result:
+def run_exercise(
+    ex: Exercise,
+    client: docker.DockerClient,
+    ns: Namespace,
+    *,
+    hidden: bool = False,
+    wait: float | None = None,
+) -> Result:
     """Run an exercise's visible check (and hidden ones when ``hidden``), polling up to its wait."""
     ctx = Ctx(client, ns)
     funcs = [ex.func, *(ex.hidden_funcs if hidden else [])]
@@ -78,8 +85,14 @@ def run_exercise(ex: Exercise, client: docker.DockerClient, ns: Namespace, *, hi
         time.sleep(0.5)
 
 
-def run_chapter(chapter: str, client: docker.DockerClient, ns: Namespace, *, hidden: bool = False,
-                root: Path | None = None) -> list[Result]:
+def run_chapter(
+    chapter: str,
+    client: docker.DockerClient,
+    ns: Namespace,
+    *,
+    hidden: bool = False,
+    root: Path | None = None,
+) -> list[Result]:
     """Run every exercise of a chapter; the results in file order."""
     return [run_exercise(ex, client, ns, hidden=hidden) for ex in load_exercises(chapter, root).values()]
 

@@ -71,11 +71,14 @@ def _commands() -> tuple:
 
 def parser() -> Parser:
     """The whole command line: ``dockercourse`` and every subcommand."""
-    p = Parser(prog="dockercourse",
-               description="A hands-on Docker course: set up, check and grade from a terminal.",
-               epilog="`dockercourse COMMAND --help` tells more about each command. See README.md.")
-    sub = p.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True,
-                           parser_class=SubParser)
+    p = Parser(
+        prog="dockercourse",
+        description="A hands-on Docker course: set up, check and grade from a terminal.",
+        epilog="`dockercourse COMMAND --help` tells more about each command. See README.md.",
+    )
+    sub = p.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True, parser_class=SubParser
+    )
     for mod in _commands():
         mod.register(sub)
     return p

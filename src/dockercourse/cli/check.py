@@ -7,9 +7,14 @@ from dockercourse.errors import CourseError, UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check", help="run a chapter's exercise checks against the engine", description=(
-        "Run a chapter's exercise checks (checks/NN_*.py) against the engine and print pass / not yet, "
-        "with a hint. Exits 1 while an exercise is not done."))
+    p = sub.add_parser(
+        "check",
+        help="run a chapter's exercise checks against the engine",
+        description=(
+            "Run a chapter's exercise checks (checks/NN_*.py) against the engine and print pass / not yet, "
+            "with a hint. Exits 1 while an exercise is not done."
+        ),
+    )
     p.add_argument("chapter", type=chapter, help="the chapter: 02, or 02_core_concepts")
     p.add_argument("exercise", nargs="?", help="only this exercise: hello, or 02.hello (default: all)")
     p.add_argument("--hidden", action="store_true", help="also run hidden checks (as the grader does)")

@@ -9,10 +9,15 @@ KINDS = ("containers", "volumes", "networks", "images")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("clean", help="remove course resources (by label only)", description=(
-        "Remove containers, volumes, networks and images the course created. Only resources carrying the "
-        "course's labels are touched; your own never are. The image kit (course images, local mirror) "
-        "stays: remove it with `dockercourse images --remove`."))
+    p = sub.add_parser(
+        "clean",
+        help="remove course resources (by label only)",
+        description=(
+            "Remove containers, volumes, networks and images the course created. Only resources carrying the "
+            "course's labels are touched; your own never are. The image kit (course images, local mirror) "
+            "stays: remove it with `dockercourse images --remove`."
+        ),
+    )
     p.add_argument("--chapter", type=chapter, help="only this chapter (e.g. 02); default: every chapter")
     p.add_argument("--ns", help="only this namespace tag (a grading worker's, e.g. g1); needs --chapter")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")

@@ -6,9 +6,14 @@ HELP = "check the engine, images and machine; print fixes"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("doctor", help=HELP, description=(
-        "Check the engine (kind, version, API, who started it), the storage driver, cgroups, free disk "
-        "and the course images, and print the fix for each problem. Exits 1 when the course cannot run."))
+    p = sub.add_parser(
+        "doctor",
+        help=HELP,
+        description=(
+            "Check the engine (kind, version, API, who started it), the storage driver, cgroups, free disk "
+            "and the course images, and print the fix for each problem. Exits 1 when the course cannot run."
+        ),
+    )
     p.set_defaults(run=run)
 
 

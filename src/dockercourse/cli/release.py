@@ -16,14 +16,22 @@ from dockercourse.errors import CourseError, UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("release", help="write student copies (solutions removed)",
-                       description="Write student copies of the master notebooks "
-                                   "(solutions removed, exercise outputs cleared).")
-    p.add_argument("notebooks", nargs="*", type=Path,
-                   help="master notebooks (default: the course's notebooks/NN_*.ipynb)")
+    p = sub.add_parser(
+        "release",
+        help="write student copies (solutions removed)",
+        description="Write student copies of the master notebooks "
+        "(solutions removed, exercise outputs cleared).",
+    )
+    p.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="master notebooks (default: the course's notebooks/NN_*.ipynb)",
+    )
     p.add_argument("--out", type=Path, default=None, help="folder for the copies (default: <course>/student)")
-    p.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 when the copies in --out are stale")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the copies in --out are stale"
+    )
     p.add_argument("--root", type=Path, default=None, help="the course folder (default: found automatically)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and problems")
     p.set_defaults(run=run)

@@ -50,11 +50,22 @@ log = logging.getLogger(__name__)
 ENGINES = ("host", "vm")
 
 
-def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = None,
-                 root: Path | str | None = None, jobs: int = 1, force: bool = False,
-                 cell_timeout: float = 60, submission_timeout: float = 600, kernel_name: str = "python3",
-                 progress: bool = True, files: list[Path] | None = None, engine: str = "host",
-                 vm_memory_mb: int | None = None) -> BatchReport:
+def grade_folder(
+    folder: Path | str,
+    out: Path | str,
+    *,
+    chapter: str | None = None,
+    root: Path | str | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    cell_timeout: float = 60,
+    submission_timeout: float = 600,
+    kernel_name: str = "python3",
+    progress: bool = True,
+    files: list[Path] | None = None,
+    engine: str = "host",
+    vm_memory_mb: int | None = None,
+) -> BatchReport:
     """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``.
 
     With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
@@ -75,29 +86,43 @@ def grade_folder(folder: Path | str, out: Path | str, *, chapter: str | None = N
     results = {} if force else _reusable(files, ids, out, chapter, list(exercises))
     todo = [p for p in files if p not in results]
     reused = len(results)
-    common = dict(chapter=chapter, root=str(root), cell_timeout=cell_timeout,
-                  submission_timeout=submission_timeout, kernel_name=kernel_name)
-    run = _Batch(chapter, exercises, ids, out, results, common, _pool_args(engine, root, chapter, vm_memory_mb))
+    common = dict(
+        chapter=chapter,
+        root=str(root),
+        cell_timeout=cell_timeout,
+        submission_timeout=submission_timeout,
+        kernel_name=kernel_name,
+    )
+    run = _Batch(
+        chapter, exercises, ids, out, results, common, _pool_args(engine, root, chapter, vm_memory_mb)
+    )
     try:
         run.grade(todo, max(1, jobs), progress)
     finally:
         run.close()
     grades = [results[p] for p in files if p in results]
     report.write_csv(out / "grades.csv", grades, list(exercises))
-    return BatchReport(chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2),
-                       run.batch, out)
+    return BatchReport(
+        chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2), run.batch, out
+    )
 
 
-def _reusable(files: list[Path], ids: dict[Path, str], out: Path, chapter: str,
-              exercises: list[str]) -> dict[Path, SubmissionGrade]:
+def _reusable(
+    files: list[Path], ids: dict[Path, str], out: Path, chapter: str, exercises: list[str]
+) -> dict[Path, SubmissionGrade]:
     """The results of an earlier run still good for these files: same file, grader, chapter, exercises."""
     found = {}
     for p in files:
         try:
             old = report.read_result(out, ids[p])
-            if (old is not None and old.version == GRADER_VERSION and old.sha256 == sha256_of(p)
-                    and old.chapter == chapter and old.status != ERROR
-                    and [e.id for e in old.exercises] == exercises):
+            if (
+                old is not None
+                and old.version == GRADER_VERSION
+                and old.sha256 == sha256_of(p)
+                and old.chapter == chapter
+                and old.status != ERROR
+                and [e.id for e in old.exercises] == exercises
+            ):
                 found[p] = old
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:  # unreadable: grade it again
             log.info("not reusing the earlier result of %s: %s: %s", ids[p], e.__class__.__name__, e)
@@ -128,8 +153,16 @@ def images_for_chapter(root: Path, chapter: str) -> list[str]:
 class _Batch:
     """One run of the pool over the submissions to grade, with its tags, progress and results."""
 
-    def __init__(self, chapter: str, exercises: dict, ids: dict[Path, str], out: Path,
-                 results: dict[Path, SubmissionGrade], common: dict, pool_args: dict):
+    def __init__(
+        self,
+        chapter: str,
+        exercises: dict,
+        ids: dict[Path, str],
+        out: Path,
+        results: dict[Path, SubmissionGrade],
+        common: dict,
+        pool_args: dict,
+    ):
         self.chapter, self.exercises, self.ids, self.out = chapter, exercises, ids, out
         self.results, self.pool_args = results, pool_args
         self.batch = secrets.token_hex(3)
@@ -143,8 +176,14 @@ class _Batch:
         from tqdm import tqdm
 
         self.tags = {p: f"g{self.batch}{k}" for k, p in enumerate(todo, 1)}
-        self.bar = tqdm(total=len(todo), desc=f"grading chapter {self.chapter}", unit="nb", disable=not progress,
-                        file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=len(todo),
+            desc=f"grading chapter {self.chapter}",
+            unit="nb",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         queue = list(todo)
         while queue:
             lost = self._run_pool(queue, jobs)
@@ -203,7 +242,12 @@ class _Batch:
     def _killed_worker(self, p: Path, tag: str) -> SubmissionGrade:
         """The grade of a submission that killed its worker process even when graded alone."""
         return SubmissionGrade(
-            student=self.ids[p], file=p.name, sha256=sha256_of(p), chapter=self.chapter, status=DIED,
+            student=self.ids[p],
+            file=p.name,
+            sha256=sha256_of(p),
+            chapter=self.chapter,
+            status=DIED,
             exercises=[ExerciseGrade.unchecked(e) for e in self.exercises.values()],
             notes=["The submission killed the grader's worker process, so nothing could be checked."],
-            namespace=f"dc{self.chapter}{tag}-")
+            namespace=f"dc{self.chapter}{tag}-",
+        )

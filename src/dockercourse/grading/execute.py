@@ -70,10 +70,21 @@ def _exercises(chapter: str, root: Path):
 # --------------------------------------------------------------------------- entry points
 
 
-def grade_notebook(source, chapter: str | None = None, *, root: Path | str | None = None, tag: str,
-                   run: str | None = None, student: str | None = None, cell_timeout: float = 60,
-                   submission_timeout: float = 600, hidden: bool = True, kernel_name: str = "python3",
-                   cwd: Path | str | None = None, workroot: Path | str | None = None) -> SubmissionGrade:
+def grade_notebook(
+    source,
+    chapter: str | None = None,
+    *,
+    root: Path | str | None = None,
+    tag: str,
+    run: str | None = None,
+    student: str | None = None,
+    cell_timeout: float = 60,
+    submission_timeout: float = 600,
+    hidden: bool = True,
+    kernel_name: str = "python3",
+    cwd: Path | str | None = None,
+    workroot: Path | str | None = None,
+) -> SubmissionGrade:
     """Grade one submission (a path, or an in-memory notebook); never raises for the submission's sake.
 
     Args:
@@ -106,13 +117,25 @@ def grade_notebook(source, chapter: str | None = None, *, root: Path | str | Non
         if nb is None:
             g.status = NOT_NOTEBOOK
             g.notes.append(f"Not a notebook: {why}.")
-            g.exercises = [ExerciseGrade.unchecked(e, "the file is not a notebook") for e in exercises.values()]
+            g.exercises = [
+                ExerciseGrade.unchecked(e, "the file is not a notebook") for e in exercises.values()
+            ]
         else:
             if own and own != g.chapter:
-                g.notes.append(f"The notebook says it is chapter {own}; it was graded as chapter {g.chapter}.")
+                g.notes.append(
+                    f"The notebook says it is chapter {own}; it was graded as chapter {g.chapter}."
+                )
             kernel = dict(root=root, kernel_name=kernel_name, cwd=cwd, workroot=workroot)
-            _Run(g, nb, exercises, ns, hidden=hidden, cell_timeout=cell_timeout,
-                 submission_timeout=submission_timeout, deadline=t0 + submission_timeout).grade(**kernel)
+            _Run(
+                g,
+                nb,
+                exercises,
+                ns,
+                hidden=hidden,
+                cell_timeout=cell_timeout,
+                submission_timeout=submission_timeout,
+                deadline=t0 + submission_timeout,
+            ).grade(**kernel)
     g.seconds = round(time.monotonic() - t0, 2)
     return g
 
@@ -130,17 +153,27 @@ def worker_task(kw: dict, started: str | None = None) -> dict:
     except BaseException as e:  # deliberately everything: one submission must never stop the batch
         log.warning("grading %s failed: %s: %s", kw.get("source"), e.__class__.__name__, e)
         path = Path(kw["source"])
-        return SubmissionGrade(student=kw.get("student") or path.stem, file=path.name, sha256="",
-                               chapter=kw.get("chapter"), status=ERROR,
-                               notes=[f"The grader failed: {e.__class__.__name__}: {e}"]).to_dict()
+        return SubmissionGrade(
+            student=kw.get("student") or path.stem,
+            file=path.name,
+            sha256="",
+            chapter=kw.get("chapter"),
+            status=ERROR,
+            notes=[f"The grader failed: {e.__class__.__name__}: {e}"],
+        ).to_dict()
 
 
 def _open(source, chapter: str | None, student: str | None, hidden: bool):
     """``(grade so far, notebook or None, why not a notebook, the notebook's own chapter)``."""
     path = None if isinstance(source, dict) else Path(source)
-    g = SubmissionGrade(student=student or (path.stem if path else "notebook"),
-                        file=path.name if path else "", sha256=sha256_of(path) if path else "",
-                        chapter=None, status=OK, hidden=hidden)
+    g = SubmissionGrade(
+        student=student or (path.stem if path else "notebook"),
+        file=path.name if path else "",
+        sha256=sha256_of(path) if path else "",
+        chapter=None,
+        status=OK,
+        hidden=hidden,
+    )
     nb, why = read_submission(path) if path is not None else sane(source)
     own = chapter_of(nb, None) if nb is not None else None
     try:
@@ -187,8 +220,18 @@ def _cell_error(cell) -> str | None:
 class _Run:
     """One submission's run: its kernel, its cells, and the grades of its exercises so far."""
 
-    def __init__(self, g: SubmissionGrade, nb, exercises: dict, ns: Namespace, *, hidden: bool,
-                 cell_timeout: float, submission_timeout: float, deadline: float):
+    def __init__(
+        self,
+        g: SubmissionGrade,
+        nb,
+        exercises: dict,
+        ns: Namespace,
+        *,
+        hidden: bool,
+        cell_timeout: float,
+        submission_timeout: float,
+        deadline: float,
+    ):
         self.g, self.nb, self.cells, self.exercises, self.ns = g, nb, nb.cells, exercises, ns
         self.hidden = hidden
         self.cell_timeout, self.submission_timeout, self.deadline = cell_timeout, submission_timeout, deadline
@@ -234,13 +277,21 @@ class _Run:
         quiet.addHandler(logging.NullHandler())
         quiet.propagate = False
         nbc = _notebook_client_class()(
-            self.nb, timeout=int(self.cell_timeout), kernel_name=kernel_name, allow_errors=True,
-            interrupt_on_timeout=False, shutdown_kernel="immediate", startup_timeout=60,
-            resources={"metadata": {"path": str(workdir)}}, log=quiet)
+            self.nb,
+            timeout=int(self.cell_timeout),
+            kernel_name=kernel_name,
+            allow_errors=True,
+            interrupt_on_timeout=False,
+            shutdown_kernel="immediate",
+            startup_timeout=60,
+            resources={"metadata": {"path": str(workdir)}},
+            log=quiet,
+        )
         at = checks_after(self.plan)
         try:
-            with nbc.setup_kernel(env=env, cwd=str(workdir), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL):
+            with nbc.setup_kernel(
+                env=env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ):
                 for i, cell in enumerate(self.cells):
                     if cell.get("cell_type") == "code" and cell.get("source", "").strip():
                         if not self._run_cell(nbc, cell, i):
@@ -261,8 +312,10 @@ class _Run:
         left = self.deadline - time.monotonic()
         if left < 1:
             g.status = TIMEOUT
-            g.notes.append(f"The submission ran longer than {self.submission_timeout:g} s in all; "
-                           f"it was stopped before cell {i + 1}.")
+            g.notes.append(
+                f"The submission ran longer than {self.submission_timeout:g} s in all; "
+                f"it was stopped before cell {i + 1}."
+            )
             return False
         total_is_limit = left < self.cell_timeout
         nbc.timeout = max(1, math.ceil(min(self.cell_timeout, left)))
@@ -271,9 +324,12 @@ class _Run:
             nbc.execute_cell(cell, i)
         except CellTimeoutError:
             g.status = TIMEOUT
-            g.notes.append(f"Cell {i + 1} was stopped: the submission ran longer than "
-                           f"{self.submission_timeout:g} s in all." if total_is_limit else
-                           f"Cell {i + 1} ran longer than {self.cell_timeout:g} s and was stopped.")
+            g.notes.append(
+                f"Cell {i + 1} was stopped: the submission ran longer than "
+                f"{self.submission_timeout:g} s in all."
+                if total_is_limit
+                else f"Cell {i + 1} ran longer than {self.cell_timeout:g} s and was stopped."
+            )
             return False
         except DeadKernelError:
             g.status = DIED
@@ -303,4 +359,6 @@ class _Run:
 
     def _record(self, ex_id: str, where: str) -> None:
         res = run_exercise(self.exercises[ex_id], self.client, self.ns, hidden=self.hidden)
-        self.grades[ex_id] = ExerciseGrade(ex_id, res.title, res.passed, res.message, res.hint, where, res.error)
+        self.grades[ex_id] = ExerciseGrade(
+            ex_id, res.title, res.passed, res.message, res.hint, where, res.error
+        )

@@ -74,8 +74,14 @@ def sweep_batch(chapter: str, batch: str) -> None:
         sweep.containers(prefix=prefix)
         sweep.networks(prefix=prefix)
         sweep.volumes(prefix=prefix)
-        sweep.image_refs([r for img in client.api.images() for r in img.get("RepoTags") or []
-                          if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)])
+        sweep.image_refs(
+            [
+                r
+                for img in client.api.images()
+                for r in img.get("RepoTags") or []
+                if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)
+            ]
+        )
     except ENGINE_ERRORS as e:  # a safety net only: each submission's namespace was cleaned already
         log.warning("could not sweep batch %s of chapter %s: %s", batch, chapter, e)
         return
@@ -87,11 +93,15 @@ def _labelled_tags(client, chapter: str, prefix: str) -> set[str]:
     """Tags of the namespaces starting with ``prefix`` that labelled resources on the engine carry."""
     api = client.api
     flt = {"label": [f"{L.CHAPTER}={chapter}"]}
-    rows = [*api.containers(all=True, filters=flt), *api.networks(filters=flt),
-            *((api.volumes(filters=flt) or {}).get("Volumes") or []), *api.images(filters=flt)]
+    rows = [
+        *api.containers(all=True, filters=flt),
+        *api.networks(filters=flt),
+        *((api.volumes(filters=flt) or {}).get("Volumes") or []),
+        *api.images(filters=flt),
+    ]
     tags = set()
     for row in rows:
         ns = (row.get("Labels") or {}).get(L.NAMESPACE) or ""
         if ns.startswith(prefix) and ns.endswith("-"):  # Namespace(chapter, tag).prefix == ns
-            tags.add(ns[len(f"dc{chapter}"):-1])
+            tags.add(ns[len(f"dc{chapter}") : -1])
     return tags

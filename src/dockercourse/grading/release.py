@@ -49,7 +49,9 @@ def student_copy(master, chapter: str | None = None):
             continue
         # Exercise cells, and the chapter's progress summary (its committed output is the
         # master's "all passing", which would mislead a learner), start empty.
-        reports_progress = cell.get("cell_type") == "code" and PROGRESS_CALL in "".join(cell.get("source", ""))
+        reports_progress = cell.get("cell_type") == "code" and PROGRESS_CALL in "".join(
+            cell.get("source", "")
+        )
         if (part in ("answer", "check") or reports_progress) and cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
@@ -90,8 +92,12 @@ def lint(master, path: Path | None = None, root: Path | None = None) -> list[str
             problems.append(f"{where}: cell {i}: unknown exercise part {part!r}")
             continue
         found.setdefault(ex, {}).setdefault(part, i)
-        if part == "solution" and not (cell.get("metadata", {}).get("jupyter", {}) or {}).get("source_hidden"):
-            problems.append(f"{where}: cell {i}: solution of {ex} lacks metadata.jupyter.source_hidden = true")
+        if part == "solution" and not (cell.get("metadata", {}).get("jupyter", {}) or {}).get(
+            "source_hidden"
+        ):
+            problems.append(
+                f"{where}: cell {i}: solution of {ex} lacks metadata.jupyter.source_hidden = true"
+            )
         if part == "check" and ex not in cell.get("source", ""):
             problems.append(f"{where}: cell {i}: the check cell of {ex} does not name {ex}")
     for ex, parts in found.items():
@@ -100,7 +106,9 @@ def lint(master, path: Path | None = None, root: Path | None = None) -> list[str
             problems.append(f"{where}: exercise {ex} has no {', '.join(missing)} cell")
         order = [parts[p] for p in PARTS if p in parts]
         if order != sorted(order):
-            problems.append(f"{where}: the cells of exercise {ex} are not in the order task, answer, solution, check")
+            problems.append(
+                f"{where}: the cells of exercise {ex} are not in the order task, answer, solution, check"
+            )
     chapter = chapter_of(master, path)
     if chapter and root is not None:
         try:

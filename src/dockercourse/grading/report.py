@@ -78,17 +78,28 @@ def _template():
         # html.escape (quotes as &quot; and &#x27;), not markupsafe's &#34; and &#39;
         return value if isinstance(value, Markup) else Markup(html.escape(str(value), quote=True))
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("dockercourse.grading", "templates"),
-                             autoescape=True, finalize=escaped, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dockercourse.grading", "templates"),
+        autoescape=True,
+        finalize=escaped,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     return env.get_template("feedback.html.j2")
 
 
 def feedback_html(g: SubmissionGrade) -> str:
     """A self-contained HTML page with one submission's results (everything escaped)."""
     shown = g.cell_errors[:MAX_CELL_ERRORS_SHOWN]
-    return _template().render(g=g, ok=g.status == OK, status_text=STATUS_TEXT.get(g.status, ""),
-                              cell_errors=shown, more_errors=len(g.cell_errors) - len(shown))
+    return _template().render(
+        g=g,
+        ok=g.status == OK,
+        status_text=STATUS_TEXT.get(g.status, ""),
+        cell_errors=shown,
+        more_errors=len(g.cell_errors) - len(shown),
+    )
 
 
 # --------------------------------------------------------------------------- the batch
@@ -103,8 +114,14 @@ def write_csv(path: Path, grades: list[SubmissionGrade], exercises: list[str]) -
     """``grades.csv``: student, one 0/1 column per exercise, total, status; sorted by student."""
     rows = [["student", *exercises, "total", "status"]]
     for g in sorted(grades, key=lambda g: g.student):
-        rows.append([_csv_safe(g.student), *[str(g.score(e)) for e in exercises],
-                     str(sum(g.score(e) for e in exercises)), g.status])
+        rows.append(
+            [
+                _csv_safe(g.student),
+                *[str(g.score(e)) for e in exercises],
+                str(sum(g.score(e) for e in exercises)),
+                g.status,
+            ]
+        )
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)

@@ -18,7 +18,9 @@ ERROR = "grader error"
 
 STATUS_TEXT = {
     OK: "the notebook ran to its end",
-    TIMEOUT: "the notebook ran out of time and was stopped; exercises not reached were checked when it stopped",
+    TIMEOUT: (
+        "the notebook ran out of time and was stopped; exercises not reached were checked when it stopped"
+    ),
     DIED: "the notebook's kernel died; exercises not reached were checked when it died",
     NOT_NOTEBOOK: "the file could not be read as a Jupyter notebook, so nothing was run",
     ERROR: "the grader itself failed on this submission; ask your instructor",

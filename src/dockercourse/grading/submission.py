@@ -30,8 +30,11 @@ END = -1
 
 def submissions(folder: Path) -> list[Path]:
     """The submitted files: every regular, non-hidden file directly in ``folder``."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~"))
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~")
+    )
 
 
 def student_ids(files: list[Path]) -> dict[Path, str]:
@@ -54,8 +57,11 @@ def detect_chapter(files: list[Path]) -> str:
         return next(iter(seen))
     if not seen:
         raise CourseError("no submission says its chapter (metadata.dockercourse.chapter); give --chapter")
-    raise CourseError("the submissions are of several chapters (" +
-                      ", ".join(f"{c}: {n}" for c, n in sorted(seen.items())) + "); give --chapter")
+    raise CourseError(
+        "the submissions are of several chapters ("
+        + ", ".join(f"{c}: {n}" for c, n in sorted(seen.items()))
+        + "); give --chapter"
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -91,8 +97,9 @@ def read_submission(path: Path):
 def sane(nb):
     """``(nb, None)`` when ``nb`` has the shape the grader relies on, else ``(None, why not)``."""
     cells = nb.get("cells") if isinstance(nb, dict) else None
-    if not isinstance(cells, list) or not all(isinstance(c, dict) and isinstance(c.get("cell_type"), str)
-                                              for c in cells):
+    if not isinstance(cells, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("cell_type"), str) for c in cells
+    ):
         return None, "it has no list of cells"
     for c in cells:
         if c.get("cell_type") == "code" and not isinstance(c.get("source"), str):
@@ -138,7 +145,9 @@ def plan_checks(cells, exercise_ids) -> dict[str, list[tuple[int, str]]]:
         points: dict[int, str] = {}
         for c in f["check"]:
             if work is not None and c < work:
-                points.setdefault(work, f"after cell {work + 1}, its answer (its check cell {c + 1} comes before it)")
+                points.setdefault(
+                    work, f"after cell {work + 1}, its answer (its check cell {c + 1} comes before it)"
+                )
             else:
                 points.setdefault(c, f"at its check cell (cell {c + 1})")
         if not f["check"]:

@@ -1,4 +1,5 @@
-"""Drive an interactive container session from Python: ``docker run -it``, ``docker attach``, ``docker exec -it``.
+"""Drive an interactive container session from Python: ``docker run -it``, ``docker attach``,
+``docker exec -it``.
 
 A terminal in a container is a byte stream on a socket: what you type goes in,
 what the TTY prints (the echo of your typing, the program's output, the prompt)
@@ -20,7 +21,6 @@ turned into ``\\n``.
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 #: ANSI/VT100 escape sequences (cursor queries, colours) a TTY may send.
@@ -51,13 +51,13 @@ class Terminal:
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def attach(cls, client, container, label: str = "") -> "Terminal":
+    def attach(cls, client, container, label: str = "") -> Terminal:
         """``docker attach``: join the container's main process's stdin/stdout/stderr."""
         cid = getattr(container, "id", container)
         return cls(client.api.attach_socket(cid, params=dict(ATTACH_PARAMS)), label=label)
 
     @classmethod
-    def exec(cls, client, container, cmd, label: str = "", **kwargs) -> "Terminal":
+    def exec(cls, client, container, cmd, label: str = "", **kwargs) -> Terminal:
         """``docker exec -it CONTAINER CMD``: a new process in a running container, with its own TTY."""
         cid = getattr(container, "id", container)
         ex = client.api.exec_create(cid, cmd, stdin=True, tty=True, **kwargs)
@@ -88,7 +88,7 @@ class Terminal:
                 break
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 self.closed = True

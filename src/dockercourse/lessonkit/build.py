@@ -102,10 +102,13 @@ class BuildResult:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _ARROW_ID = re.compile(r"^ ---> ([0-9a-f]{12})$")
-_HIDE = (re.compile(r"^ ---> Running in [0-9a-f]{12}$"), re.compile(r"^ --->\s*$"),
-         re.compile(r"^Removing intermediate container [0-9a-f]{12}$"),
-         re.compile(r"^ ---> Removed intermediate container [0-9a-f]{12}$"),  # Docker 25 and newer
-         re.compile(r"^Successfully built [0-9a-f]{12}$"))
+_HIDE = (
+    re.compile(r"^ ---> Running in [0-9a-f]{12}$"),
+    re.compile(r"^ --->\s*$"),
+    re.compile(r"^Removing intermediate container [0-9a-f]{12}$"),
+    re.compile(r"^ ---> Removed intermediate container [0-9a-f]{12}$"),  # Docker 25 and newer
+    re.compile(r"^Successfully built [0-9a-f]{12}$"),
+)
 
 
 def _is_course_label_step(instruction: str) -> bool:
@@ -182,7 +185,8 @@ class _BuildLog:
 
 
 def _tag_stages(client, tag: str, log: _BuildLog) -> dict[str, str]:
-    """Tag the last image of every earlier stage ``<repo>-stage-<name>:<tag>`` (visible, cleaned with the chapter)."""
+    """Tag the last image of every earlier stage ``<repo>-stage-<name>:<tag>``
+    (visible, cleaned with the chapter)."""
     stages: dict[str, str] = {}
     repo, _, tg = tag.rpartition(":") if ":" in tag.rsplit("/", 1)[-1] else (tag, "", "latest")
     for i, (sname, first) in enumerate(log.stage_ends[:-1]):
@@ -201,9 +205,18 @@ def _tag_stages(client, tag: str, log: _BuildLog) -> dict[str, str]:
     return stages
 
 
-def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None = None,
-          buildargs: dict | None = None, target: str | None = None, nocache: bool = False,
-          show: bool = True, keep_stages: bool = True) -> BuildResult:
+def build(
+    client: docker.DockerClient,
+    path,
+    tag: str,
+    *,
+    dockerfile: str | None = None,
+    buildargs: dict | None = None,
+    target: str | None = None,
+    nocache: bool = False,
+    show: bool = True,
+    keep_stages: bool = True,
+) -> BuildResult:
     """Build ``path`` into ``tag`` and print the log (``docker build -t TAG PATH``).
 
     Args:
@@ -224,8 +237,17 @@ def build(client: docker.DockerClient, path, tag: str, *, dockerfile: str | None
     ns = getattr(client.api, "namespace", None)  # the course client's namespace (its labels)
     text = add_labels((Path(path) / (dockerfile or "Dockerfile")).read_text(), dict(ns.labels) if ns else {})
     ctx = _tar(str(path), exclude=read_dockerignore(path), dockerfile=(LABELLED_DOCKERFILE, text))
-    kwargs = dict(fileobj=ctx, custom_context=True, encoding=None, dockerfile=LABELLED_DOCKERFILE, tag=tag,
-                  rm=True, forcerm=True, decode=True, nocache=nocache)
+    kwargs = dict(
+        fileobj=ctx,
+        custom_context=True,
+        encoding=None,
+        dockerfile=LABELLED_DOCKERFILE,
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        nocache=nocache,
+    )
     if buildargs:
         kwargs["buildargs"] = buildargs
     if target:
@@ -251,7 +273,7 @@ def layers(image) -> list[tuple[str, int]]:
     for h in reversed(image.history()):
         created = (h.get("CreatedBy") or "").replace("/bin/sh -c #(nop) ", "").strip()
         if created.startswith("/bin/sh -c "):
-            created = "RUN " + created[len("/bin/sh -c "):]
+            created = "RUN " + created[len("/bin/sh -c ") :]
         if created.startswith("LABEL ") and f"{L.PREFIX}." in created.split()[1]:
             created = "LABEL ... (added by the course: its labels)"
         out.append((created or "(a layer of the base image)", h.get("Size") or 0))

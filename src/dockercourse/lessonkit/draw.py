@@ -43,8 +43,11 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def layer_stack(layers: list[tuple[str, int]], containers: dict[str, list[tuple[str, int]]] | None = None,
-                title: str = "Image layers and container layers"):
+def layer_stack(
+    layers: list[tuple[str, int]],
+    containers: dict[str, list[tuple[str, int]]] | None = None,
+    title: str = "Image layers and container layers",
+):
     """Draw an image's layers (bottom = first) and, on top, each container's writable layer.
 
     Args:
@@ -62,19 +65,42 @@ def layer_stack(layers: list[tuple[str, int]], containers: dict[str, list[tuple[
         y += 1.0
     for i, (cname, entries) in enumerate(containers.items()):
         x = i * 2.6
-        text = "\n".join(f"{lab} ({human(sz)})" if sz is not None else lab for lab, sz in entries) or "(empty)"
-        ax.add_patch(FancyBboxPatch((x, y), 2.4, 0.8 + 0.25 * max(0, len(entries) - 1),
-                                    boxstyle="round,pad=0.02", fc=RW, ec="#e6550d"))
-        ax.text(x + 1.2, y + 0.4 + 0.12 * max(0, len(entries) - 1), text, ha="center", va="center", fontsize=8)
-        ax.text(x + 1.2, y + 1.15 + 0.25 * max(0, len(entries) - 1), cname, ha="center", fontsize=9,
-                weight="bold")
+        text = (
+            "\n".join(f"{lab} ({human(sz)})" if sz is not None else lab for lab, sz in entries) or "(empty)"
+        )
+        ax.add_patch(
+            FancyBboxPatch(
+                (x, y),
+                2.4,
+                0.8 + 0.25 * max(0, len(entries) - 1),
+                boxstyle="round,pad=0.02",
+                fc=RW,
+                ec="#e6550d",
+            )
+        )
+        ax.text(
+            x + 1.2, y + 0.4 + 0.12 * max(0, len(entries) - 1), text, ha="center", va="center", fontsize=8
+        )
+        ax.text(
+            x + 1.2, y + 1.15 + 0.25 * max(0, len(entries) - 1), cname, ha="center", fontsize=9, weight="bold"
+        )
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-0.2, y + 1.8 + 0.25 * max((len(e) for e in containers.values()), default=0))
     ax.axis("off")
     ax.set_title(title)
-    handles = [plt.Rectangle((0, 0), 1, 1, fc=RO, ec="#3182bd"), plt.Rectangle((0, 0), 1, 1, fc=RW, ec="#e6550d")]
-    ax.legend(handles, ["image layer (read-only, shared)", "container layer (writable, own)"],
-              loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, fc=RO, ec="#3182bd"),
+        plt.Rectangle((0, 0), 1, 1, fc=RW, ec="#e6550d"),
+    ]
+    ax.legend(
+        handles,
+        ["image layer (read-only, shared)", "container layer (writable, own)"],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.02),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     return show(fig)
 
@@ -89,8 +115,9 @@ def chain(steps: list[tuple[str, str]], title: str = ""):
         ax.text(x + 0.95, 0.82, head, ha="center", va="center", fontsize=9, weight="bold")
         ax.text(x + 0.95, 0.38, detail, ha="center", va="center", fontsize=7.5, wrap=True)
         if i < n - 1:
-            ax.annotate("", xy=(x + 2.3, 0.6), xytext=(x + 1.95, 0.6),
-                        arrowprops=dict(arrowstyle="->", color="#555"))
+            ax.annotate(
+                "", xy=(x + 2.3, 0.6), xytext=(x + 1.95, 0.6), arrowprops=dict(arrowstyle="->", color="#555")
+            )
     ax.set_xlim(-0.2, 2.3 * n)
     ax.set_ylim(-0.2, 1.5)
     ax.axis("off")

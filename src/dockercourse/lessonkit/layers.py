@@ -20,8 +20,13 @@ from dockercourse.errors import StreamError
 #: percentages, and "Download complete", which a small layer may skip) are left out
 #: so the printed summary is the same on every run.
 MILESTONES = (
-    "Pulling fs layer", "Already exists", "Pull complete",
-    "Preparing", "Layer already exists", "Pushed", "Mounted from",
+    "Pulling fs layer",
+    "Already exists",
+    "Pull complete",
+    "Preparing",
+    "Layer already exists",
+    "Pushed",
+    "Mounted from",
 )
 
 
@@ -30,7 +35,7 @@ def step_label(created_by: str | None, comment: str | None = None, width: int = 
     text = (created_by or "").strip()
     for noise in ("/bin/sh -c #(nop) ", "/bin/sh -c "):
         if text.startswith(noise):
-            text = text[len(noise):].strip()
+            text = text[len(noise) :].strip()
     text = " ".join(text.split())  # multi-line RUN scripts on one line
     if not text:
         text = comment or "(no command)"
@@ -44,8 +49,11 @@ def history_layers(image, with_empty: bool = False, width: int = 44) -> list[tup
     no file-system layer; they are left out unless ``with_empty``.
     """
     steps = list(reversed(image.history()))
-    return [(step_label(s.get("CreatedBy"), s.get("Comment"), width), int(s.get("Size") or 0))
-            for s in steps if with_empty or s.get("Size")]
+    return [
+        (step_label(s.get("CreatedBy"), s.get("Comment"), width), int(s.get("Size") or 0))
+        for s in steps
+        if with_empty or s.get("Size")
+    ]
 
 
 def progress_by_layer(events, names: dict[str, str] | None = None) -> dict[str, list[str]]:
@@ -114,16 +122,21 @@ def image_sizes(client, image) -> dict:
     attrs = image.attrs
     if "Descriptor" not in attrs:  # the classic store (no manifest kept locally)
         return {"unpacked": int(attrs.get("Size") or 0), "content": None}
-    rows = client.api._result(client.api._get(client.api._url("/images/json"),
-                                              params={"manifests": "1", "all": "1"}), True)
+    rows = client.api._result(
+        client.api._get(client.api._url("/images/json"), params={"manifests": "1", "all": "1"}), True
+    )
     for row in rows:
         if row.get("Id") != image.id:
             continue
         for m in row.get("Manifests") or []:
             data = m.get("ImageData") or {}
             if m.get("Kind") == "image" and m.get("Available"):
-                return {"unpacked": int((data.get("Size") or {}).get("Unpacked") or 0),
-                        "content": int((m.get("Size") or {}).get("Content") or 0)}
+                return {
+                    "unpacked": int((data.get("Size") or {}).get("Unpacked") or 0),
+                    "content": int((m.get("Size") or {}).get("Content") or 0),
+                }
     # an engine without the manifest list in /images/json: unpacked = the layers' sizes
-    return {"unpacked": sum(int(s.get("Size") or 0) for s in image.history()),
-            "content": int(attrs.get("Size") or 0)}
+    return {
+        "unpacked": sum(int(s.get("Size") or 0) for s in image.history()),
+        "content": int(attrs.get("Size") or 0),
+    }

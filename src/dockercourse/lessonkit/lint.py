@@ -60,5 +60,7 @@ def hadolint(dockerfile, ignore: tuple[str, ...] = ()) -> list[Finding]:
     if res.returncode != 0 and not res.stdout.strip():
         raise RuntimeError(f"hadolint failed: {res.stderr.strip()}")
     data = json.loads(res.stdout or "[]")
-    return sorted((Finding(d["line"], d["code"], d["level"], d["message"]) for d in data),
-                  key=lambda f: (f.line, f.code))
+    return sorted(
+        (Finding(d["line"], d["code"], d["level"], d["message"]) for d in data),
+        key=lambda f: (f.line, f.code),
+    )

@@ -34,7 +34,8 @@ class MountRow:
     anonymous: int = 0  # 1, 2, ... for anonymous volumes, numbered in order of first appearance
 
     def source_label(self, rename: dict[str, str] | None = None) -> str:
-        """A short readable name for the source: ``volume dc06-data``, ``anonymous volume #1``, ``host $HOST/site``.
+        """A short readable name for the source: ``volume dc06-data``, ``anonymous volume #1``,
+        ``host $HOST/site``.
 
         Anonymous volumes are named by a 64-hex ID; they are numbered instead (the same
         volume gets the same number within one :func:`mount_table`).
@@ -45,7 +46,7 @@ class MountRow:
             path = self.source
             for long, short in sorted((rename or {}).items(), key=lambda kv: -len(kv[0])):
                 if path == long or path.startswith(long.rstrip("/") + "/"):
-                    path = short + path[len(long.rstrip("/")):]
+                    path = short + path[len(long.rstrip("/")) :]
                     break
             return f"host {path}"
         if self.type == "tmpfs":
@@ -90,8 +91,12 @@ def mount_table(containers) -> list[MountRow]:
         for m in c.attrs.get("Mounts") or []:
             kind = m.get("Type", "volume")
             source = (volume_name(m) if kind == "volume" else m.get("Source")) or ""
-            number = anon.setdefault(source, len(anon) + 1) if kind == "volume" and _is_anonymous(source) else 0
-            rows.append(MountRow(c.name, kind, source, m.get("Destination", ""), bool(m.get("RW", True)), number))
+            number = (
+                anon.setdefault(source, len(anon) + 1) if kind == "volume" and _is_anonymous(source) else 0
+            )
+            rows.append(
+                MountRow(c.name, kind, source, m.get("Destination", ""), bool(m.get("RW", True)), number)
+            )
     return rows
 
 
@@ -114,30 +119,63 @@ def mount_map(containers, rename: dict[str, str] | None = None, title: str = "Wh
             sources.append(key)
     n = max(len(names), len(sources), 1)
     fig, ax = plt.subplots(figsize=(10, 0.62 * n + 1.4))
-    ypos_c = {cn: n - 1 - i * (n - 1) / max(1, len(names) - 1) if len(names) > 1 else (n - 1) / 2
-              for i, cn in enumerate(names)}
-    ypos_s = {s: n - 1 - i * (n - 1) / max(1, len(sources) - 1) if len(sources) > 1 else (n - 1) / 2
-              for i, s in enumerate(sources)}
+    ypos_c = {
+        cn: n - 1 - i * (n - 1) / max(1, len(names) - 1) if len(names) > 1 else (n - 1) / 2
+        for i, cn in enumerate(names)
+    }
+    ypos_s = {
+        s: n - 1 - i * (n - 1) / max(1, len(sources) - 1) if len(sources) > 1 else (n - 1) / 2
+        for i, s in enumerate(sources)
+    }
     for cn, y in ypos_c.items():
-        ax.text(0, y, cn, ha="center", va="center", fontsize=9, weight="bold",
-                bbox=dict(boxstyle="round,pad=0.35", fc="#f0f0f0", ec="#636363"))
+        ax.text(
+            0,
+            y,
+            cn,
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold",
+            bbox=dict(boxstyle="round,pad=0.35", fc="#f0f0f0", ec="#636363"),
+        )
     for (label, kind), y in ypos_s.items():
-        ax.text(10, y, label, ha="center", va="center", fontsize=8.5,
-                bbox=dict(boxstyle="round,pad=0.35", fc=COLORS.get(kind, "#eeeeee"), ec=EDGES.get(kind, "#636363")))
+        ax.text(
+            10,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=8.5,
+            bbox=dict(
+                boxstyle="round,pad=0.35", fc=COLORS.get(kind, "#eeeeee"), ec=EDGES.get(kind, "#636363")
+            ),
+        )
     for r in rows:
         y0, y1 = ypos_c[r.container], ypos_s[(r.source_label(rename), r.type)]
-        ax.plot([1.6, 7.9], [y0, y1], color=EDGES.get(r.type, "#636363"), lw=1.4,
-                ls="-" if r.rw else "--")
-        ax.text(1.6 + 0.25 * 6.3, y0 + 0.25 * (y1 - y0) + 0.12, r.destination + ("" if r.rw else " (ro)"),
-                fontsize=7.5, color="#333", ha="center")
+        ax.plot([1.6, 7.9], [y0, y1], color=EDGES.get(r.type, "#636363"), lw=1.4, ls="-" if r.rw else "--")
+        ax.text(
+            1.6 + 0.25 * 6.3,
+            y0 + 0.25 * (y1 - y0) + 0.12,
+            r.destination + ("" if r.rw else " (ro)"),
+            fontsize=7.5,
+            color="#333",
+            ha="center",
+        )
     ax.set_xlim(-1.8, 12.3)
     ax.set_ylim(-0.8, n - 0.2)
     ax.axis("off")
     ax.set_title(title)
     handles = [plt.Line2D([0], [0], color=EDGES[k], lw=2) for k in ("volume", "bind", "tmpfs")]
     handles.append(plt.Line2D([0], [0], color="#636363", lw=1.4, ls="--"))
-    ax.legend(handles, ["volume", "bind mount (host folder)", "tmpfs (memory)", "read-only"],
-              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=8, frameon=False)
+    ax.legend(
+        handles,
+        ["volume", "bind mount (host folder)", "tmpfs (memory)", "read-only"],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     return show(fig)
 

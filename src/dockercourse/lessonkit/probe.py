@@ -20,8 +20,9 @@ import urllib.error
 import urllib.request
 
 
-def http_get_bytes(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0,
-                   timeout: float = 2.0) -> tuple[int, bytes]:
+def http_get_bytes(
+    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0, timeout: float = 2.0
+) -> tuple[int, bytes]:
     """GET ``http://host:port/path``; (status, body bytes). Retries connection errors up to ``wait`` s.
 
     Raises:
@@ -35,14 +36,17 @@ def http_get_bytes(port: int, path: str = "/", host: str = "127.0.0.1", wait: fl
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
-        except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
             if time.monotonic() >= deadline:
-                raise ConnectionError(f"nothing answered on {host}:{port} ({getattr(e, 'reason', e)})") from None
+                raise ConnectionError(
+                    f"nothing answered on {host}:{port} ({getattr(e, 'reason', e)})"
+                ) from None
             time.sleep(0.1)
 
 
-def http_get(port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0,
-             timeout: float = 2.0) -> tuple[int, str]:
+def http_get(
+    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0, timeout: float = 2.0
+) -> tuple[int, str]:
     """Like :func:`http_get_bytes`, with the body as text."""
     status, body = http_get_bytes(port, path, host, wait, timeout)
     return status, body.decode("utf-8", "replace")
@@ -54,8 +58,9 @@ def title(html: str) -> str:
     return m.group(1).strip() if m else (html.strip().splitlines() or [""])[0]
 
 
-def udp_echo(port: int, payload: bytes, host: str = "127.0.0.1", wait: float = 5.0,
-             timeout: float = 0.3) -> bytes | None:
+def udp_echo(
+    port: int, payload: bytes, host: str = "127.0.0.1", wait: float = 5.0, timeout: float = 0.3
+) -> bytes | None:
     """Send ``payload`` as one UDP datagram to ``host:port`` and return the first answer.
 
     UDP has no connection: a datagram sent before the server listens is simply lost, so the
@@ -70,7 +75,7 @@ def udp_echo(port: int, payload: bytes, host: str = "127.0.0.1", wait: float = 5
             try:
                 data, _ = s.recvfrom(65535)
                 return data
-            except (socket.timeout, ConnectionRefusedError):
+            except (TimeoutError, ConnectionRefusedError):
                 # ConnectionRefused: an ICMP "port unreachable" came back; try again shortly
                 time.sleep(0.05)
     return None

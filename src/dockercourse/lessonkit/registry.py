@@ -25,12 +25,14 @@ import docker.errors
 import requests
 
 #: Media types a registry may return for an image manifest (Docker and OCI, single and multi-platform).
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 
 
 class RegistryAPI:
@@ -71,9 +73,11 @@ class RegistryAPI:
         while True:
             try:
                 return self.ping()
-            except requests.exceptions.RequestException:
+            except requests.exceptions.RequestException as e:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the registry at {self.url} did not answer within {timeout:.0f} s")
+                    raise TimeoutError(
+                        f"the registry at {self.url} did not answer within {timeout:.0f} s"
+                    ) from e
                 time.sleep(0.2)
 
     def catalog(self) -> list[str]:
@@ -149,8 +153,16 @@ def follow(stream) -> dict:
         if not st:
             continue
         if line.get("id") and not st.startswith(("Pulling from", "The push")):
-            if st not in ("Downloading", "Extracting", "Pushing", "Waiting", "Verifying Checksum",
-                          "Download complete", "Pulling fs layer", "Preparing"):
+            if st not in (
+                "Downloading",
+                "Extracting",
+                "Pushing",
+                "Waiting",
+                "Verifying Checksum",
+                "Download complete",
+                "Pulling fs layer",
+                "Preparing",
+            ):
                 last[line["id"]] = st
         else:
             status = st
@@ -200,8 +212,11 @@ def tar_files(files: dict[str, bytes | str], mode: int = 0o644) -> bytes:
     return buf.getvalue()
 
 
-def where_picture(local: list[str], registries: dict[str, dict[str, list[str]]],
-                  title: str = "What is where: the engine's images and the registries' repositories"):
+def where_picture(
+    local: list[str],
+    registries: dict[str, dict[str, list[str]]],
+    title: str = "What is where: the engine's images and the registries' repositories",
+):
     """Draw local image names (left) and each registry's repositories and tags (right).
 
     A line joins a local name ``host:port/repo:tag`` to the tag it was pushed to or
@@ -232,26 +247,41 @@ def where_picture(local: list[str], registries: dict[str, dict[str, list[str]]],
     ypos_local = {}
     for i, ref in enumerate(local):
         y = top - i
-        ax.add_patch(FancyBboxPatch((0, y - 0.17), 3.8, 0.34, boxstyle="round,pad=0.02",
-                                    fc="#9ecae1", ec="#3182bd"))
+        ax.add_patch(
+            FancyBboxPatch((0, y - 0.17), 3.8, 0.34, boxstyle="round,pad=0.02", fc="#9ecae1", ec="#3182bd")
+        )
         ax.text(1.9, y, ref, ha="center", va="center", fontsize=8)
         ypos_local[ref] = y
     ypos_remote = {}
     for i, (reg, repo, tag) in enumerate(rows_r):
         y = top - i
         if repo is None:
-            ax.text(5.6, y, f"registry {reg}", ha="left", va="center", fontsize=9, weight="bold", color="#636363")
+            ax.text(
+                5.6, y, f"registry {reg}", ha="left", va="center", fontsize=9, weight="bold", color="#636363"
+            )
             continue
         label = f"{repo}:{tag}" if tag else f"{repo}  (no tags left)"
-        ax.add_patch(FancyBboxPatch((5.8, y - 0.17), 3.8, 0.34, boxstyle="round,pad=0.02",
-                                    fc="#c7e9c0" if tag else "#f0f0f0", ec="#31a354" if tag else "#969696"))
+        ax.add_patch(
+            FancyBboxPatch(
+                (5.8, y - 0.17),
+                3.8,
+                0.34,
+                boxstyle="round,pad=0.02",
+                fc="#c7e9c0" if tag else "#f0f0f0",
+                ec="#31a354" if tag else "#969696",
+            )
+        )
         ax.text(7.7, y, label, ha="center", va="center", fontsize=8)
         if tag:
             ypos_remote[f"{reg}/{repo}:{tag}"] = y
     for ref, y in ypos_local.items():
         if ref in ypos_remote:
-            ax.annotate("", xy=(5.75, ypos_remote[ref]), xytext=(3.85, y),
-                        arrowprops=dict(arrowstyle="<->", color="#555", lw=1))
+            ax.annotate(
+                "",
+                xy=(5.75, ypos_remote[ref]),
+                xytext=(3.85, y),
+                arrowprops=dict(arrowstyle="<->", color="#555", lw=1),
+            )
     ax.set_xlim(-0.2, 9.8)
     ax.set_ylim(-0.6, n + 0.7)
     ax.axis("off")

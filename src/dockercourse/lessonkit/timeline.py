@@ -1,8 +1,10 @@
 """Timelines of what happened to containers, drawn from the engine's own event times.
 
     from dockercourse.lessonkit.timeline import timeline
-    timeline([("web", [(0, 3.0, "running", "#fdae6b")], [(0.0, "kill (signal 15)"), (3.0, "kill (signal 9)")])],
-             title="docker stop -t 3")
+    timeline(
+        [("web", [(0, 3.0, "running", "#fdae6b")], [(0.0, "kill (signal 15)"), (3.0, "kill (signal 9)")])],
+        title="docker stop -t 3",
+    )
 
 Like :mod:`dockercourse.lessonkit.draw`, the function takes plain values the notebook got
 from docker-py (``client.events(...)``) and displays the figure (returning None
@@ -19,8 +21,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from dockercourse.lessonkit.draw import show  # noqa: E402
 
 
-def timeline(rows: list[tuple[str, list[tuple[float, float, str, str]], list[tuple[float, str]]]],
-             title: str = "", xlabel: str = "seconds"):
+def timeline(
+    rows: list[tuple[str, list[tuple[float, float, str, str]], list[tuple[float, str]]]],
+    title: str = "",
+    xlabel: str = "seconds",
+):
     """Draw one horizontal lane per row: coloured spans and labelled instants.
 
     Args:
@@ -41,8 +46,15 @@ def timeline(rows: list[tuple[str, list[tuple[float, float, str, str]], list[tup
             tmax = max(tmax, end)
         for j, (t, text) in enumerate(marks):
             ax.plot([t, t], [y - 0.3, y + 0.3], color="#b30000", lw=1.6)
-            ax.annotate(text, (t, y + 0.3), xytext=(0, 4 + 9 * (j % 2)), textcoords="offset points",
-                        ha="center", fontsize=7.5, color="#b30000")
+            ax.annotate(
+                text,
+                (t, y + 0.3),
+                xytext=(0, 4 + 9 * (j % 2)),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7.5,
+                color="#b30000",
+            )
             tmax = max(tmax, t)
     ax.set_yticks(range(n))
     ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=9)

@@ -54,8 +54,9 @@ class Node:
 
 def host_addresses(bindings) -> str:
     """The engine's port bindings (``[{"HostIp": ..., "HostPort": ...}, ...]``) as ``ip:port, [ip6]:port``."""
-    return ", ".join(str(Published(b.get("HostIp", ""), int(b.get("HostPort") or 0), "").host)
-                     for b in bindings or [])
+    return ", ".join(
+        str(Published(b.get("HostIp", ""), int(b.get("HostPort") or 0), "").host) for b in bindings or []
+    )
 
 
 def _image_name(c) -> str:
@@ -110,19 +111,33 @@ def _host_band(ax, nodes: list[Node], xs: dict, total_w: float) -> float:
     """The host's published addresses, one arrow per container port; returns the band's height."""
     nlines = max((len(n.published) for n in nodes), default=0)
     band_h = 0.45 + 0.24 * max(1, nlines)
-    ax.add_patch(FancyBboxPatch((-0.3, _HOST_Y), total_w + 0.6, band_h, boxstyle="round,pad=0.02",
-                                fc="#f0f0f0", ec="#969696"))
+    ax.add_patch(
+        FancyBboxPatch(
+            (-0.3, _HOST_Y), total_w + 0.6, band_h, boxstyle="round,pad=0.02", fc="#f0f0f0", ec="#969696"
+        )
+    )
     ax.text(-0.2, _HOST_Y + band_h - 0.15, "host", fontsize=8, weight="bold", va="center", color="#525252")
     for n in (n for n in nodes if n.published):
         x = xs[n.name]
-        ax.text(x + _BOX_W / 2, _HOST_Y + 0.12, "\n".join(p.host for p in n.published), ha="center",
-                va="bottom", fontsize=6.5, linespacing=1.3,
-                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#969696", lw=0.6))
+        ax.text(
+            x + _BOX_W / 2,
+            _HOST_Y + 0.12,
+            "\n".join(p.host for p in n.published),
+            ha="center",
+            va="bottom",
+            fontsize=6.5,
+            linespacing=1.3,
+            bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#969696", lw=0.6),
+        )
         cports = list(dict.fromkeys(p.port for p in n.published))
         for k, port in enumerate(cports):
             px = x + _BOX_W / 2 + (k - (len(cports) - 1) / 2) * 0.6
-            ax.annotate("", xy=(px, _BOX_Y + _BOX_H), xytext=(px, _HOST_Y - 0.02),
-                        arrowprops=dict(arrowstyle="->", color="#d62728", lw=1.2))
+            ax.annotate(
+                "",
+                xy=(px, _BOX_Y + _BOX_H),
+                xytext=(px, _HOST_Y - 0.02),
+                arrowprops=dict(arrowstyle="->", color="#d62728", lw=1.2),
+            )
             ax.text(px + 0.06, _BOX_Y + _BOX_H + 0.12, port, fontsize=6.5, color="#d62728")
     return band_h
 
@@ -131,13 +146,29 @@ def _containers(ax, nodes: list[Node], xs: dict) -> None:
     for n in nodes:
         x = xs[n.name]
         fc = "#fff5eb" if n.status == "running" else "#f7f7f7"
-        ax.add_patch(FancyBboxPatch((x, _BOX_Y), _BOX_W, _BOX_H, boxstyle="round,pad=0.03", fc=fc, ec="#e6550d"))
+        ax.add_patch(
+            FancyBboxPatch((x, _BOX_Y), _BOX_W, _BOX_H, boxstyle="round,pad=0.03", fc=fc, ec="#e6550d")
+        )
         ax.text(x + _BOX_W / 2, _BOX_Y + 0.88, n.name, ha="center", va="center", fontsize=8, weight="bold")
-        ax.text(x + _BOX_W / 2, _BOX_Y + 0.5, n.image.replace(":", ":\n", 1) if len(n.image) > 18 else n.image,
-                ha="center", va="center", fontsize=6.5, color="#525252")
+        ax.text(
+            x + _BOX_W / 2,
+            _BOX_Y + 0.5,
+            n.image.replace(":", ":\n", 1) if len(n.image) > 18 else n.image,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="#525252",
+        )
         if n.status != "running":
-            ax.text(x + _BOX_W / 2, _BOX_Y + 0.15, n.status, ha="center", va="center", fontsize=6.5,
-                    style="italic")
+            ax.text(
+                x + _BOX_W / 2,
+                _BOX_Y + 0.15,
+                n.status,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                style="italic",
+            )
 
 
 def _networks(ax, nodes: list[Node], xs: dict, net_order: list[str], total_w: float) -> None:
@@ -166,10 +197,22 @@ def _links(ax, nodes: list[Node], xs: dict) -> None:
             px = [x1 + (x2 - x1) * t for t in ts]
             py = [top + 4 * h * t * (1 - t) for t in ts]
             ax.plot(px[:-2], py[:-2], ls="--", color="#636363", lw=1)
-            ax.annotate("", xy=(px[-1], py[-1]), xytext=(px[-3], py[-3]),
-                        arrowprops=dict(arrowstyle="->", color="#636363"))
-            ax.text((x1 + x2) / 2, top + h, f"--link alias '{alias}'", ha="center", va="center", fontsize=6.5,
-                    color="#636363", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
+            ax.annotate(
+                "",
+                xy=(px[-1], py[-1]),
+                xytext=(px[-3], py[-3]),
+                arrowprops=dict(arrowstyle="->", color="#636363"),
+            )
+            ax.text(
+                (x1 + x2) / 2,
+                top + h,
+                f"--link alias '{alias}'",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="#636363",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"),
+            )
 
 
 def draw(nodes: list[Node], title: str = "Containers, networks and published ports"):
