@@ -1,7 +1,8 @@
 """Benchmark the VM engine (issue 9): boot-to-API time, container run latency inside the
 VM vs the host's engine, and qemu's RSS, with KVM and with TCG where each is usable.
 
-    python benchmarks/bench_vm_engine.py [--runs 3] [--images busybox:1.35.0,...] [--flavor docker|podman|both] [--json]
+    python benchmarks/bench_vm_engine.py [--runs 3] [--images busybox:1.35.0,...]
+        [--flavor docker|podman|both] [--json]
 
 Each VM is a throwaway one (``vm_engine``), destroyed at the end: nothing is left running.
 The first run builds and seeds the system disk for the image list (minutes under TCG);
@@ -40,8 +41,13 @@ def _cli_latency(docker_host: str, runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         t = time.monotonic()
-        subprocess.run([cli, "run", "--rm", "busybox:1.35.0", "true"], check=True, capture_output=True,
-                       env={**os.environ, "DOCKER_HOST": docker_host}, timeout=300)
+        subprocess.run(
+            [cli, "run", "--rm", "busybox:1.35.0", "true"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DOCKER_HOST": docker_host},
+            timeout=300,
+        )
         out.append(time.monotonic() - t)
     return out
 
@@ -80,20 +86,40 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     images = [i for i in args.images.split(",") if i]
-    log = (lambda m: print(m, file=sys.stderr, flush=True))
-    accels = ["tcg"] if args.accel == "tcg" else ["kvm"] if args.accel == "kvm" else \
-        (["kvm", "tcg"] if kvm_usable() else ["tcg"])
-    results = {"machine": {"cpus": os.cpu_count(), "load1": round(os.getloadavg()[0], 2),
-                           "kvm_usable": kvm_usable()}, "vm": {}, "host": None}
+
+    def log(m):
+        print(m, file=sys.stderr, flush=True)
+
+    accels = (
+        ["tcg"]
+        if args.accel == "tcg"
+        else ["kvm"]
+        if args.accel == "kvm"
+        else (["kvm", "tcg"] if kvm_usable() else ["tcg"])
+    )
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load1": round(os.getloadavg()[0], 2),
+            "kvm_usable": kvm_usable(),
+        },
+        "vm": {},
+        "host": None,
+    }
     host = _host_client()
     if host is not None:
         _run_latency(host, 1)
         lat = _run_latency(host, args.runs)
-        results["host"] = {"run_s": [round(x, 3) for x in lat], "run_median_s": round(statistics.median(lat), 3)}
+        results["host"] = {
+            "run_s": [round(x, 3) for x in lat],
+            "run_median_s": round(statistics.median(lat), 3),
+        }
         host.close()
     flavors = ["docker", "podman"] if args.flavor == "both" else [args.flavor]
     for flavor in flavors:
-        art = build(images, log=log, flavor=flavor)  # built once (not timed here); its time is in the metadata
+        art = build(
+            images, log=log, flavor=flavor
+        )  # built once (not timed here); its time is in the metadata
         try:
             meta = json.loads(art.disk.with_suffix(".json").read_text())
         except (OSError, ValueError):
@@ -127,15 +153,20 @@ def main(argv=None) -> int:
         return 0
     print(f"machine: {results['machine']}")
     if results["host"]:
-        print(f"host engine      : busybox run median {results['host']['run_median_s']:.2f} s {results['host']['run_s']}")
+        print(
+            f"host engine      : busybox run median {results['host']['run_median_s']:.2f} s "
+            f"{results['host']['run_s']}"
+        )
     for which, r in results["vm"].items():
         flavor, accel = which.split("/")
-        print(f"VM engine {flavor} ({accel.upper()}{', emulated' if accel == 'tcg' else ''}; {r['engine']}): "
-              f"disk built in {r['disk_build_s']} s; boot-to-API {r['boot_to_api_s']:.1f} s; "
-              f"busybox run median {r['run_median_s']:.2f} s {r['run_s']} (first {r['first_run_s']:.1f} s); "
-              f"`docker run --rm busybox true` median {r['cli_run_median_s']} s {r['cli_run_s']}; "
-              f"qemu RSS {r['qemu_rss_after_boot_mb']} MB after boot, {r['qemu_rss_mb']} MB after the runs, "
-              f"with {r['images']} images, {r['guest_mb']} MB guest")
+        print(
+            f"VM engine {flavor} ({accel.upper()}{', emulated' if accel == 'tcg' else ''}; {r['engine']}): "
+            f"disk built in {r['disk_build_s']} s; boot-to-API {r['boot_to_api_s']:.1f} s; "
+            f"busybox run median {r['run_median_s']:.2f} s {r['run_s']} (first {r['first_run_s']:.1f} s); "
+            f"`docker run --rm busybox true` median {r['cli_run_median_s']} s {r['cli_run_s']}; "
+            f"qemu RSS {r['qemu_rss_after_boot_mb']} MB after boot, {r['qemu_rss_mb']} MB after the runs, "
+            f"with {r['images']} images, {r['guest_mb']} MB guest"
+        )
     return 0
 
 

@@ -20,7 +20,7 @@ from dockercourse.vm.boot import qemu_binary
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course"
 
-HOSTILE = '''
+HOSTILE = """
 import docker, pathlib
 c = docker.from_env()
 try:
@@ -36,7 +36,7 @@ for v in c.volumes.list():
         v.remove(force=True)
     except Exception:
         pass
-'''
+"""
 
 
 @pytest.mark.slow
@@ -56,8 +56,15 @@ def test_hostile_submission_reaches_only_its_own_vm(tmp_path, monkeypatch):
     hostile.cells.append(nbformat.v4.new_code_cell(HOSTILE.format(secret=secret, report=report)))
     nbformat.write(hostile, subs / "mallory.ipynb")
     try:
-        grade_folder(subs, tmp_path / "out", jobs=2, engine="vm", progress=False,
-                           cell_timeout=180, submission_timeout=480)
+        grade_folder(
+            subs,
+            tmp_path / "out",
+            jobs=2,
+            engine="vm",
+            progress=False,
+            cell_timeout=180,
+            submission_timeout=480,
+        )
     finally:
         secret.unlink()
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out" / "grades.csv"))}

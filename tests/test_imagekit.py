@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from dockercourse import imagekit
+from dockercourse.cli import main as cli_main
 from dockercourse.core import labels
 from dockercourse.core.images import (
     BUILDER,
@@ -325,7 +326,7 @@ def test_taken_mirror_port_is_one_clear_line(client, monkeypatch):
 
 @pytest.mark.timeout(60)
 def test_cli_check_and_bad_mode(client, capsys):
-    assert imagekit.main(["--check", "--quiet"]) == 0
+    assert cli_main(["images", "--check", "--quiet"]) == 0
     out = capsys.readouterr().out
     for ref in COURSE_IMAGES.values():
         assert ref in out

@@ -25,12 +25,14 @@ from pathlib import Path
 import pytest
 
 from dockercourse.errors import CourseError
+from dockercourse.vm import binaries, initramfs, kernel
 from dockercourse.vm import boot as qboot
-from dockercourse.vm import initramfs, kernel
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_QEMU = qboot.qemu_binary() is not None
-needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="qemu not installed (apt-get install -y qemu-system-x86)")
+needs_qemu = pytest.mark.skipif(
+    not HAVE_QEMU, reason="qemu not installed (apt-get install -y qemu-system-x86)"
+)
 TEST_USER = "dcvmtest"
 
 
@@ -38,14 +40,14 @@ def _read_cpio(data: bytes) -> dict[str, tuple[int, bytes, int, int]]:
     """name -> (mode, data, rdevmajor, rdevminor) from a newc archive."""
     out, pos = {}, 0
     while True:
-        hdr = data[pos:pos + 110]
+        hdr = data[pos : pos + 110]
         assert hdr[:6] == b"070701", hdr[:6]
-        f = [int(hdr[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        f = [int(hdr[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
         mode, size, rmaj, rmin, namesize = f[1], f[6], f[9], f[10], f[11]
-        name = data[pos + 110:pos + 110 + namesize - 1].decode()
+        name = data[pos + 110 : pos + 110 + namesize - 1].decode()
         pos += 110 + namesize
         pos += -pos % 4
-        body = data[pos:pos + size]
+        body = data[pos : pos + size]
         pos += size
         pos += -pos % 4
         if name == "TRAILER!!!":
@@ -57,8 +59,12 @@ def test_initramfs_newc(tmp_path):
     src = tmp_path / "tool"
     src.write_bytes(b"\x7fELF fake")
     src.chmod(0o755)
-    out = initramfs.build(tmp_path / "i.gz", {"bin/tool": src, "etc/motd": b"hello\n"},
-                          "#!/bin/sh\necho hi\n", {"bin/sh": "busybox"})
+    out = initramfs.build(
+        tmp_path / "i.gz",
+        {"bin/tool": src, "etc/motd": b"hello\n"},
+        "#!/bin/sh\necho hi\n",
+        {"bin/sh": "busybox"},
+    )
     entries = _read_cpio(gzip.decompress(out.read_bytes()))
     assert entries["init"][0] & 0o777 == 0o755 and entries["init"][1].startswith(b"#!/bin/sh")
     assert entries["bin/tool"][1] == b"\x7fELF fake" and entries["bin/tool"][0] & 0o111
@@ -71,7 +77,11 @@ def test_initramfs_newc(tmp_path):
 def test_modules_resolved_dependencies_first(tmp_path, monkeypatch):
     """A fake kernel tree: modules.dep is generated from .modinfo when missing."""
     moddir = tmp_path / "lib/modules/9.9.9-test"
-    for rel, deps in [("kernel/a/base.ko", ""), ("kernel/b/mid.ko", "base"), ("kernel/c/top-mod.ko", "mid,base")]:
+    for rel, deps in [
+        ("kernel/a/base.ko", ""),
+        ("kernel/b/mid.ko", "base"),
+        ("kernel/c/top-mod.ko", "mid,base"),
+    ]:
         p = moddir / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"\x7fELF...\0license=GPL\0depends=" + deps.encode() + b"\0vermagic=9.9.9\0")
@@ -122,7 +132,9 @@ def test_guest_scripts_are_package_files():
         assert text.startswith("#!") and text.endswith("\n") and "\r" not in text, name
         assert scripts.data(name) == (folder / name).read_bytes()
     assert "switch_root /newroot /sbin/engine-init" in scripts.text(scripts.STAGE1)
-    assert "dockerd" in scripts.text(scripts.STAGE2_DOCKER) and "halt_engine" in scripts.text(scripts.STAGE2_DOCKER)
+    assert "dockerd" in scripts.text(scripts.STAGE2_DOCKER) and "halt_engine" in scripts.text(
+        scripts.STAGE2_DOCKER
+    )
     assert "podman system service" in scripts.text(scripts.STAGE2_PODMAN)
     assert "/usr/lib/dockercourse/init.sh" in scripts.text(scripts.PODMAN_ENGINE_INIT)
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
@@ -143,16 +155,30 @@ def test_disk_cache_keys_follow_the_guest_scripts(tmp_path, monkeypatch):
     for n, b in real.items():
         (copies / n).write_bytes(b)
     monkeypatch.setattr(scripts, "_file", lambda name: copies / name)
-    monkeypatch.setattr(disk, "find_kernel", lambda *a, **k: kernel.KernelInfo(tmp_path / "vmlinuz", "9.9.9", None, "env"))
-    monkeypatch.setattr(disk, "engine_binaries", lambda log=print: {
-        "source": "packages", "version": "28.5.2", "versions": {"docker.io": "28.5.2+dfsg4-5"}, "paths": {},
-        "title": "Docker 28.5.2 (test)", "fallback_reason": ""})
-    monkeypatch.setattr(disk, "require_mke2fs", lambda: None)
+    monkeypatch.setattr(
+        disk, "find_kernel", lambda *a, **k: kernel.KernelInfo(tmp_path / "vmlinuz", "9.9.9", None, "env")
+    )
+    monkeypatch.setattr(
+        binaries,
+        "engine_binaries",
+        lambda log=print: {
+            "source": "packages",
+            "version": "28.5.2",
+            "versions": {"docker.io": "28.5.2+dfsg4-5"},
+            "paths": {},
+            "title": "Docker 28.5.2 (test)",
+            "fallback_reason": "",
+        },
+    )
+    monkeypatch.setattr(binaries, "require_mke2fs", lambda: None)
     monkeypatch.setenv("DOCKERCOURSE_VM_CACHE", str(tmp_path / "cache"))
 
     def keys():
-        return (disk.disk_key(disk.inputs(log=lambda *_: None)), disk.initrd_path("9.9.9", disk.DOCKER_MODULES),
-                podman._init_digest())
+        return (
+            disk.disk_key(disk.inputs(log=lambda *_: None)),
+            disk.initrd_path("9.9.9", disk.DOCKER_MODULES),
+            podman._init_digest(),
+        )
 
     before = keys()
     assert before == keys()  # stable
@@ -176,8 +202,11 @@ def test_tiny_vm_reaches_init(tmp_path):
     if not bb:
         pytest.skip("busybox not installed (apt-get install -y busybox-static)")
     k = kernel.get_kernel()
-    rd = initramfs.build(tmp_path / "rd.gz", {"bin/busybox": Path(bb)},
-                         "#!/bin/busybox sh\n/bin/busybox echo init reached\n/bin/busybox poweroff -f\n")
+    rd = initramfs.build(
+        tmp_path / "rd.gz",
+        {"bin/busybox": Path(bb)},
+        "#!/bin/busybox sh\n/bin/busybox echo init reached\n/bin/busybox poweroff -f\n",
+    )
     with qboot.boot(k, rd, "quiet", 128, accel="auto", wait_for=b"init reached", timeout=90) as b:
         t = b.wait_for(b"init reached", 1)
         assert 0 < t < 90
@@ -227,14 +256,21 @@ def test_engine_vm_unprivileged_up_run_down():
             venv = home / "venv"
             if not (venv / "bin/python").exists():
                 subprocess.run([*prefix, py, "-m", "venv", str(venv)], check=True, capture_output=True)
-                subprocess.run([*prefix, str(venv / "bin/pip"), "install", "-q", "docker>=6.1,<8", "requests<3"],
-                               check=True, capture_output=True, timeout=300)
+                subprocess.run(
+                    [*prefix, str(venv / "bin/pip"), "install", "-q", "docker>=6.1,<8", "requests<3"],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
             py = str(venv / "bin/python")
     # the clone may live where the test user cannot read it (a home folder of mode 700, a
     # `mktemp -d` folder): give the user its own readable copy of the toolkit's source
     src_copy = Path(tempfile.mkdtemp(prefix="dc-vmtest-src-"))
-    shutil.copytree(REPO / "src" / "dockercourse", src_copy / "dockercourse",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO / "src" / "dockercourse",
+        src_copy / "dockercourse",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
     for d in (src_copy, *[p for p in src_copy.rglob("*") if p.is_dir()]):
         d.chmod(0o755)
     for f in (p for p in src_copy.rglob("*") if p.is_file()):
@@ -243,41 +279,83 @@ def test_engine_vm_unprivileged_up_run_down():
     cli = [*prefix, *env, py, "-c", "import sys; from dockercourse.cli import main; sys.exit(main())"]
     try:
         images = "busybox,debian,python,nginx"  # what chapter 02 uses
-        up = subprocess.run([*cli, "engine", "vm", "up", "--name", "pytest", "--images", images, "--export"],
-                            capture_output=True, text=True, timeout=400)
+        up = subprocess.run(
+            [*cli, "engine", "vm", "up", "--name", "pytest", "--images", images, "--export"],
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         try:
             assert up.returncode == 0, up.stderr[-2000:]
             host = up.stdout.strip().split("=", 1)[1]
             assert host.startswith("tcp://127.0.0.1:")
             run = subprocess.run(
-                [*prefix, *env, f"DOCKER_HOST={host}", py, "-c",
-                 "import docker,time; c=docker.from_env(timeout=300); t=time.monotonic();"
-                 "out=c.containers.run('busybox:1.35.0', ['sh','-c','echo hello from $(uname -n)'], remove=True);"
-                 "print(out.decode().strip(), round(time.monotonic()-t,1)); print(c.info()['OperatingSystem'])"],
-                capture_output=True, text=True, timeout=180)
+                [
+                    *prefix,
+                    *env,
+                    f"DOCKER_HOST={host}",
+                    py,
+                    "-c",
+                    "import docker,time; c=docker.from_env(timeout=300); t=time.monotonic();"
+                    "out=c.containers.run('busybox:1.35.0', ['sh','-c','echo hello from $(uname -n)'], "
+                    "remove=True);"
+                    "print(out.decode().strip(), round(time.monotonic()-t,1)); "
+                    "print(c.info()['OperatingSystem'])",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             assert run.returncode == 0, run.stderr[-2000:]
             assert "hello from" in run.stdout
-            st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
+            st = subprocess.run(
+                [*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True
+            )
             assert "answers" in st.stdout, st.stdout + st.stderr
-            _check_published_ports(host, lambda *a: subprocess.run([*cli, "engine", "vm", *a, "--name", "pytest"],
-                                                                   capture_output=True, text=True, timeout=60))
+            _check_published_ports(
+                host,
+                lambda *a: subprocess.run(
+                    [*cli, "engine", "vm", *a, "--name", "pytest"], capture_output=True, text=True, timeout=60
+                ),
+            )
             # Chapter 02 through the user's VM engine, outputs compared (nbval, strict)
             san = Path(os.environ.get("TMPDIR", "/tmp")) / f"dc-vm-sanitize-{os.getpid()}.cfg"
-            san.write_text((REPO / "tests/nbval_sanitize.cfg").read_text() + "\n"
-                           + (REPO / "tests/nbval_sanitize_vm.cfg").read_text())
+            san.write_text(
+                (REPO / "tests/nbval_sanitize.cfg").read_text()
+                + "\n"
+                + (REPO / "tests/nbval_sanitize_vm.cfg").read_text()
+            )
             try:
                 nb = subprocess.run(
-                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-                     "--nbval-sanitize-with", str(san), "--nbval-cell-timeout", "240", "--noconftest",
-                     str(REPO / "notebooks/02_core_concepts.ipynb")],
-                    capture_output=True, text=True, timeout=900, cwd=REPO,
-                    env={**os.environ, "DOCKER_HOST": host})
+                    [
+                        sys.executable,
+                        "-m",
+                        "pytest",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                        "--nbval",
+                        "--nbval-current-env",
+                        "--nbval-sanitize-with",
+                        str(san),
+                        "--nbval-cell-timeout",
+                        "240",
+                        "--noconftest",
+                        str(REPO / "notebooks/02_core_concepts.ipynb"),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                    cwd=REPO,
+                    env={**os.environ, "DOCKER_HOST": host},
+                )
             finally:
                 san.unlink()
             assert nb.returncode == 0, nb.stdout[-4000:]
         finally:
-            down = subprocess.run([*cli, "engine", "vm", "down", "--name", "pytest"], capture_output=True, text=True,
-                                  timeout=60)
+            down = subprocess.run(
+                [*cli, "engine", "vm", "down", "--name", "pytest"], capture_output=True, text=True, timeout=60
+            )
         assert down.returncode == 0, down.stderr
         time.sleep(0.5)
         port = int(host.rsplit(":", 1)[1])
@@ -285,14 +363,18 @@ def test_engine_vm_unprivileged_up_run_down():
 
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port still answers after down"
-        st = subprocess.run([*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True)
+        st = subprocess.run(
+            [*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True
+        )
         assert st.returncode == 3 and "not running" in st.stdout, st.stdout + st.stderr
     finally:
         shutil.rmtree(src_copy, ignore_errors=True)  # after the last use of the CLI from it
 
 
-UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9999))\n"
-            "while True:\n    d, a = s.recvfrom(512)\n    s.sendto(b'echo:' + d, a)\n")
+UDP_ECHO = (
+    "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('', 9999))\n"
+    "while True:\n    d, a = s.recvfrom(512)\n    s.sendto(b'echo:' + d, a)\n"
+)
 
 
 def _http(port: int, timeout: float = 3) -> str:
@@ -339,15 +421,24 @@ def _check_published_ports(host: str, vm_cli) -> None:
         udp_port = u.getsockname()[1]
     made = []
     try:
-        web = client.containers.run("nginx:1.22", detach=True, labels={"dockercourse.test": "ports"},
-                                    ports={"80/tcp": ("127.0.0.1", port), "81/tcp": ("127.0.0.1", taken_port)})
+        web = client.containers.run(
+            "nginx:1.22",
+            detach=True,
+            labels={"dockercourse.test": "ports"},
+            ports={"80/tcp": ("127.0.0.1", port), "81/tcp": ("127.0.0.1", taken_port)},
+        )
         made.append(web)
-        anyp = client.containers.run("nginx:1.22", detach=True, publish_all_ports=True,
-                                     labels={"dockercourse.test": "ports"})
+        anyp = client.containers.run(
+            "nginx:1.22", detach=True, publish_all_ports=True, labels={"dockercourse.test": "ports"}
+        )
         made.append(anyp)
-        echo = client.containers.run("python:3.11-slim-bookworm", ["python", "-c", UDP_ECHO], detach=True,
-                                     ports={"9999/udp": ("127.0.0.1", udp_port)},
-                                     labels={"dockercourse.test": "ports"})
+        echo = client.containers.run(
+            "python:3.11-slim-bookworm",
+            ["python", "-c", UDP_ECHO],
+            detach=True,
+            ports={"9999/udp": ("127.0.0.1", udp_port)},
+            labels={"dockercourse.test": "ports"},
+        )
         made.append(echo)
         assert "Welcome to nginx" in _until(f"nginx on 127.0.0.1:{port}", lambda: _http(port))
         anyp.reload()
@@ -359,6 +450,7 @@ def _check_published_ports(host: str, vm_cli) -> None:
                 s.settimeout(1)
                 s.sendto(b"ping", ("127.0.0.1", udp_port))
                 return s.recvfrom(512)[0]
+
         assert _until(f"UDP echo on 127.0.0.1:{udp_port}", udp_echo) == b"echo:ping"
         st = vm_cli("status")
         for p in (f"127.0.0.1:{port}/tcp", f"127.0.0.1:{any_port}/tcp", f"127.0.0.1:{udp_port}/udp"):
@@ -371,6 +463,7 @@ def _check_published_ports(host: str, vm_cli) -> None:
         def closed(p):
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", p)) != 0
+
         _until("forwards removed", lambda: closed(port) and closed(any_port), timeout=30)
         st = vm_cli("status")
         assert f"127.0.0.1:{port}/tcp" not in st.stdout and f":{udp_port}/udp" not in st.stdout, st.stdout
@@ -411,19 +504,38 @@ def test_portfwd_forwarder_with_fake_qemu_and_engine(tmp_path):
             proto, _, port = parts[2].split(":")
             return "removed" if rules.pop(f"{proto}:{port}", None) else "not found"
         if parts[0] == "info":
-            return "Hub -1 (n0):\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\n" + "".join(
-                f"  {k.split(':')[0].upper()}[HOST_FORWARD]  11       127.0.0.1 {k.split(':')[1]}       10.0.2.15 "
-                f"{k.split(':')[1]}     0     0\n" for k in rules)
+            return (
+                "Hub -1 (n0):\n"
+                "  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\n"
+                + "".join(
+                    f"  {k.split(':')[0].upper()}[HOST_FORWARD]  11       "
+                    f"127.0.0.1 {k.split(':')[1]}       10.0.2.15 "
+                    f"{k.split(':')[1]}     0     0\n"
+                    for k in rules
+                )
+            )
         raise AssertionError(cmd)
 
     def attrs(cid, name, ports):
-        return {"Id": cid, "Name": "/" + name, "State": {"Running": True}, "NetworkSettings": {"Ports": ports}}
+        return {
+            "Id": cid,
+            "Name": "/" + name,
+            "State": {"Running": True},
+            "NetworkSettings": {"Ports": ports},
+        }
 
-    running = {"a1": attrs("a1", "web", {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "40123"},
-                                                     {"HostIp": "::", "HostPort": "40123"}],
-                                         "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tport)}],
-                                         "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "40124"}],
-                                         "443/tcp": None})}
+    running = {
+        "a1": attrs(
+            "a1",
+            "web",
+            {
+                "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "40123"}, {"HostIp": "::", "HostPort": "40123"}],
+                "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tport)}],
+                "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "40124"}],
+                "443/tcp": None,
+            },
+        )
+    }
 
     class Api:
         def containers(self, filters=None):
@@ -435,16 +547,18 @@ def test_portfwd_forwarder_with_fake_qemu_and_engine(tmp_path):
     class Client:
         api = Api()
 
-    rules["tcp:2375"] = "tcp:127.0.0.1:2375-:2375"      # the API forward: never touched
-    rules["tcp:40999"] = "tcp:127.0.0.1:40999-:40999"    # left by an earlier forwarder
+    rules["tcp:2375"] = "tcp:127.0.0.1:2375-:2375"  # the API forward: never touched
+    rules["tcp:40999"] = "tcp:127.0.0.1:40999-:40999"  # left by an earlier forwarder
     logs = []
     f = portfwd.Forwarder(monitor, api_port=2375, state_dir=tmp_path, log=logs.append)
     f.reconcile(Client())
     assert set(rules) == {"tcp:2375", "tcp:40123", "udp:40124"}
     assert any("taken on the host" in m and str(tport) in m for m in logs), logs
     st = portfwd.read_state(tmp_path)
-    assert [(x["port"], x["proto"], x["container"]) for x in st["forwards"]] == [(40123, "tcp", "web"),
-                                                                                 (40124, "udp", "web")]
+    assert [(x["port"], x["proto"], x["container"]) for x in st["forwards"]] == [
+        (40123, "tcp", "web"),
+        (40124, "udp", "web"),
+    ]
     assert st["failed"][0]["port"] == tport
     running["b2"] = attrs("b2", "other", {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}]})
     f.handle(Client(), {"Type": "container", "Action": "start", "Actor": {"ID": "b2"}})
@@ -474,9 +588,12 @@ def test_monitor_protocol(tmp_path):
         cmd = b""
         while not cmd.endswith(b"\n"):
             cmd += conn.recv(100)
-        conn.sendall(b"h\x1b[K\x1b[Dho" + cmd.strip() + b"\x1b[K\r\nhost forwarding rule for tcp:127.0.0.1:5 removed"
-                     b"\r\n(qemu) ")
+        conn.sendall(
+            b"h\x1b[K\x1b[Dho" + cmd.strip() + b"\x1b[K\r\nhost forwarding rule for tcp:127.0.0.1:5 removed"
+            b"\r\n(qemu) "
+        )
         conn.close()
+
     t = threading.Thread(target=serve)
     t.start()
     out = portfwd.Monitor(path, timeout=5).command("hostfwd_remove n0 tcp:127.0.0.1:5")
@@ -506,57 +623,68 @@ def test_engine_binaries_packages_first_then_host(tmp_path, monkeypatch):
     from dockercourse.engines import packages
     from dockercourse.vm import disk
 
-    if disk.requirements():
-        pytest.skip(f"missing {', '.join(disk.requirements())}")
+    if binaries.requirements():
+        pytest.skip(f"missing {', '.join(binaries.requirements())}")
     fake = tmp_path / "pkgroot"
-    for rel in disk.PKG_BINARIES.values():
+    for rel in binaries.PKG_BINARIES.values():
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text("#!/bin/sh\necho Docker version 28.5.2, build x\n")
         (fake / rel).chmod(0o755)
     monkeypatch.setattr(packages, "ensure_packages", lambda name: fake)
-    monkeypatch.setattr(packages, "package_versions", lambda name: {"docker.io": "28.5.2+dfsg4-5",
-                                                                    "containerd": "2.1.9+ds1-5"})
-    eng = disk.engine_binaries(log=lambda *_: None)
+    monkeypatch.setattr(
+        packages,
+        "package_versions",
+        lambda name: {"docker.io": "28.5.2+dfsg4-5", "containerd": "2.1.9+ds1-5"},
+    )
+    eng = binaries.engine_binaries(log=lambda *_: None)
     assert eng["source"] == "packages" and eng["version"] == "28.5.2"
     assert eng["paths"]["/usr/sbin/dockerd"] == fake / "usr/sbin/dockerd"
     assert str(eng["paths"]["/usr/sbin/runc"]).startswith(("/usr/sbin", "/usr/bin", "/sbin", "/bin"))
     assert "Docker 28.5.2" in eng["title"] and "docker.io 28.5.2+dfsg4-5" in eng["title"]
-    assert disk.daemon_config(eng["version"]) == {"features": {"containerd-snapshotter": True},
-                                                  "storage-driver": "overlayfs"}
+    assert binaries.daemon_config(eng["version"]) == {
+        "features": {"containerd-snapshotter": True},
+        "storage-driver": "overlayfs",
+    }
     key_pkgs = disk.disk_key(disk.inputs(log=lambda *_: None))
 
     def unavailable(name):
         raise packages.EngineError("cannot read Debian's package lists (test)")
+
     monkeypatch.setattr(packages, "ensure_packages", unavailable)
     hostd = tmp_path / "host"
     hostd.mkdir()
     for name in ("dockerd", "containerd", "containerd-shim-runc-v2"):
         (hostd / name).write_text("#!/bin/sh\necho Docker version 20.10.24+dfsg1, build 297e128\n")
         (hostd / name).chmod(0o755)
-    bins = dict(disk.BINARIES)
+    bins = dict(binaries.BINARIES)
     bins["/usr/sbin/dockerd"] = [str(hostd / "dockerd")]
     bins["/usr/bin/containerd"] = [str(hostd / "containerd")]
     bins["/usr/bin/containerd-shim-runc-v2"] = [str(hostd / "containerd-shim-runc-v2")]
     bins["/usr/sbin/docker-proxy"] = []
     bins["/usr/bin/docker-init"] = []
-    monkeypatch.setattr(disk, "BINARIES", bins)
+    monkeypatch.setattr(binaries, "BINARIES", bins)
     logs = []
-    eng = disk.engine_binaries(log=logs.append)
+    eng = binaries.engine_binaries(log=logs.append)
     assert eng["source"] == "host" and eng["version"] == "20.10.24"
     assert "could not be fetched: cannot read Debian's package lists (test)" in eng["title"]
     assert any("using this machine's dockerd 20.10.24" in m for m in logs), logs
-    assert disk.daemon_config(eng["version"]) == {"storage-driver": "overlay2"}
+    assert binaries.daemon_config(eng["version"]) == {"storage-driver": "overlay2"}
     inp = disk.inputs(log=lambda *_: None)
     assert inp["engine"]["source"] == "host" and disk.disk_key(inp) != key_pkgs
     assert inp["engine"]["fallback_reason"].startswith("cannot read Debian's package lists")
     bins["/usr/sbin/dockerd"] = []
     with pytest.raises(CourseError, match="could not be fetched .* and this machine has no dockerd"):
-        disk.engine_binaries(log=lambda *_: None)
+        binaries.engine_binaries(log=lambda *_: None)
 
 
 def _limits_in_container(client) -> list[str]:
-    out = client.containers.run("busybox:1.35.0", ["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"],
-                                mem_limit="64m", pids_limit=50, remove=True)
+    out = client.containers.run(
+        "busybox:1.35.0",
+        ["cat", "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"],
+        mem_limit="64m",
+        pids_limit=50,
+        remove=True,
+    )
     return out.decode().split()
 
 
@@ -577,13 +705,17 @@ def test_engine_vm_docker28_cgroup2_containerd_store():
             assert info["ServerVersion"].startswith("28.5"), info["ServerVersion"]
             assert info["CgroupVersion"] == "2" and info["CgroupDriver"] == "cgroupfs"
             assert info["Driver"] == "overlayfs", info["Driver"]
-            assert ["driver-type", "io.containerd.snapshotter.v1"] in info["DriverStatus"], info["DriverStatus"]
+            assert ["driver-type", "io.containerd.snapshotter.v1"] in info["DriverStatus"], info[
+                "DriverStatus"
+            ]
             assert _limits_in_container(c) == ["67108864", "50"]
             assert env.engine.startswith("Docker 28.5") and env.flavor == "docker"
             st = vme.status(name=env.name)
             assert st["engine"] == env.engine
-            print(f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
-                  f"{env.rss_bytes() / 2**20:.0f} MB")
+            print(
+                f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
+                f"{env.rss_bytes() / 2**20:.0f} MB"
+            )
         finally:
             c.close()
 
@@ -613,11 +745,20 @@ def test_engine_vm_podman_flavour():
             assert env.engine.startswith("Podman 5") and env.flavor == "podman"
             out = c.containers.run("busybox:1.35.0", ["sh", "-c", "echo hello from $(uname -n)"], remove=True)
             assert b"hello from" in out
-            _check_published_ports(env.docker_host, lambda *a: subprocess.run(
-                [sys.executable, "-m", "dockercourse.cli", "engine", "vm", *a, "--name", env.name],
-                capture_output=True, text=True, timeout=60, cwd=REPO,
-                env={**os.environ, "PYTHONPATH": str(REPO / "src")}))
-            print(f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
-                  f"{env.rss_bytes() / 2**20:.0f} MB")
+            _check_published_ports(
+                env.docker_host,
+                lambda *a: subprocess.run(
+                    [sys.executable, "-m", "dockercourse.cli", "engine", "vm", *a, "--name", env.name],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    cwd=REPO,
+                    env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                ),
+            )
+            print(
+                f"VM engine: {env.engine}; booted in {env.boot_seconds} s; qemu RSS "
+                f"{env.rss_bytes() / 2**20:.0f} MB"
+            )
         finally:
             c.close()

@@ -23,8 +23,8 @@ from pathlib import Path
 from dockercourse.errors import CourseError
 from dockercourse.vm import disk as docker_disk
 from dockercourse.vm import podman
-from dockercourse.vm.boot import require_qemu
 from dockercourse.vm.kernel import find_kernel
+from dockercourse.vm.qemu import require_qemu
 from dockercourse.vm.seed import seed
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,13 @@ logger = logging.getLogger(__name__)
 #: stays under 1 GB.
 DEFAULT_MEMORY_MB = 768
 #: The course images loaded by default (gcc:12, 1.3 GB, only on request).
-DEFAULT_IMAGES = ("busybox:1.35.0", "debian:bookworm-slim", "python:3.11-slim-bookworm",
-                  "nginx:1.22", "registry:2.8")
+DEFAULT_IMAGES = (
+    "busybox:1.35.0",
+    "debian:bookworm-slim",
+    "python:3.11-slim-bookworm",
+    "nginx:1.22",
+    "registry:2.8",
+)
 #: the guest's flavours: Docker (:mod:`.disk`) and Podman (:mod:`.podman`)
 FLAVORS = ("docker", "podman")
 
@@ -59,8 +64,16 @@ def flavor_inputs(flavor: str, log, rebuild: bool = False) -> tuple[dict, list[s
     raise CourseError(f"unknown VM engine flavour {flavor!r}; choose one of: {', '.join(FLAVORS)}")
 
 
-def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str = "auto",
-          memory_mb: int = DEFAULT_MEMORY_MB, mirror_port: int | None = None, flavor: str = "docker") -> Artifacts:
+def build(
+    images=DEFAULT_IMAGES,
+    *,
+    rebuild: bool = False,
+    log=print,
+    accel: str = "auto",
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    mirror_port: int | None = None,
+    flavor: str = "docker",
+) -> Artifacts:
     """Make (or find in the cache) the kernel, initramfs and seeded system disk of ``flavor``
     ("docker": Docker 28.5 from the course's packages; "podman": Podman on Debian trixie)."""
     require_qemu()
@@ -78,8 +91,15 @@ def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str
 
     def artifacts() -> Artifacts:
         m = json.loads(meta.read_text())
-        return Artifacts(k.image, initrd, disk, disk_key, m.get("images", []), flavor,
-                         m.get("inputs", {}).get("engine", {}))
+        return Artifacts(
+            k.image,
+            initrd,
+            disk,
+            disk_key,
+            m.get("images", []),
+            flavor,
+            m.get("inputs", {}).get("engine", {}),
+        )
 
     if rebuild or not disk.is_file() or not meta.is_file():
         # one builder at a time (parallel grading workers share the cache); leftovers of
@@ -92,13 +112,39 @@ def build(images=DEFAULT_IMAGES, *, rebuild: bool = False, log=print, accel: str
                 shutil.rmtree(junk, ignore_errors=True)
             for junk in ecache.glob("*.part"):
                 junk.unlink(missing_ok=True)
-            _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port,
-                        flavor, prefix)
+            _build_disk(
+                k,
+                initrd,
+                disk,
+                meta,
+                inp,
+                sys_key,
+                images,
+                log,
+                accel,
+                memory_mb,
+                mirror_port,
+                flavor,
+                prefix,
+            )
     return artifacts()
 
 
-def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_mb, mirror_port,
-                flavor="docker", prefix="system") -> list[str]:
+def _build_disk(
+    k,
+    initrd,
+    disk,
+    meta,
+    inp,
+    sys_key,
+    images,
+    log,
+    accel,
+    memory_mb,
+    mirror_port,
+    flavor="docker",
+    prefix="system",
+) -> list[str]:
     t0 = time.monotonic()
     if flavor == "podman":
         log(f"vm: building the podman system disk ({inp['engine']['title']}, kernel {k.version})")
@@ -108,18 +154,32 @@ def _build_disk(k, initrd, disk, meta, inp, sys_key, images, log, accel, memory_
         part = docker_disk.build_system_disk(disk, inp, log)
     t_disk = time.monotonic() - t0
     try:
-        loaded = seed(k.image, initrd, part, images, log=log, accel=accel, memory_mb=memory_mb,
-                      mirror_port=mirror_port)
+        loaded = seed(
+            k.image, initrd, part, images, log=log, accel=accel, memory_mb=memory_mb, mirror_port=mirror_port
+        )
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     os.replace(part, disk)
-    meta.write_text(json.dumps({"inputs": inp, "flavor": flavor, "images": loaded, "initrd": initrd.name,
-                                "disk_seconds": round(t_disk, 1), "seconds": round(time.monotonic() - t0, 1),
-                                "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1))
+    meta.write_text(
+        json.dumps(
+            {
+                "inputs": inp,
+                "flavor": flavor,
+                "images": loaded,
+                "initrd": initrd.name,
+                "disk_seconds": round(t_disk, 1),
+                "seconds": round(time.monotonic() - t0, 1),
+                "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            indent=1,
+        )
+    )
     _remove_old(prefix, sys_key, initrd)
-    log(f"vm: system disk ready ({len(loaded)} images, {time.monotonic() - t0:.0f} s; "
-        f"the disk itself {t_disk:.0f} s)")
+    log(
+        f"vm: system disk ready ({len(loaded)} images, {time.monotonic() - t0:.0f} s; "
+        f"the disk itself {t_disk:.0f} s)"
+    )
     return loaded
 
 

@@ -4,15 +4,12 @@
 qemu and removes the handle's temporary directory, so nothing is left behind even when
 the caller fails half-way.
 
-KVM is used only when it really runs a guest: ``/dev/kvm`` may exist yet hang (nested
-virtualisation on some clouds), so :func:`kvm_usable` boots qemu's firmware with a
-timeout and waits for its first words on the debug port. Otherwise TCG (pure
-emulation) is used, and every figure measured is an emulated one.
+Whether KVM or TCG (emulation) runs the guest, and the qemu process itself, are
+:mod:`.qemu`'s.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -24,158 +21,15 @@ import threading
 import time
 from pathlib import Path
 
-from dockercourse import config
-from dockercourse.errors import BootError, CourseError
+from dockercourse.errors import BootError
+from dockercourse.vm.qemu import kill, kvm_usable, pdeathsig_fn, popen, qemu_binary, require_qemu
 
 __all__ = ["qemu_binary", "kvm_usable", "boot", "Boot", "BootError", "free_port"]
 
 logger = logging.getLogger(__name__)
 
-_KVM_CACHE: dict[str, bool] = {}
 #: qemu's human monitor socket in a VM's workdir (see ``boot(monitor=True)``)
 MONITOR_SOCKET = "monitor.sock"
-
-
-def qemu_binary() -> str | None:
-    """Path of ``qemu-system-x86_64`` (``DOCKERCOURSE_QEMU`` overrides), or None."""
-    env = config.get("DOCKERCOURSE_QEMU")
-    if env:
-        return env if os.access(env, os.X_OK) else None
-    for name in ("qemu-system-x86_64", "/usr/libexec/qemu-kvm"):
-        p = shutil.which(name) if not name.startswith("/") else (name if os.access(name, os.X_OK) else None)
-        if p:
-            return p
-    return None
-
-
-def require_qemu() -> str:
-    q = qemu_binary()
-    if not q:
-        raise CourseError("qemu is not installed; fix: sudo apt-get install -y qemu-system-x86 "
-                          "(on Binder: add qemu-system-x86 to binder/apt.txt)")
-    return q
-
-
-def _kvm_ioctl_ok() -> bool:
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return fcntl.ioctl(fd, 0xAE00) == 12  # KVM_GET_API_VERSION
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def kvm_usable(timeout: float = 5, kernel=None) -> bool:
-    """True when KVM really boots a Linux kernel here, within ``timeout`` seconds.
-
-    ``DOCKERCOURSE_VM_ACCEL=tcg`` forces False, ``=kvm`` forces True. Otherwise
-    ``/dev/kvm`` must open read-write and answer ``KVM_GET_API_VERSION``, and the VM
-    kernel (:func:`dockercourse.vm.kernel.get_kernel`, or ``kernel``) booted with
-    ``-accel kvm -cpu host`` and no root disk must reach its "cannot mount root"
-    panic in time. (Firmware alone is not enough: nested KVM on some clouds runs the
-    BIOS, then hangs or fails in the kernel.) The answer is remembered for the process
-    and, per host boot, in the VM cache directory.
-    """
-    forced = (config.get("DOCKERCOURSE_VM_ACCEL") or "").lower()
-    if forced in ("tcg", "kvm"):
-        return forced == "kvm"
-    if "kvm" in _KVM_CACHE:
-        return _KVM_CACHE["kvm"]
-    q = qemu_binary()
-    if not q or not _kvm_ioctl_ok():
-        _KVM_CACHE["kvm"] = False
-        return False
-    from dockercourse.vm import cache_dir
-
-    try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError as e:
-        logger.debug("no boot id (%s): the KVM probe's answer is not kept on disk", e)
-        boot_id = ""
-    marker = cache_dir() / "kvm-probe"
-    if boot_id:
-        try:
-            bid, answer = marker.read_text().split()
-            if bid == boot_id:
-                _KVM_CACHE["kvm"] = answer == "yes"
-                return _KVM_CACHE["kvm"]
-        except (OSError, ValueError) as e:
-            logger.debug("no KVM probe answer of this boot in %s (%s)", marker, e)
-    if kernel is None:
-        from dockercourse.vm.kernel import get_kernel
-
-        kernel = get_kernel(log=lambda *_: None)
-    ok = _kvm_boots(q, kernel, timeout)
-    _KVM_CACHE["kvm"] = ok
-    if boot_id:
-        try:
-            marker.write_text(f"{boot_id} {'yes' if ok else 'no'}\n")
-        except OSError as e:
-            logger.debug("cannot keep the KVM probe's answer in %s (%s)", marker, e)
-    return ok
-
-
-def _kvm_boots(q: str, kernel, timeout: float) -> bool:
-    """Boot ``kernel`` under KVM without a root disk: True when it reaches its panic in time."""
-    try:
-        proc = subprocess.Popen(
-            [q, "-machine", "pc,accel=kvm", "-cpu", "host", "-m", "64", "-nodefaults", "-display", "none",
-             "-no-user-config", "-no-reboot", "-kernel", str(kernel),
-             "-append", "console=ttyS0 panic=-1 root=/dev/dockercourse-probe",
-             "-chardev", "stdio,id=c0,signal=off", "-serial", "chardev:c0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-    except OSError as e:
-        logger.debug("the KVM probe's qemu did not start (%s): no KVM", e)
-        return False
-    ok = False
-    buf = b""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(proc.stdout.fileno(), False)
-    while time.monotonic() < deadline:
-        try:
-            chunk = proc.stdout.read(65536)
-        except OSError:  # BlockingIOError: nothing to read yet
-            chunk = None
-        if chunk:
-            buf += chunk
-            if b"Kernel panic" in buf or b"VFS:" in buf:
-                ok = True
-                break
-        elif proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    _kill(proc)
-    return ok
-
-
-def _kill(proc: subprocess.Popen, grace: float = 0) -> None:
-    if proc.poll() is None:
-        try:
-            if grace:
-                proc.terminate()
-                try:
-                    proc.wait(grace)
-                    return
-                except subprocess.TimeoutExpired:
-                    logger.debug("qemu (pid %s) did not stop within %s s of SIGTERM; killing it", proc.pid, grace)
-            proc.kill()
-        except ProcessLookupError:  # exited meanwhile
-            logger.debug("qemu (pid %s) exited before it was killed", proc.pid)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        logger.warning("qemu (pid %s) did not exit within 10 s of SIGKILL", proc.pid)
-    for f in (proc.stdout, proc.stderr, proc.stdin):
-        try:
-            if f:
-                f.close()
-        except OSError as e:
-            logger.debug("closing a pipe of qemu (pid %s): %s", proc.pid, e)
 
 
 def free_port() -> int:
@@ -189,8 +43,15 @@ class Boot:
     """A running qemu: ``.proc``, ``.accel`` ("kvm"|"tcg"), ``.t_start`` (monotonic),
     ``.console`` (serial output so far), ``.wait_for()``, ``.rss_bytes()``, ``.close()``."""
 
-    def __init__(self, proc: subprocess.Popen, accel: str, t_start: float, tmpdir: Path | None,
-                 cmd: list[str], console_path: Path | None = None):
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        accel: str,
+        t_start: float,
+        tmpdir: Path | None,
+        cmd: list[str],
+        console_path: Path | None = None,
+    ):
         self.proc = proc
         self.console_path = console_path
         self.accel = accel
@@ -233,6 +94,7 @@ class Boot:
                     return os.read(fd, 65536)
                 except OSError:  # the pipe is gone: the end of the console
                     return b""
+
         while True:
             chunk = read()
             if not chunk and self.console_path is not None:
@@ -315,14 +177,14 @@ class Boot:
 
     def close(self, grace: float = 0) -> None:
         """Kill qemu (after ``grace`` seconds of SIGTERM if given) and remove temp files."""
-        _kill(self.proc, grace)
+        kill(self.proc, grace)
         self._stop = True
         self._reader.join(2)
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
 
-    def __enter__(self) -> "Boot":
+    def __enter__(self) -> Boot:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -337,20 +199,49 @@ def _hostfwd_arg(item) -> str:
     return f"{proto}:127.0.0.1:{host_port}-:{guest_port}"
 
 
-def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hostfwd=(),
-                 net: bool | None = None, drives=(), cpus: int = 1, tb_size_mb: int = 128,
-                 extra_args=(), console_path=None, monitor=None) -> list[str]:
+def qemu_command(
+    kernel,
+    initrd,
+    append: str,
+    memory_mb: int,
+    *,
+    accel: str,
+    hostfwd=(),
+    net: bool | None = None,
+    drives=(),
+    cpus: int = 1,
+    tb_size_mb: int = 128,
+    extra_args=(),
+    console_path=None,
+    monitor=None,
+) -> list[str]:
     q = require_qemu()
     if "console=" not in append:
         append = "console=ttyS0 " + append
     if "panic=" not in append:
         append += " panic=-1"
-    cmd = [q, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-           "-machine", "pc" if accel == "tcg" else "pc,accel=kvm",
-           "-m", str(int(memory_mb)), "-smp", str(int(cpus)),
-           "-kernel", str(kernel), "-append", append.strip(),
-           "-chardev", (f"file,id=con0,path={console_path}" if console_path else "stdio,id=con0,signal=off"),
-           "-serial", "chardev:con0"]
+    cmd = [
+        q,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-machine",
+        "pc" if accel == "tcg" else "pc,accel=kvm",
+        "-m",
+        str(int(memory_mb)),
+        "-smp",
+        str(int(cpus)),
+        "-kernel",
+        str(kernel),
+        "-append",
+        append.strip(),
+        "-chardev",
+        (f"file,id=con0,path={console_path}" if console_path else "stdio,id=con0,signal=off"),
+        "-serial",
+        "chardev:con0",
+    ]
     if accel == "tcg":
         cmd += ["-accel", f"tcg,tb-size={int(tb_size_mb)}", "-cpu", "max"]
     else:
@@ -362,7 +253,7 @@ def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hos
     if net:
         fwd = "".join(",hostfwd=" + _hostfwd_arg(h) for h in hostfwd)
         cmd += ["-netdev", f"user,id=n0{fwd}", "-device", "virtio-net-pci,netdev=n0"]
-    for i, d in enumerate(drives):
+    for d in drives:
         if isinstance(d, dict):
             opts = ",".join(f"{k}={v}" for k, v in d.items())
         else:
@@ -375,10 +266,26 @@ def qemu_command(kernel, initrd, append: str, memory_mb: int, *, accel: str, hos
     return cmd
 
 
-def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", hostfwd=(),
-         wait_for: bytes | None = None, timeout: float = 60, net: bool | None = None,
-         drives=(), cpus: int = 1, tb_size_mb: int = 128, extra_args=(), env=None,
-         workdir: Path | None = None, die_with_parent: bool = False, monitor: bool = False) -> Boot:
+def boot(
+    kernel,
+    initrd,
+    append: str,
+    memory_mb: int,
+    *,
+    accel: str = "auto",
+    hostfwd=(),
+    wait_for: bytes | None = None,
+    timeout: float = 60,
+    net: bool | None = None,
+    drives=(),
+    cpus: int = 1,
+    tb_size_mb: int = 128,
+    extra_args=(),
+    env=None,
+    workdir: Path | None = None,
+    die_with_parent: bool = False,
+    monitor: bool = False,
+) -> Boot:
     """Start qemu with ``kernel``/``initrd``/``append`` and ``memory_mb`` of guest RAM.
 
     Args:
@@ -408,32 +315,26 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
         accel = "kvm" if kvm_usable() else "tcg"
     if accel not in ("kvm", "tcg"):
         raise ValueError(f"accel must be auto, kvm or tcg, not {accel!r}")
-    console_path = None
-    if workdir is not None:
-        workdir = Path(workdir)
-        (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-        console_path = workdir / "console.log"
-        console_path.write_bytes(b"")
-        tmp_for_qemu, own_tmp = workdir / "tmp", None
-    else:
-        own_tmp = Path(tempfile.mkdtemp(prefix="dockercourse-qemu-"))
-        tmp_for_qemu = own_tmp
+    workdir = Path(workdir) if workdir is not None else None
+    console_path, tmp_for_qemu, own_tmp = _dirs(workdir)
     mon = _monitor_path(workdir) if monitor else None
-    cmd = qemu_command(kernel, initrd, append, memory_mb, accel=accel, hostfwd=hostfwd, net=net,
-                       drives=drives, cpus=cpus, tb_size_mb=tb_size_mb, extra_args=extra_args,
-                       console_path=console_path, monitor=mon)
-    # qemu's snapshot=on overlays go to $TMPDIR (deleted when qemu closes them; kept
-    # if qemu is killed): keep them in a directory that is removed afterwards
-    penv = dict(os.environ if env is None else env)
-    penv["TMPDIR"] = str(tmp_for_qemu)
-    pre = _pdeathsig_fn() if die_with_parent else None
+    cmd = qemu_command(
+        kernel,
+        initrd,
+        append,
+        memory_mb,
+        accel=accel,
+        hostfwd=hostfwd,
+        net=net,
+        drives=drives,
+        cpus=cpus,
+        tb_size_mb=tb_size_mb,
+        extra_args=extra_args,
+        console_path=console_path,
+        monitor=mon,
+    )
     t0 = time.monotonic()
-    try:
-        proc = _popen(cmd, workdir, penv, pre)
-    except OSError as e:
-        if own_tmp:
-            shutil.rmtree(own_tmp, ignore_errors=True)
-        raise BootError(f"cannot start qemu: {e}") from None
+    proc = _start(cmd, workdir, env, tmp_for_qemu, own_tmp, die_with_parent)
     handle = Boot(proc, accel, t0, own_tmp, cmd, console_path)
     if wait_for is not None:
         try:
@@ -442,6 +343,32 @@ def boot(kernel, initrd, append: str, memory_mb: int, *, accel: str = "auto", ho
             handle.close()
             raise
     return handle
+
+
+def _start(cmd, workdir, env, tmp_for_qemu: Path, own_tmp: Path | None, die_with_parent: bool):
+    """Start qemu (:func:`.qemu.popen`) with ``TMPDIR`` in ``tmp_for_qemu``: its snapshot=on
+    overlays go there (deleted when qemu closes them, kept if qemu is killed), a directory
+    removed afterwards."""
+    penv = dict(os.environ if env is None else env)
+    penv["TMPDIR"] = str(tmp_for_qemu)
+    pre = pdeathsig_fn() if die_with_parent else None
+    try:
+        return popen(cmd, workdir, penv, pre)
+    except OSError as e:
+        if own_tmp:
+            shutil.rmtree(own_tmp, ignore_errors=True)
+        raise BootError(f"cannot start qemu: {e}") from None
+
+
+def _dirs(workdir: Path | None) -> tuple[Path | None, Path, Path | None]:
+    """(the console log or None, qemu's TMPDIR, a private temporary directory to remove or None)."""
+    if workdir is None:
+        own_tmp = Path(tempfile.mkdtemp(prefix="dockercourse-qemu-"))
+        return None, own_tmp, own_tmp
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    console_path = workdir / "console.log"
+    console_path.write_bytes(b"")
+    return console_path, workdir / "tmp", None
 
 
 def _monitor_path(workdir: Path | None) -> Path:
@@ -453,41 +380,3 @@ def _monitor_path(workdir: Path | None) -> Path:
     if len(str(mon).encode()) > 100:  # sun_path holds 108 bytes
         mon = Path(MONITOR_SOCKET)  # relative to qemu's cwd (workdir)
     return mon
-
-
-def _popen(cmd: list[str], workdir: Path | None, penv: dict, pre) -> subprocess.Popen:
-    """Start qemu: with a ``workdir``, in it, its output to ``workdir/qemu.log``; else with pipes."""
-    if workdir is not None:
-        with open(workdir / "qemu.log", "ab") as qlog:
-            return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog, cwd=workdir,
-                                    env=penv, start_new_session=True, close_fds=True, preexec_fn=pre)
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=penv, start_new_session=True, preexec_fn=pre)
-
-
-def _load_prctl():
-    """libc's ``prctl``, looked up in the parent (the child between fork and exec must not
-    log or import); None without it (then qemu does not die with its parent)."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError) as e:
-        logger.warning("no prctl in this C library (%s): a VM does not die with the process that started it", e)
-        return None
-
-
-_PRCTL: list = []
-
-
-def _pdeathsig_fn():
-    """The ``preexec_fn`` that gives qemu SIGKILL when its parent thread dies (or None)."""
-    if not _PRCTL:
-        _PRCTL.append(_load_prctl())
-    prctl = _PRCTL[0]
-    if prctl is None:
-        return None
-
-    def pdeathsig() -> None:  # runs in the child between fork and exec
-        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL; a failure returns -1 and changes nothing
-    return pdeathsig

@@ -55,16 +55,16 @@ from dockercourse.vm.artifacts import (
     Artifacts,
     build,
 )
-from dockercourse.vm.boot import boot, free_port, kvm_usable
-from dockercourse.vm.disk import (
+from dockercourse.vm.binaries import (
     APT_PACKAGES,
-    DISK_SIZE_MB,
     ENGINE_PKGSET,
     PKG_BINARIES,
     daemon_config,
     engine_binaries,
     requirements,
 )
+from dockercourse.vm.boot import boot, free_port, kvm_usable
+from dockercourse.vm.disk import DISK_SIZE_MB
 from dockercourse.vm.seed import (
     GUEST_API_PORT,
     api_timeout,
@@ -128,6 +128,7 @@ logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- up
 
+
 def default_cpus() -> int:
     """vCPUs: the host's count up to 2 (so the engine reports what a small host would)."""
     return max(1, min(2, os.cpu_count() or 1))
@@ -136,8 +137,10 @@ def default_cpus() -> int:
 def _running(cur: dict, sd: Path, name: str, flavor: str, forward_ports: bool, log) -> VMEngine:
     """The VM engine ``name`` that already runs (its port forwarder restarted if it died)."""
     if cur.get("flavor", "docker") != flavor:
-        raise CourseError(f"VM engine {name!r} runs the {cur.get('flavor', 'docker')} flavour; stop it first "
-                          f"(dockercourse engine vm down --name {name}) or choose another --name")
+        raise CourseError(
+            f"VM engine {name!r} runs the {cur.get('flavor', 'docker')} flavour; stop it first "
+            f"(dockercourse engine vm down --name {name}) or choose another --name"
+        )
     log(f"vm: engine {name!r} already running at {cur['docker_host']}")
     eng = VMEngine(**{k: v for k, v in cur.items() if k in VMEngine.__dataclass_fields__ and k[0] != "_"})
     if forward_ports and cur.get("monitor") and not cur.get("portfwd_running"):
@@ -146,10 +149,21 @@ def _running(cur: dict, sd: Path, name: str, flavor: str, forward_ports: bool, l
     return eng
 
 
-def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str = "default",
-       accel: str = "auto", port: int | None = None, cpus: int | None = None, log=print,
-       state_dir: Path | None = None, rebuild: bool = False, die_with_parent: bool = False,
-       forward_ports: bool = True, flavor: str = "docker") -> VMEngine:
+def up(
+    *,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    images=DEFAULT_IMAGES,
+    name: str = "default",
+    accel: str = "auto",
+    port: int | None = None,
+    cpus: int | None = None,
+    log=print,
+    state_dir: Path | None = None,
+    rebuild: bool = False,
+    die_with_parent: bool = False,
+    forward_ports: bool = True,
+    flavor: str = "docker",
+) -> VMEngine:
     """Boot a VM engine (building its artifacts on first use) and wait for its API.
 
     The VM outlives this process (``down(name)`` stops it); its state (pid, port) is in
@@ -178,23 +192,22 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     sd.chmod(0o700)  # the monitor socket and the overlay are this user's only
     port = port or free_port()
     cpus = cpus or default_cpus()
-    mirror = find_mirror_port()
-    append = "quiet" + (f" dc.mirror={mirror}" if mirror else "")
-    log(f"vm: booting {art.engine.get('title') or flavor} ({accel.upper()}{', emulated' if accel == 'tcg' else ''}, "
-        f"{memory_mb} MB) ...")
-    b = boot(art.kernel, art.initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
-             drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
-             cpus=cpus, workdir=sd, die_with_parent=die_with_parent, monitor=forward_ports)
-    try:
-        t_api = wait_api(b, port, timeout=api_timeout(accel))
-    except BaseException:
-        b.close()
-        shutil.rmtree(sd, ignore_errors=True)
-        raise
-    eng = VMEngine(docker_host=f"tcp://127.0.0.1:{port}", pid=b.proc.pid, port=port, state_dir=str(sd),
-                   accel=accel, memory_mb=memory_mb, boot_seconds=round(t_api, 2), name=name,
-                   images=list(art.images), started=time.time(), flavor=flavor,
-                   engine=art.engine.get("title", ""), _boot=b)
+    b, t_api = _boot_engine(art, sd, port, cpus, accel, memory_mb, die_with_parent, forward_ports, log)
+    eng = VMEngine(
+        docker_host=f"tcp://127.0.0.1:{port}",
+        pid=b.proc.pid,
+        port=port,
+        state_dir=str(sd),
+        accel=accel,
+        memory_mb=memory_mb,
+        boot_seconds=round(t_api, 2),
+        name=name,
+        images=list(art.images),
+        started=time.time(),
+        flavor=flavor,
+        engine=art.engine.get("title", ""),
+        _boot=b,
+    )
     try:
         if forward_ports:
             _start_portfwd(eng, sd, log)
@@ -208,7 +221,49 @@ def up(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, name: str =
     return eng
 
 
+def _boot_engine(
+    art,
+    sd: Path,
+    port: int,
+    cpus: int,
+    accel: str,
+    memory_mb: int,
+    die_with_parent: bool,
+    forward_ports: bool,
+    log,
+):
+    """Boot the VM of ``art`` (its disk behind a throwaway overlay) and wait for its API:
+    (the :class:`Boot`, seconds to the API). A failure leaves neither qemu nor ``sd``."""
+    mirror = find_mirror_port()
+    append = "quiet" + (f" dc.mirror={mirror}" if mirror else "")
+    log(
+        f"vm: booting {art.engine.get('title') or art.flavor} "
+        f"({accel.upper()}{', emulated' if accel == 'tcg' else ''}, {memory_mb} MB) ..."
+    )
+    b = boot(
+        art.kernel,
+        art.initrd,
+        append,
+        memory_mb,
+        accel=accel,
+        hostfwd=[(port, GUEST_API_PORT)],
+        drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
+        cpus=cpus,
+        workdir=sd,
+        die_with_parent=die_with_parent,
+        monitor=forward_ports,
+    )
+    try:
+        t_api = wait_api(b, port, timeout=api_timeout(accel))
+    except BaseException:
+        b.close()
+        shutil.rmtree(sd, ignore_errors=True)
+        raise
+    return b, t_api
+
+
 # --------------------------------------------------------------------------- published ports
+
 
 def _start_portfwd(eng: VMEngine, sd: Path, log) -> None:
     """Start the forwarder of published ports (a process of its own: it outlives ``up``
@@ -218,10 +273,25 @@ def _start_portfwd(eng: VMEngine, sd: Path, log) -> None:
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(sd / "portfwd.log", "ab") as flog:
         proc = subprocess.Popen(
-            [sys.executable, "-m", PORTFWD_MODULE, "--state-dir", str(sd), "--qemu-pid", str(eng.pid),
-             "--api-port", str(eng.port)],
-            stdin=subprocess.DEVNULL, stdout=flog, stderr=flog, env=env, cwd="/",
-            start_new_session=True, close_fds=True)
+            [
+                sys.executable,
+                "-m",
+                PORTFWD_MODULE,
+                "--state-dir",
+                str(sd),
+                "--qemu-pid",
+                str(eng.pid),
+                "--api-port",
+                str(eng.port),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=flog,
+            stderr=flog,
+            env=env,
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
     eng.portfwd_pid = proc.pid
     eng._portfwd = proc
     log(f"vm: published ports of containers are forwarded to 127.0.0.1 (forwarder pid {proc.pid})")
@@ -261,6 +331,7 @@ def _stop_portfwd(sd: Path, pid: int = 0, proc: subprocess.Popen | None = None) 
 
 # --------------------------------------------------------------------------- down
 
+
 def down(*, name: str = "default", state_dir: Path | None = None, log=print) -> bool:
     """Stop VM engine ``name`` (kill qemu, remove its state and overlay). True if one ran."""
     sd = Path(state_dir) if state_dir else named_dir(name)
@@ -298,9 +369,18 @@ def _stop_pid(pid: int, sd: Path) -> None:
 
 # --------------------------------------------------------------------------- throwaway engines
 
+
 @contextlib.contextmanager
-def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, accel: str = "auto",
-              cpus: int | None = None, log=print, forward_ports: bool = True, flavor: str = "docker"):
+def vm_engine(
+    *,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    images=DEFAULT_IMAGES,
+    accel: str = "auto",
+    cpus: int | None = None,
+    log=print,
+    forward_ports: bool = True,
+    flavor: str = "docker",
+):
     """A throwaway VM engine: booted on entry, destroyed (qemu, overlay, state) on exit.
 
     Yields a :class:`VMEngine`; use ``env.docker_host`` (for ``DOCKER_HOST``) or
@@ -314,8 +394,18 @@ def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, acce
     """
     name = f"w-{uuid.uuid4().hex[:10]}"
     sd = state_root() / name
-    eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, cpus=cpus, log=log, state_dir=sd,
-             die_with_parent=True, forward_ports=forward_ports, flavor=flavor)
+    eng = up(
+        memory_mb=memory_mb,
+        images=images,
+        name=name,
+        accel=accel,
+        cpus=cpus,
+        log=log,
+        state_dir=sd,
+        die_with_parent=True,
+        forward_ports=forward_ports,
+        flavor=flavor,
+    )
     try:
         yield eng
     finally:
@@ -326,8 +416,9 @@ def vm_engine(*, memory_mb: int = DEFAULT_MEMORY_MB, images=DEFAULT_IMAGES, acce
         cleanup_state(sd)
 
 
-def worker_init(images=DEFAULT_IMAGES, memory_mb: int = DEFAULT_MEMORY_MB, accel: str = "auto",
-                log=None) -> VMEngine:
+def worker_init(
+    images=DEFAULT_IMAGES, memory_mb: int = DEFAULT_MEMORY_MB, accel: str = "auto", log=None
+) -> VMEngine:
     """Give this process its own throwaway VM engine until it exits.
 
     For a ``ProcessPoolExecutor(initializer=worker_init, initargs=(...))``: boots a VM,
@@ -341,11 +432,19 @@ def worker_init(images=DEFAULT_IMAGES, memory_mb: int = DEFAULT_MEMORY_MB, accel
 
     name = f"w-{uuid.uuid4().hex[:10]}"
     sd = state_root() / name
-    eng = up(memory_mb=memory_mb, images=images, name=name, accel=accel, state_dir=sd,
-             log=log or (lambda *_: None), die_with_parent=True)
+    eng = up(
+        memory_mb=memory_mb,
+        images=images,
+        name=name,
+        accel=accel,
+        state_dir=sd,
+        log=log or (lambda *_: None),
+        die_with_parent=True,
+    )
     os.environ["DOCKER_HOST"] = eng.docker_host
-    multiprocessing.util.Finalize(None, _finish_worker, args=(eng.pid, str(sd), eng.portfwd_pid),
-                                  exitpriority=100)
+    multiprocessing.util.Finalize(
+        None, _finish_worker, args=(eng.pid, str(sd), eng.portfwd_pid), exitpriority=100
+    )
     return eng
 
 

@@ -25,11 +25,20 @@ class CpioWriter:
         self.ino = 1
         self.dirs: set[str] = set()
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0),
-               nlink: int = 1, mtime: int = 0) -> None:
+    def _entry(
+        self,
+        name: str,
+        mode: int,
+        data: bytes = b"",
+        rdev: tuple[int, int] = (0, 0),
+        nlink: int = 1,
+        mtime: int = 0,
+    ) -> None:
         name_b = name.encode() + b"\0"
-        hdr = "070701" + "".join(f"{v:08X}" for v in (
-            self.ino, mode, 0, 0, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0))
+        hdr = "070701" + "".join(
+            f"{v:08X}"
+            for v in (self.ino, mode, 0, 0, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0)
+        )
         self.ino += 1
         blob = hdr.encode() + name_b
         blob += b"\0" * (-len(blob) % 4)
@@ -78,8 +87,14 @@ def _norm(path: str) -> str:
     return str(PurePosixPath("/" + str(path))).lstrip("/")
 
 
-def build(out: Path, files: dict[str, Path | bytes], init: str,
-          symlinks: dict[str, str] | None = None, *, compresslevel: int = 6) -> Path:
+def build(
+    out: Path,
+    files: dict[str, Path | bytes],
+    init: str,
+    symlinks: dict[str, str] | None = None,
+    *,
+    compresslevel: int = 6,
+) -> Path:
     """Write a gzip'd newc cpio to ``out`` and return ``out``.
 
     Args:

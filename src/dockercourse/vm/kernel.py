@@ -72,7 +72,7 @@ def _host_kernel() -> KernelInfo | None:
     running = platform.release()
     images.sort(key=lambda p: p.name != f"vmlinuz-{running}")  # the running one first
     for img in images:
-        ver = img.name[len("vmlinuz-"):]
+        ver = img.name[len("vmlinuz-") :]
         for base in (Path("/lib/modules"), Path("/usr/lib/modules")):
             moddir = base / ver
             if (moddir / "modules.dep").is_file() and _readable(img):
@@ -112,7 +112,7 @@ def _kernel_root() -> Path:
 
 def _from_dir(root: Path, source: str) -> KernelInfo | None:
     for img in sorted((root / "boot").glob("vmlinuz-*")):
-        ver = img.name[len("vmlinuz-"):]
+        ver = img.name[len("vmlinuz-") :]
         for base in (root / "lib/modules", root / "usr/lib/modules"):
             if (base / ver / "kernel").is_dir():
                 _ensure_depmod(base / ver)
@@ -140,10 +140,14 @@ def _apt_opts(private: bool) -> list[str]:
     for d in ("lists/partial", "cache/archives/partial"):
         (state / d).mkdir(parents=True, exist_ok=True)
     return [
-        "-o", f"Dir::State::Lists={state / 'lists'}",
-        "-o", f"Dir::Cache={state / 'cache'}",
-        "-o", "Debug::NoLocking=1",
-        "-o", "APT::Sandbox::User=" + (os.environ.get("USER") or "root"),
+        "-o",
+        f"Dir::State::Lists={state / 'lists'}",
+        "-o",
+        f"Dir::Cache={state / 'cache'}",
+        "-o",
+        "Debug::NoLocking=1",
+        "-o",
+        "APT::Sandbox::User=" + (os.environ.get("USER") or "root"),
     ]
 
 
@@ -153,8 +157,21 @@ def _run(cmd: list[str], cwd: Path | None = None, timeout: int = 600) -> subproc
 
 def _resolve(meta: str, opts: list[str]) -> list[str]:
     """Concrete ``linux-image-<ver>...``/``linux-modules-<ver>...`` packages behind ``meta``."""
-    r = _run(["apt-cache", *opts, "depends", "--recurse", "--no-recommends", "--no-suggests",
-              "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", meta])
+    r = _run(
+        [
+            "apt-cache",
+            *opts,
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            meta,
+        ]
+    )
     if r.returncode != 0:
         return []
     names = []
@@ -170,7 +187,8 @@ def _fetch_kernel(log) -> KernelInfo:
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         raise CourseError(
             "no readable kernel and no apt-get/dpkg-deb to fetch one; fix: set "
-            "DOCKERCOURSE_VM_KERNEL=/path/to/vmlinuz (and DOCKERCOURSE_VM_MODULES=/lib/modules/<version>)")
+            "DOCKERCOURSE_VM_KERNEL=/path/to/vmlinuz (and DOCKERCOURSE_VM_MODULES=/lib/modules/<version>)"
+        )
     pkgs: list[str] = []
     opts: list[str] = []
     for private in (False, True):
@@ -182,7 +200,8 @@ def _fetch_kernel(log) -> KernelInfo:
                 raise CourseError(
                     "cannot fetch the apt package lists for a VM kernel ("
                     + (r.stderr.strip().splitlines() or ["apt-get update failed"])[-1][:160]
-                    + "); fix: run `apt-get update` as root, or set DOCKERCOURSE_VM_KERNEL")
+                    + "); fix: run `apt-get update` as root, or set DOCKERCOURSE_VM_KERNEL"
+                )
         for meta in kernel_packages():
             pkgs = _resolve(meta, opts)
             if any(p.startswith("linux-image-") for p in pkgs):
@@ -193,7 +212,8 @@ def _fetch_kernel(log) -> KernelInfo:
     if not pkgs:
         raise CourseError(
             f"apt knows no kernel package ({', '.join(kernel_packages())}); fix: "
-            "`apt-get update` as root, or set DOCKERCOURSE_VM_KERNEL=/path/to/vmlinuz")
+            "`apt-get update` as root, or set DOCKERCOURSE_VM_KERNEL=/path/to/vmlinuz"
+        )
     root_base = _kernel_root()
     name = pkgs[0]
     dest = root_base / name
@@ -206,7 +226,8 @@ def _fetch_kernel(log) -> KernelInfo:
             raise CourseError(
                 "apt-get download of the VM kernel failed ("
                 + (r.stderr.strip().splitlines() or ["no .deb"])[-1][:160]
-                + "); fix: check the package registry is reachable, or set DOCKERCOURSE_VM_KERNEL")
+                + "); fix: check the package registry is reachable, or set DOCKERCOURSE_VM_KERNEL"
+            )
         unpack = work / "root"
         for deb in debs:
             log(f"kernel: unpacking {deb.name}")
@@ -240,13 +261,17 @@ def _ensure_depmod(moddir: Path) -> None:
     """
     if (moddir / "modules.dep").is_file():
         return
-    files = sorted(p for p in (moddir / "kernel").rglob("*.ko*") if re.search(r"\.ko(\.(xz|gz|zst))?$", p.name))
+    files = sorted(
+        p for p in (moddir / "kernel").rglob("*.ko*") if re.search(r"\.ko(\.(xz|gz|zst))?$", p.name)
+    )
     by_name = {_modname(p.name): p.relative_to(moddir).as_posix() for p in files}
     direct: dict[str, list[str]] = {}
     for p in files:
         data = _module_bytes(p)
         m = re.search(rb"\0depends=([^\0]*)\0", b"\0" + data)
-        direct[_modname(p.name)] = [d.replace("-", "_") for d in m.group(1).decode().split(",") if d] if m else []
+        direct[_modname(p.name)] = (
+            [d.replace("-", "_") for d in m.group(1).decode().split(",") if d] if m else []
+        )
 
     def closure(name: str) -> list[str]:
         out: list[str] = []
@@ -274,7 +299,9 @@ def find_kernel(log=print) -> KernelInfo:
     if env:
         img = Path(env).expanduser()
         if not _readable(img):
-            raise CourseError(f"DOCKERCOURSE_VM_KERNEL={env} is not a readable file; fix the path or unset it")
+            raise CourseError(
+                f"DOCKERCOURSE_VM_KERNEL={env} is not a readable file; fix the path or unset it"
+            )
         mods = config.get("DOCKERCOURSE_VM_MODULES")
         moddir = Path(mods).expanduser() if mods else None
         ver = moddir.name if moddir else img.name.replace("vmlinuz-", "")
@@ -302,7 +329,11 @@ def _modname(path: str) -> str:
 
 def _builtin(moddir: Path) -> set[str]:
     try:
-        return {_modname(line.strip()) for line in (moddir / "modules.builtin").read_text().splitlines() if line.strip()}
+        return {
+            _modname(line.strip())
+            for line in (moddir / "modules.builtin").read_text().splitlines()
+            if line.strip()
+        }
     except OSError:
         return set()
 
@@ -346,7 +377,9 @@ def get_modules(names: list[str], log=print) -> dict[str, Path]:
     info = find_kernel(log)
     if info.moddir is None:
         raise CourseError(
-            f"kernel {info.image} has no module directory; fix: set DOCKERCOURSE_VM_MODULES=/lib/modules/<version>")
+            f"kernel {info.image} has no module directory; "
+            "fix: set DOCKERCOURSE_VM_MODULES=/lib/modules/<version>"
+        )
     deps: dict[str, tuple[str, list[str]]] = {}
     for line in (info.moddir / "modules.dep").read_text().splitlines():
         if ":" not in line:
@@ -363,8 +396,10 @@ def get_modules(names: list[str], log=print) -> dict[str, Path]:
         if name not in deps:
             if name in builtin:
                 return
-            raise CourseError(f"kernel {info.version} has no module {name!r}; fix: use a kernel with it "
-                              "(DOCKERCOURSE_VM_KERNEL / DOCKERCOURSE_VM_MODULES)")
+            raise CourseError(
+                f"kernel {info.version} has no module {name!r}; fix: use a kernel with it "
+                "(DOCKERCOURSE_VM_KERNEL / DOCKERCOURSE_VM_MODULES)"
+            )
         rel, ds = deps[name]
         # modules.dep lists dependencies deepest-last; insert those first
         for d in reversed(ds):

@@ -43,19 +43,45 @@ from pathlib import Path
 
 from dockercourse import config
 from dockercourse.errors import CourseError
-from dockercourse.vm import disk, scripts
+from dockercourse.vm import binaries, disk, scripts
 from dockercourse.vm.kernel import find_kernel
 
 logger = logging.getLogger(__name__)
 
 SUITE = "trixie"
-PACKAGES = ["podman", "crun", "conmon", "netavark", "aardvark-dns", "catatonit", "nftables", "iproute2",
-            "procps", "ca-certificates"]
+PACKAGES = [
+    "podman",
+    "crun",
+    "conmon",
+    "netavark",
+    "aardvark-dns",
+    "catatonit",
+    "nftables",
+    "iproute2",
+    "procps",
+    "ca-certificates",
+]
 ROOTFS_LAYOUT = "1"
 #: nftables for netavark and for the guest's own rules, on top of the Docker guest's list
-NFT_MODULES = ["nf_conntrack_netlink", "nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_fib", "nft_fib_inet",
-               "nft_fib_ipv4", "nft_fib_ipv6", "nft_reject", "nft_reject_inet", "nft_reject_ipv4",
-               "nft_reject_ipv6", "nft_compat", "nft_redir", "nft_limit"]
+NFT_MODULES = [
+    "nf_conntrack_netlink",
+    "nf_tables",
+    "nft_chain_nat",
+    "nft_nat",
+    "nft_masq",
+    "nft_ct",
+    "nft_fib",
+    "nft_fib_inet",
+    "nft_fib_ipv4",
+    "nft_fib_ipv6",
+    "nft_reject",
+    "nft_reject_inet",
+    "nft_reject_ipv4",
+    "nft_reject_ipv6",
+    "nft_compat",
+    "nft_redir",
+    "nft_limit",
+]
 #: the Docker guest's modules (:data:`.disk.MODULES`) and nftables
 MODULES = list(disk.MODULES) + NFT_MODULES
 
@@ -86,8 +112,8 @@ _MIRROR = "DOCKERCOURSE_DEBIAN_MIRROR"
 
 
 def debian_mirror() -> str:
-    """The Debian archive to build from: ``DOCKERCOURSE_DEBIAN_MIRROR`` when set, else the host's own Debian mirror (from its apt sources),
-    else deb.debian.org."""
+    """The Debian archive to build from: ``DOCKERCOURSE_DEBIAN_MIRROR`` when set, else the host's
+    own Debian mirror (from its apt sources), else deb.debian.org."""
     if config.is_set(_MIRROR) and config.get(_MIRROR):
         return config.get(_MIRROR).rstrip("/")
     texts = []
@@ -142,13 +168,21 @@ def rootfs(log=print, rebuild: bool = False) -> tuple[Path, dict]:
         return tar, json.loads(meta.read_text())
     mm = shutil.which("mmdebstrap")
     if not mm:
-        raise CourseError("the podman flavour makes a Debian trixie root file system with mmdebstrap; fix: "
-                          "sudo apt-get install -y mmdebstrap")
+        raise CourseError(
+            "the podman flavour makes a Debian trixie root file system with mmdebstrap; fix: "
+            "sudo apt-get install -y mmdebstrap"
+        )
     part = tar.with_suffix(".tar.part")
     part.unlink(missing_ok=True)
-    cmd = [mm, "--variant=minbase", f"--include={','.join(PACKAGES)}",
-           "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
-           "--dpkgopt=path-exclude=/usr/share/locale/*", "--format=tar"]
+    cmd = [
+        mm,
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--format=tar",
+    ]
     if os.geteuid() != 0:
         cmd.append("--mode=unshare")
     cmd += [SUITE, str(part), mirror]
@@ -157,14 +191,26 @@ def rootfs(log=print, rebuild: bool = False) -> tuple[Path, dict]:
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if r.returncode != 0 or not part.is_file():
         part.unlink(missing_ok=True)
-        err = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.startswith("E:")] or \
-            (r.stderr or r.stdout).strip().splitlines()[-3:] or ["?"]
-        hint = (" (as an ordinary user mmdebstrap needs --mode=unshare: apt-get install uidmap and give the "
-                "user a range in /etc/subuid and /etc/subgid)" if os.geteuid() != 0 else "")
+        err = (
+            [ln for ln in (r.stderr or r.stdout).splitlines() if ln.startswith("E:")]
+            or (r.stderr or r.stdout).strip().splitlines()[-3:]
+            or ["?"]
+        )
+        hint = (
+            " (as an ordinary user mmdebstrap needs --mode=unshare: apt-get install uidmap and give the "
+            "user a range in /etc/subuid and /etc/subgid)"
+            if os.geteuid() != 0
+            else ""
+        )
         raise CourseError(f"mmdebstrap {SUITE} failed: {' / '.join(err)[:400]}{hint}")
     versions = _dpkg_versions(part)
     os.replace(part, tar)
-    info = {"suite": SUITE, "mirror": mirror, "versions": versions, "seconds": round(time.monotonic() - t0, 1)}
+    info = {
+        "suite": SUITE,
+        "mirror": mirror,
+        "versions": versions,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
     meta.write_text(json.dumps(info, indent=1))
     for old in d.glob(f"{SUITE}-*"):
         if old not in (tar, meta):
@@ -185,22 +231,33 @@ def inputs(log=print, rebuild: bool = False) -> dict:
     v = info.get("versions", {})
     version = _short(v.get("podman", "")) or "?"
     parts = ", ".join(f"{p} {v[p]}" for p in ("podman", "crun", "netavark") if p in v)
-    disk.require_mke2fs()
-    return {"layout": disk.LAYOUT_VERSION, "flavor": "podman", "kernel": k.version,
-            "rootfs": (str(tar), st.st_size, int(st.st_mtime)),
-            "engine": {"source": f"debian-{SUITE}", "version": version,
-                       "versions": {p: v[p] for p in ("podman", "crun", "conmon", "netavark", "aardvark-dns",
-                                                       "libc6") if p in v},
-                       "title": f"Podman {version} (Debian {SUITE}: {parts})"},
-            "modules": MODULES,
-            "stage1": scripts.digest(scripts.STAGE1),
-            "init": _init_digest()}
+    binaries.require_mke2fs()
+    return {
+        "layout": disk.LAYOUT_VERSION,
+        "flavor": "podman",
+        "kernel": k.version,
+        "rootfs": (str(tar), st.st_size, int(st.st_mtime)),
+        "engine": {
+            "source": f"debian-{SUITE}",
+            "version": version,
+            "versions": {
+                p: v[p] for p in ("podman", "crun", "conmon", "netavark", "aardvark-dns", "libc6") if p in v
+            },
+            "title": f"Podman {version} (Debian {SUITE}: {parts})",
+        },
+        "modules": MODULES,
+        "stage1": scripts.digest(scripts.STAGE1),
+        "init": _init_digest(),
+    }
 
 
 def _init_digest() -> str:
     """The hash of the guest's init scripts (their bytes) and configuration."""
-    data = (scripts.data(scripts.PODMAN_ENGINE_INIT) + scripts.data(scripts.STAGE2_PODMAN)
-            + (CONTAINERS_CONF + STORAGE_CONF).encode())
+    data = (
+        scripts.data(scripts.PODMAN_ENGINE_INIT)
+        + scripts.data(scripts.STAGE2_PODMAN)
+        + (CONTAINERS_CONF + STORAGE_CONF).encode()
+    )
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -290,8 +347,12 @@ def _set_owners(img: Path, fix: list[tuple[str, int, int]], root: Path) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".debugfs", delete=False) as f:
         f.write("\n".join(script) + "\n")
     try:
-        r = subprocess.run([debugfs, "-w", "-f", f.name, str(img)], capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [debugfs, "-w", "-f", f.name, str(img)], capture_output=True, text=True, timeout=600
+        )
         if r.returncode != 0:
-            raise CourseError(f"debugfs could not set the owners of the podman disk's files: {r.stderr[-200:]}")
+            raise CourseError(
+                f"debugfs could not set the owners of the podman disk's files: {r.stderr[-200:]}"
+            )
     finally:
         os.unlink(f.name)

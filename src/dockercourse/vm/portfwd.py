@@ -85,7 +85,7 @@ class Monitor:
             if not chunk:
                 raise MonitorError("qemu's monitor closed the connection")
             buf += chunk
-        return buf[:-len(_PROMPT)]
+        return buf[: -len(_PROMPT)]
 
     def command(self, cmd: str) -> str:
         """Run one monitor command; its output (the echo of the command removed)."""
@@ -94,7 +94,7 @@ class Monitor:
                 self._until_prompt(s)  # banner
                 s.sendall(cmd.encode() + b"\n")
                 out = self._until_prompt(s)
-        except (OSError, socket.timeout) as e:
+        except (TimeoutError, OSError) as e:
             raise MonitorError(f"qemu's monitor: {e}") from None
         # qemu's readline echoes the command (redrawn with escape sequences) up to "\r\n"
         out = out.split(b"\r\n", 1)[1] if b"\r\n" in out else b""
@@ -156,8 +156,8 @@ class Forwarder:
         self.api_port = api_port
         self.state_dir = Path(state_dir) if state_dir else None
         self.log = log
-        self.active: dict[tuple[str, int], dict] = {}   # forwards qemu has now
-        self.failed: dict[tuple[str, int], dict] = {}   # bindings that could not be forwarded
+        self.active: dict[tuple[str, int], dict] = {}  # forwards qemu has now
+        self.failed: dict[tuple[str, int], dict] = {}  # bindings that could not be forwarded
 
     # -- qemu side
     def _add(self, key, info) -> bool:
@@ -167,7 +167,10 @@ class Forwarder:
         if not out:
             self.active[key] = info
             self.failed.pop(key, None)
-            self.log(f"forward 127.0.0.1:{port}/{proto} -> container {info['container']} ({info['container_port']})")
+            self.log(
+                f"forward 127.0.0.1:{port}/{proto} -> "
+                f"container {info['container']} ({info['container_port']})"
+            )
             return True
         why = host_port_problem(proto, port) or out.splitlines()[-1]
         self.failed[key] = {**info, "reason": why}
@@ -179,15 +182,25 @@ class Forwarder:
         info = self.active.pop(key, None)
         out = self.monitor(f"hostfwd_remove {NETDEV} {proto}:127.0.0.1:{port}")
         if info is not None:
-            self.log(f"removed 127.0.0.1:{port}/{proto} ({info.get('container') or 'earlier forward'}); {out}")
+            self.log(
+                f"removed 127.0.0.1:{port}/{proto} ({info.get('container') or 'earlier forward'}); {out}"
+            )
 
     # -- engine side
     def _wanted(self, attrs: dict) -> dict[tuple[str, int], dict]:
         name = (attrs.get("Name") or "").lstrip("/") or attrs.get("Id", "")[:12]
         ports = (attrs.get("NetworkSettings") or {}).get("Ports")
-        return {key: {"proto": key[0], "port": key[1], "container": name, "id": attrs.get("Id", ""),
-                      "container_port": cport}
-                for key, cport in bindings(ports).items() if key[1] != self.api_port}
+        return {
+            key: {
+                "proto": key[0],
+                "port": key[1],
+                "container": name,
+                "id": attrs.get("Id", ""),
+                "container_port": cport,
+            }
+            for key, cport in bindings(ports).items()
+            if key[1] != self.api_port
+        }
 
     def container_started(self, attrs: dict) -> None:
         if not (attrs.get("State") or {}).get("Running", True):
@@ -219,8 +232,13 @@ class Forwarder:
             existing = {}
         for key in existing:
             if key[1] != self.api_port and key not in self.active:
-                self.active[key] = {"proto": key[0], "port": key[1], "container": "", "id": "",
-                                    "container_port": ""}
+                self.active[key] = {
+                    "proto": key[0],
+                    "port": key[1],
+                    "container": "",
+                    "id": "",
+                    "container_port": "",
+                }
         wanted: dict[tuple[str, int], dict] = {}
         errors = api_errors()
         for c in client.api.containers(filters={"status": "running"}):
@@ -257,9 +275,12 @@ class Forwarder:
 
     def snapshot(self) -> dict:
         key = lambda kv: (kv[0][1], kv[0][0])  # noqa: E731
-        return {"pid": os.getpid(), "updated": time.time(),
-                "forwards": [{**v, "host": "127.0.0.1"} for _, v in sorted(self.active.items(), key=key)],
-                "failed": [v for _, v in sorted(self.failed.items(), key=key)]}
+        return {
+            "pid": os.getpid(),
+            "updated": time.time(),
+            "forwards": [{**v, "host": "127.0.0.1"} for _, v in sorted(self.active.items(), key=key)],
+            "failed": [v for _, v in sorted(self.failed.items(), key=key)],
+        }
 
     def save(self) -> None:
         if self.state_dir is None:
@@ -281,6 +302,7 @@ def read_state(state_dir: Path) -> dict | None:
 
 
 # --------------------------------------------------------------------------- the process
+
 
 def _exit_when_gone(pid: int, log) -> None:
     """Wait (blocked, no polling where pidfd exists) until ``pid`` exits; then exit."""
@@ -322,7 +344,10 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
                 fwd.handle(client, ev)
             log("the engine's event stream ended; reconnecting")
         except errors as e:  # engine restarting, VM going down: retry
-            log(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}; retrying in {delay:.0f} s")
+            log(
+                f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}; "
+                f"retrying in {delay:.0f} s"
+            )
         finally:
             if client is not None:
                 client.close()
@@ -331,7 +356,9 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dockercourse.vm.portfwd", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m dockercourse.vm.portfwd", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--state-dir", required=True)
     p.add_argument("--qemu-pid", type=int, required=True)
     p.add_argument("--api-port", type=int, required=True)

@@ -41,8 +41,10 @@ def data(name: str) -> bytes:
     try:
         return _file(name).read_bytes()
     except OSError as e:
-        raise CourseError(f"the VM engine's guest script {name} is missing ({e}); fix: reinstall the "
-                          "toolkit (pip install -e .) so that src/dockercourse/vm/guest/*.sh is installed") from None
+        raise CourseError(
+            f"the VM engine's guest script {name} is missing ({e}); fix: reinstall the "
+            "toolkit (pip install -e .) so that src/dockercourse/vm/guest/*.sh is installed"
+        ) from None
 
 
 def text(name: str) -> str:

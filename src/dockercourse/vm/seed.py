@@ -43,6 +43,7 @@ def engine_api_errors() -> tuple[type[BaseException], ...]:
 
 # --------------------------------------------------------------------------- the guest's API
 
+
 def api_timeout(accel: str) -> float:
     """Seconds to wait for a guest's API: ``DOCKERCOURSE_VM_TIMEOUT``, else 60 (KVM) or 240 (TCG)."""
     t = config.number("DOCKERCOURSE_VM_TIMEOUT")
@@ -70,10 +71,13 @@ def wait_api(b: Boot, port: int, timeout: float) -> float:
         if ping(port, 1):
             return time.monotonic() - b.t_start
         time.sleep(0.1)
-    raise BootError(f"the VM engine did not answer within {timeout:.0f} s ({b.accel}); console:\n{b.tail(25)}")
+    raise BootError(
+        f"the VM engine did not answer within {timeout:.0f} s ({b.accel}); console:\n{b.tail(25)}"
+    )
 
 
 # --------------------------------------------------------------------------- where images come from
+
 
 def find_mirror_port() -> int | None:
     """The host's course registry mirror port, when it answers on 127.0.0.1."""
@@ -196,10 +200,16 @@ def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
 
 # --------------------------------------------------------------------------- seeding a disk
 
+
 def _ctl_args(ctl: Path) -> list[str]:
-    return ["-device", "virtio-serial-pci,id=vser0",
-            "-chardev", f"socket,id=ctl0,path={ctl},server=on,wait=off",
-            "-device", "virtconsole,chardev=ctl0,bus=vser0.0"]
+    return [
+        "-device",
+        "virtio-serial-pci,id=vser0",
+        "-chardev",
+        f"socket,id=ctl0,path={ctl},server=on,wait=off",
+        "-device",
+        "virtconsole,chardev=ctl0,bus=vser0.0",
+    ]
 
 
 def _send(ctl: Path, cmd: str) -> None:
@@ -217,11 +227,22 @@ def seed(kernel: Path, initrd: Path, disk: Path, images, *, log, accel, memory_m
     work = Path(tempfile.mkdtemp(prefix="seed-", dir=engine_cache()))
     ctl = work / "ctl.sock"
     append = "quiet" + (f" dc.mirror={mirror_port}" if mirror_port else "")
-    log(f"vm: seeding the disk with {len(images)} images"
-        + (f" from the mirror on 127.0.0.1:{mirror_port}" if mirror_port else ""))
-    b = boot(kernel, initrd, append, memory_mb, accel=accel, hostfwd=[(port, GUEST_API_PORT)],
-             drives=[{"file": disk, "format": "raw", "if": "virtio", "cache": "unsafe"}],
-             extra_args=_ctl_args(ctl), workdir=work, die_with_parent=True)
+    log(
+        f"vm: seeding the disk with {len(images)} images"
+        + (f" from the mirror on 127.0.0.1:{mirror_port}" if mirror_port else "")
+    )
+    b = boot(
+        kernel,
+        initrd,
+        append,
+        memory_mb,
+        accel=accel,
+        hostfwd=[(port, GUEST_API_PORT)],
+        drives=[{"file": disk, "format": "raw", "if": "virtio", "cache": "unsafe"}],
+        extra_args=_ctl_args(ctl),
+        workdir=work,
+        die_with_parent=True,
+    )
     try:
         wait_api(b, port, timeout=api_timeout(b.accel))
         import docker

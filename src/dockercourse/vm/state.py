@@ -67,6 +67,7 @@ class VMEngine:
 
 # --------------------------------------------------------------------------- paths and processes
 
+
 def state_root() -> Path:
     """Per-user state directory (``DOCKERCOURSE_VM_STATE`` overrides it)."""
     p = config.path("DOCKERCOURSE_VM_STATE")
@@ -135,6 +136,7 @@ def saved_pid(sd: Path, key: str) -> int:
 
 # --------------------------------------------------------------------------- reading the state
 
+
 def status(*, name: str = "default", state_dir: Path | None = None) -> dict | None:
     """The state of VM engine ``name`` (None when there is none): its saved fields plus
     ``running`` (qemu alive), ``answers`` (API ping) and ``rss_bytes``."""
@@ -191,6 +193,7 @@ def reap_stale() -> list[str]:
 
 # --------------------------------------------------------------------------- for setup cells and doctor
 
+
 def find_by_docker_host(docker_host: str | None = None) -> dict | None:
     """The state of the VM engine whose DOCKER_HOST is ``docker_host`` (default: the
     environment's), or None when it is not one of this user's VM engines."""
@@ -216,11 +219,18 @@ def describe(docker_host: str | None = None) -> str | None:
     st = find_by_docker_host(docker_host)
     if st is None:
         return None
-    kind = "VM (KVM)" if st.get("accel") == "kvm" else "VM (emulated, TCG: containers start in seconds, not milliseconds)"
+    kind = (
+        "VM (KVM)"
+        if st.get("accel") == "kvm"
+        else "VM (emulated, TCG: containers start in seconds, not milliseconds)"
+    )
     what = (st.get("engine") or "").split(" (", 1)[0]
-    return (f"{kind}: {what + ', ' if what else ''}booted in {st.get('boot_seconds')} s, {st.get('memory_mb')} MB guest, "
-            f"qemu RSS {st.get('rss_bytes', 0) / 2**20:.0f} MB, "
-            f"{'answering' if st.get('answers') else 'not answering'}")
+    return (
+        f"{kind}: {what + ', ' if what else ''}booted in {st.get('boot_seconds')} s, "
+        f"{st.get('memory_mb')} MB guest, "
+        f"qemu RSS {st.get('rss_bytes', 0) / 2**20:.0f} MB, "
+        f"{'answering' if st.get('answers') else 'not answering'}"
+    )
 
 
 def _phase() -> str:
