@@ -12,6 +12,8 @@ MiB = 2**20
 @exercise(
     "01.isolation",
     title="a container with its own host name and PID 1",
+    nudge="Section 1 shows that a container gets its own host name and process list; look for the run option "
+    "(docker run) that sets the host name.",
     hint="Run BUSYBOX with `sleep 3600`, detached, named name('iso'), with hostname='island' "
     "(CLI: docker run -d --name dc01-iso --hostname island busybox:1.35.0 sleep 3600).",
 )
@@ -37,6 +39,8 @@ def isolation_private_pid_namespace(ctx):
 @exercise(
     "01.memlimit",
     title="a container capped at 64 MiB",
+    nudge="Memory caps are enforced by cgroups (section 1); look for the memory option of "
+    "client.containers.run (docker run).",
     hint="Run BUSYBOX with `sleep 3600`, detached, named name('capped'), with mem_limit='64m' "
     "(CLI: docker run -d --name dc01-capped --memory 64m busybox:1.35.0 sleep 3600).",
 )
@@ -66,9 +70,12 @@ def memlimit_engine_agrees(ctx):
 @exercise(
     "01.latency",
     title="the median start latency, by the engine's clock",
+    nudge="The engine timestamps when each container was created and when it started (its attrs); the end of "
+    "section 3.1 points at them.",
     hint="Run BUSYBOX `true` five times as name('lat-1') ... name('lat-5'); take the median of "
     "StartedAt - Created in ms (rounded) and write it into /result.txt of a container "
     "named name('report') (sh -c 'echo N > /result.txt').",
+    names=("lat-1", "lat-2", "lat-3", "lat-4", "lat-5", "report"),
 )
 def latency(ctx):
     lats = []

@@ -7,6 +7,8 @@ from dockercourse.checks import exercise
 @exercise(
     "02.hello",
     title="run your first container",
+    nudge="A container runs one command from an image: look at client.containers.run (docker run) and how to "
+    "give the container a name.",
     hint="Run BUSYBOX with the command `echo hello, docker` in a container named name('hello') "
     "(CLI: docker run --name dc02-hello busybox:1.35.0 echo hello, docker).",
 )
@@ -29,6 +31,8 @@ def hello_from_busybox_and_exited(ctx):
 @exercise(
     "02.writable",
     title="write into a container's writable layer",
+    nudge="Whatever a container writes lands in its own writable layer (section 3); let its command write "
+    "the file, then try container.diff().",
     hint="Run BUSYBOX with `sh -c 'echo layers are neat > /notes.txt'` in a container named "
     "name('notes'); then container.diff() lists /notes.txt as added (Kind 1).",
 )
@@ -56,6 +60,8 @@ def writable_image_untouched(ctx):
 @exercise(
     "02.tag",
     title="give an image a second name",
+    nudge="An image can have several names; the section on tags shows how to add one without copying "
+    "anything.",
     hint="Tag the BUSYBOX image as repository name('mybox') with tag 'v1' "
     "(image.tag(name('mybox'), 'v1'); CLI: docker tag busybox:1.35.0 dc02-mybox:v1).",
 )

@@ -4,6 +4,7 @@ import json
 
 from dockercourse import BUSYBOX
 from dockercourse.checks import exercise
+from dockercourse.lessonkit.registry import RegistryAPI
 
 
 def _busybox(ctx):
@@ -13,6 +14,8 @@ def _busybox(ctx):
 @exercise(
     "03.tag",
     title="give an image two more names",
+    nudge="A tag is just another name for the same image ID; section 3 shows how to add names with image.tag "
+    "(docker tag), one per tag.",
     hint="Tag the BUSYBOX image as name('mybox') with the tags '1.35' and 'stable' "
     "(CLI: docker tag busybox:1.35.0 dc03-mybox:1.35 ; docker tag busybox:1.35.0 dc03-mybox:stable).",
 )
@@ -26,6 +29,8 @@ def tag(ctx):
 @exercise(
     "03.commit",
     title="commit a container with author and message",
+    nudge="Committing turns a container's changes into an image; section 6 shows container.commit (docker "
+    "commit) with author and message.",
     hint="Run BUSYBOX as name('diary') with `sh -c 'echo dear diary > /diary.txt'`, then "
     "container.commit(repository=name('diary'), tag='v1', author='Student <student@example.com>', "
     "message='first entry') (CLI: docker commit -a ... -m ... dc03-diary dc03-diary:v1).",
@@ -66,6 +71,8 @@ def commit_has_file(ctx):
 @exercise(
     "03.import",
     title="import a root file system tarball",
+    nudge="An exported container file system can become an image again; section 7 on docker import also "
+    "shows how to set its command.",
     hint="Export a BUSYBOX container (container.export(), CLI docker export) into a tar file, then "
     "client.api.import_image_from_file(path, repository=name('template'), tag='v1', "
     "changes=['CMD [\"sh\"]']) (CLI: docker import -c 'CMD [\"sh\"]' FILE dc03-template:v1).",
@@ -76,8 +83,9 @@ def import_(ctx):
     ctx.require(
         len(img.attrs["RootFS"]["Layers"]) == 1
         and len(hist) == 1
-        and "Imported" in (hist[0].get("Comment") or ""),
-        "it was not made by import (an imported image has one layer and one history entry)",
+        and not (hist[0].get("CreatedBy") or "").strip(),
+        "it was not made by import (an imported image has one layer and one history entry, made by no "
+        "instruction; its comment is 'Imported from ...' or the message given with -m)",
     )
     cmd = (img.attrs.get("Config") or {}).get("Cmd")
     ctx.require(cmd == ["sh"], f"its command is {cmd}, not ['sh'] (use changes=['CMD [\"sh\"]'])")
@@ -87,6 +95,8 @@ def import_(ctx):
 @exercise(
     "03.load",
     title="load an image from a tar file",
+    nudge="Images saved to a tar file go back into the engine with the opposite of save; section 9 shows the "
+    "pair.",
     hint="client.images.load(open(workdir / 'gift.tar', 'rb').read()) "
     "(CLI: docker load -i /tmp/dc03-images/gift.tar).",
 )
@@ -96,11 +106,20 @@ def load(ctx):
         (img.attrs.get("Comment") or "") == "a gift from a colleague",
         f"{ctx.name('gift')}:1.0 is not the image from gift.tar (its message differs)",
     )
+    if ctx.events_kept():  # the same commit made again has the same message: only a load says "load"
+        loads = ctx.events(since=0, type="image", actor=img.id, actions=("load",))
+        ctx.require(
+            loads,
+            f"the engine saw no load of {ctx.name('gift')}:1.0: load it from gift.tar (docker load / "
+            "images.load); if you did long ago, load it again and re-check",
+        )
 
 
 @exercise(
     "03.push",
     title="push an image to your registry",
+    nudge="A push goes to the registry named at the start of the image's name; section 10 shows how to tag "
+    "for your registry, then push.",
     hint="Tag BUSYBOX as f'{registry}/' + name('mine') + ':1.35.0' and push that name "
     "(client.images.push(..., stream=True, decode=True); CLI: docker push 127.0.0.1:PORT/dc03-mine:1.35.0).",
 )
@@ -116,3 +135,8 @@ def push(ctx):
     status, body = ctx.http_get(host, port, f"/v2/{ctx.name('mine')}/tags/list")
     tags = (json.loads(body).get("tags") or []) if status == 200 else []
     ctx.require("1.35.0" in tags, f"{ctx.name('mine')} in the registry has the tags {tags}, not 1.35.0")
+    api = RegistryAPI(f"http://127.0.0.1:{port}", timeout=3)
+    ctx.require(
+        ctx.client.images.get(BUSYBOX).id in api.image_ids(ctx.name("mine"), "1.35.0"),
+        f"{ctx.name('mine')}:1.35.0 in the registry is not the {BUSYBOX} image",
+    )

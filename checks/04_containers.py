@@ -21,6 +21,8 @@ def _cmd_text(c) -> str:
 @exercise(
     "04.ticker",
     title="a detached container with a label",
+    nudge="A detached container runs in the background (section 3); its command needs an endless loop, and a "
+    "label is one more run option.",
     wait=3,
     hint="client.containers.run(BUSYBOX, ['sh', '-c', 'while true; do echo tick; sleep 1; done'], "
     "name=name('clock'), labels={'role': 'ticker'}, detach=True) "
@@ -40,13 +42,16 @@ def ticker(ctx):
 def ticker_detached_busybox(ctx):
     c = ctx.container("clock")
     _from_busybox(ctx, c)
-    cfg = c.attrs["Config"]
-    ctx.require(not cfg.get("Tty") and not cfg.get("OpenStdin"), "run it detached (-d), not interactively")
+    # detached (-d, detach=True) means the client did not attach to its output; -dit (a terminal
+    # and stdin kept open, the seed's own form) is detached too
+    ctx.require(not c.attrs["Config"].get("AttachStdout"), "run it detached (-d / detach=True), not attached")
 
 
 @exercise(
     "04.copy",
     title="copy a file into a running container",
+    nudge="You can copy a file into a running container from outside: section 8 shows docker cp and "
+    "put_archive.",
     hint="Run BUSYBOX `sleep 3600` detached as name('target'), then copy a file holding 'mode=training' to "
     "/tmp/config.txt (put_archive with a tar, or CLI: docker cp config.txt dc04-target:/tmp/config.txt).",
 )
@@ -55,6 +60,15 @@ def copy(ctx):
     ctx.require(c.status == "running", f"{c.name} is {c.status}, not running")
     data = ctx.read_file(c, "/tmp/config.txt").decode("utf-8", "replace").strip()
     ctx.require(data == "mode=training", f"/tmp/config.txt holds {data[:40]!r}, not 'mode=training'")
+    if ctx.events_kept():
+        copied = ctx.events(
+            since=c.attrs["Created"], type="container", actor=c.id, actions=("extract-to-dir",)
+        )
+        ctx.require(
+            copied,
+            f"the engine saw nothing copied into {c.name}: the file was written from inside (exec?); "
+            "copy it in from outside with docker cp or put_archive",
+        )
 
 
 @copy.hidden
@@ -69,6 +83,8 @@ def copy_not_by_command(ctx):
 @exercise(
     "04.capped",
     title="cap a container's memory",
+    nudge="Section 9 covers memory limits: you need both the memory limit and the memory-plus-swap limit, "
+    "set at run time or with update.",
     hint="Run BUSYBOX `sleep 3600` detached as name('capped') with mem_limit='64m' and memswap_limit='64m' "
     "(CLI: docker run -d -m 64m --memory-swap 64m ...), or set them later with container.update().",
 )
@@ -102,6 +118,8 @@ def capped_in_cgroup(ctx):
 @exercise(
     "04.renamed",
     title="rename a container and give it a restart policy",
+    nudge="A container can be renamed in place (container.rename, docker rename), and its restart policy "
+    "changed later with update (section 9).",
     hint="Create BUSYBOX as name('draft'), then container.rename(name('final')) and "
     "container.update(restart_policy={'Name': 'on-failure', 'MaximumRetryCount': 3}) "
     "(CLI: docker rename dc04-draft dc04-final; docker update --restart on-failure:3 dc04-final).",
@@ -148,6 +166,8 @@ def renamed_really(ctx):
 @exercise(
     "04.exec",
     title="create a file with exec",
+    nudge="exec runs an extra command inside a container that is already running; section 5 shows "
+    "container.exec_run (docker exec).",
     hint="Run BUSYBOX `sleep 3600` detached as name('bench'), then "
     "bench.exec_run(['sh', '-c', 'echo exec was here > /tmp/made-by-exec.txt']) "
     "(CLI: docker exec dc04-bench sh -c '...').",
@@ -157,6 +177,16 @@ def exec_(ctx):
     ctx.require(c.status == "running", f"{c.name} is {c.status}, not running")
     data = ctx.read_file(c, "/tmp/made-by-exec.txt").decode("utf-8", "replace").strip()
     ctx.require(data == "exec was here", f"/tmp/made-by-exec.txt holds {data[:40]!r}, not 'exec was here'")
+    if ctx.events_kept():
+        evs = ctx.events(
+            since=c.attrs["Created"], type="container", actor=c.id, actions=("exec_start", "extract-to-dir")
+        )
+        acts = {e["Action"].split(":")[0] for e in evs}
+        ctx.require("exec_start" in acts, f"the engine saw no exec in {c.name}: run the command with exec")
+        ctx.require(
+            "extract-to-dir" not in acts,
+            f"something was copied into {c.name} (docker cp / put_archive): write the file with exec instead",
+        )
 
 
 @exec_.hidden
@@ -169,6 +199,8 @@ def exec_not_by_command(ctx):
 @exercise(
     "04.killed",
     title="a stop that ends in SIGKILL",
+    nudge="Section 4 explains how stop sends SIGTERM, waits a grace period, then sends SIGKILL; look at the "
+    "timeout of stop.",
     hint="Run BUSYBOX `sleep 3600` detached as name('deaf') (PID 1 ignores SIGTERM), then "
     "deaf.stop(timeout=1) (CLI: docker stop -t 1 dc04-deaf): it ends with exit code 137.",
 )
@@ -178,6 +210,28 @@ def killed(ctx):
     st = c.attrs["State"]
     ctx.require(not st.get("OOMKilled"), "it was killed for using too much memory, not by stop")
     ctx.require(st.get("ExitCode") == 137, f"its exit code is {st.get('ExitCode')}, not 137 (128 + SIGKILL)")
+    if ctx.events_kept():
+        _stopped_after_one_second(ctx, c)
+
+
+def _stopped_after_one_second(ctx, c):
+    """``stop`` sends SIGTERM, then SIGKILL after its timeout: the engine's ``kill`` events carry the
+    signal and the time; ``docker kill`` sends SIGKILL at once and no ``stop``."""
+    evs = ctx.events(since=c.attrs["Created"], type="container", actor=c.id, actions=("kill", "stop"))
+    kills = [
+        (e.get("timeNano") or e["time"] * 10**9, e["Actor"]["Attributes"].get("signal"))
+        for e in evs
+        if e["Action"] == "kill"
+    ]
+    ctx.require(
+        any(e["Action"] == "stop" for e in evs),
+        "the engine saw no stop, only a kill: stop it (stop / docker stop) so that it gets SIGTERM first",
+    )
+    term = [t for t, sig in kills if sig in ("15", "SIGTERM", "TERM")]
+    kill = [t for t, sig in kills if sig in ("9", "SIGKILL", "KILL")]
+    ctx.require(term and kill, "the engine did not send SIGTERM and then SIGKILL: stop it with a timeout")
+    waited = (min(kill) - min(term)) / 1e9
+    ctx.require(waited < 5, f"the engine waited {waited:.0f} s before SIGKILL: give stop a 1-second timeout")
 
 
 @killed.hidden

@@ -34,6 +34,8 @@ def _get(ctx, api, path):
 @exercise(
     "05.registry",
     title="run your own registry with its storage on a named volume",
+    nudge="Section 2 runs a registry and section 6 keeps its storage on a volume: create the volume, then "
+    "mount it where the registry stores data.",
     wait=5,
     hint="Create the volume name('regdata'), then run REGISTRY detached as name('myreg') with "
     "ports={'5000/tcp': ('127.0.0.1', course.free_port())} and "
@@ -57,6 +59,8 @@ def registry(ctx):
 @exercise(
     "05.push",
     title="push an image into your registry",
+    nudge="A push goes to the registry named at the start of the image's name; section 3 shows how to tag an "
+    "image for your own registry.",
     wait=3,
     hint="Tag BUSYBOX as 127.0.0.1:<port of dc05-myreg>/"
     "dc05-mybox:v1 (the port: "
@@ -88,6 +92,8 @@ def push_is_busybox(ctx):
 @exercise(
     "05.pull",
     title="pull an image back from your registry under another name",
+    nudge="Section 4 pulls an image back from your registry by its full address; then give the pulled image "
+    "its new local name with a tag.",
     hint="Pull 127.0.0.1:<port of dc05-myreg>/"
     "dc05-mybox:v1 (client.images.pull(ref, 'v1')), then "
     "tag the pulled image as name('frommyreg') with tag 'v1'.",
@@ -110,11 +116,31 @@ def pull(ctx):
         f"the engine does not know {ctx.name('frommyreg')}:v1 as pulled from {c.name} "
         f"(its repo digests lack 127.0.0.1:{port}/{repo}@...)",
     )
+    if ctx.events_kept():  # a push records the digest too: only a pull event tells a pull from a tag
+        pulled = {
+            (e.get("Actor") or {}).get("ID", "")
+            for e in ctx.events(since=c.attrs["Created"], type="image", actions=("pull",))
+        }
+        ctx.require(
+            any(_from_registry(ref, port, repo) for ref in pulled),
+            f"the engine saw no pull from {c.name} (127.0.0.1:{port}/{repo}): pull it, do not only tag "
+            "the local image",
+        )
+
+
+def _from_registry(ref: str, port: int, repo: str) -> bool:
+    """Whether an image reference names ``repo`` in the registry on this host's ``port``."""
+    name = ref.split("@")[0]
+    if name.rsplit("/", 1)[-1].count(":"):
+        name = name.rsplit(":", 1)[0]
+    return name in (f"127.0.0.1:{port}/{repo}", f"localhost:{port}/{repo}")
 
 
 @exercise(
     "05.auth",
     title="a registry that refuses anonymous requests",
+    nudge="Section 7 builds a registry with basic auth: it needs the REGISTRY_AUTH* settings and an htpasswd "
+    "file in place before it starts.",
     wait=5,
     hint="Create REGISTRY as name('authreg') with REGISTRY_AUTH=htpasswd, REGISTRY_AUTH_HTPASSWD_REALM "
     "and REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd, put the file there with "

@@ -15,6 +15,8 @@ def _mount_at(ctx, container, destination):
 @exercise(
     "06.volume",
     title="a named volume that keeps a file",
+    nudge="Section 1 covers named volumes: create one, mount it into a container (volumes= or docker run "
+    "-v), and write your file inside it.",
     hint="client.volumes.create(name=name('notes'), driver='local'), then run BUSYBOX named "
     "name('notes-writer') with volumes={name('notes'): {'bind': '/notes', 'mode': 'rw'}} and "
     "`sh -c 'echo volumes keep data > /notes/todo.txt'` (CLI: docker volume create dc06-notes; "
@@ -47,6 +49,8 @@ def volume_not_in_layer(ctx):
 @exercise(
     "06.readonly",
     title="a read-only bind mount",
+    nudge="Section 2 on bind mounts shows how to mount a host folder into a container and make it read-only; "
+    "the host path must be absolute.",
     hint="Run BUSYBOX `sleep 600` detached, named name('ro'), with "
     "volumes={str(folder): {'bind': '/config', 'mode': 'ro'}} for an existing absolute host folder "
     '(CLI: docker run -d --name dc06-ro -v "$HOST/config":/config:ro busybox:1.35.0 sleep 600).',
@@ -68,6 +72,8 @@ def readonly(ctx):
 @exercise(
     "06.restore",
     title="restore a backup into a named volume",
+    nudge="Section 5 shows backup and restore with tar: one container mounts both the new volume and the "
+    "backup folder, then unpacks.",
     hint="client.volumes.create(name=name('restored')), then run BUSYBOX named name('restorer') with "
     "volumes={name('restored'): {'bind': '/dbdata', ...}, str(host / 'backup'): {'bind': '/backup', "
     "'mode': 'ro'}}, working_dir='/' and the command `tar xvf /backup/backup.tar`.",
@@ -96,6 +102,8 @@ def restore(ctx):
 @exercise(
     "06.volumes-from",
     title="your own volume container",
+    nudge="Section 4 covers volume containers: one holds an anonymous volume, and another container borrows "
+    "it with volumes_from (--volumes-from).",
     hint="client.containers.create(BUSYBOX, ['true'], mounts=[Mount('/store', None)], name=name('store')) "
     "(CLI: docker create -v /store --name dc06-store busybox:1.35.0), then run BUSYBOX named "
     "name('store-user') with volumes_from=[name('store')] and `sh -c 'echo shared > /store/hello.txt'`.",
@@ -123,6 +131,8 @@ def volumes_from_same_volume(ctx):
 @exercise(
     "06.tmpfs",
     title="scratch space in memory",
+    nudge="Section 3 covers tmpfs mounts, which live in memory; look at docker.types.Mount (docker run "
+    "--mount) and its size option.",
     hint="Run BUSYBOX `sleep 600` detached, named name('ram'), with "
     "mounts=[docker.types.Mount('/cache', None, type='tmpfs', tmpfs_size='8m')] "
     "(CLI: --mount type=tmpfs,destination=/cache,tmpfs-size=8m).",

@@ -82,10 +82,13 @@ def kernel():
 def test_each_engine_error_shows_one_block(kernel):
     kernel.run("client.containers.run(BUSYBOX, ['true'], name=name('twice'))")
     text = kernel.error("client.containers.run(BUSYBOX, ['true'], name=name('twice'))")
-    assert "409" in text and "already in use" in text and "dc02" in text
+    assert "409" in text and "already taken" in text and "dc02" in text
+    assert ".remove(force=True)" in text and "docker rm -f dc02" in text
 
     text = kernel.error("client.containers.run('dc02-no-such-image:1', ['true'])")
-    assert "Image not found" in text or "not found" in text.lower()
+    # an engine with a registry mirror answers "not found"; one without a network cannot reach Docker Hub
+    assert "Image not found" in text or "not found" in text.lower() or "could not reach a registry" in text
+    assert "no such host" in text or "not found" in text.lower()
 
     text = kernel.error("client.containers.get(name('nothing'))")
     assert "No such container" in text and "dc02" in text
@@ -97,3 +100,64 @@ def test_each_engine_error_shows_one_block(kernel):
         kernel.relay.cut()
         text = kernel.error("client.containers.list()")
         assert "stopped answering" in text
+
+
+def _shown(outs) -> list[dict]:
+    """The rich outputs a cell displayed (``display(...)``/its value), as mime bundles."""
+    return [c["data"] for t, c in outs if t in ("display_data", "execute_result")]
+
+
+@pytest.mark.timeout(240)
+def test_rerun_answer_then_reset_the_exercise(kernel):
+    """The most common slip: running an answer cell twice. The error names the exercise and how to
+    start it again; ``course.reset`` removes what that exercise made, and nothing else."""
+    engine = connect()
+    kernel.run(
+        "hello_cell = \"client.containers.run(BUSYBOX, ['echo', 'hello, docker'], name=name('hello'))\""
+    )
+    kernel.run("exec(hello_cell)\nkeep = client.containers.run(BUSYBOX, ['true'], name=name('keep'))")
+    own = engine.containers.run("busybox:1.35.0", ["true"], name="dcown-" + os.urandom(3).hex(), detach=True)
+    try:
+        text = kernel.error("exec(hello_cell)")
+        assert "already taken" in text and "course.reset('02.hello')" in text
+        outs = kernel.run("course.reset('02.hello')")
+        said = "".join(c.get("text", "") for t, c in outs if t == "stream")
+        assert said.startswith("Reset 02.hello (dc02") and "removed 1 containers" in said, outs
+        assert not [o for t, o in outs if t == "error"], outs
+        assert kernel.run("exec(hello_cell)") == []  # the answer runs again
+        names = {c.name for c in engine.containers.list(all=True)}
+        assert own.name in names  # not the course's: never touched
+        assert any(n.endswith("-keep") and n.startswith("dc02") for n in names)  # another exercise's
+    finally:
+        own.remove(force=True)
+
+
+@pytest.mark.timeout(240)
+def test_check_nudges_then_hints(kernel):
+    first = _shown(kernel.run("check = course.check\ncheck('02.tag')"))
+    assert len(first) == 1 and "Nudge:" in first[0]["text/plain"], first
+    assert "docker tag" not in first[0]["text/plain"] and "✗" in first[0]["text/html"]
+    second = _shown(kernel.run("check('02.tag')"))
+    assert "Hint:" in second[0]["text/plain"] and "docker tag" in second[0]["text/plain"]
+    asked = _shown(kernel.run("check('02.writable', hint=True)"))
+    assert "Hint:" in asked[0]["text/plain"]
+    kernel.run("client.images.get(BUSYBOX).tag(name('mybox'), 'v1')")
+    done = _shown(kernel.run("check('02.tag')"))
+    assert done[0]["text/plain"] == "✓ 02.tag passed: give an image a second name", done
+    assert "#2e7d32" in done[0]["text/html"]
+
+
+@pytest.mark.timeout(180)
+def test_bad_input_to_checks_is_one_line(kernel):
+    text = kernel.error("course.check('02.nope')")
+    assert "No exercise 02.nope" in text and "02.hello" in text
+    text = kernel.error("course.check('99.x')")
+    assert "No checks for '99.x'" in text
+    text = kernel.error("course.check('03.tag')")
+    assert "03.tag is an exercise of chapter 03" in text
+    text = kernel.error("course.reset('02.nope')")
+    assert "No exercise 02.nope" in text
+    if kernel.relay is not None:  # the engine is gone: the check says so in its result
+        kernel.relay.cut()
+        shown = _shown(kernel.run("course.check('02.hello')"))
+        assert "does not answer" in shown[0]["text/plain"], shown

@@ -89,6 +89,8 @@ EXPECTED = {
     "removeall": ([0, 1, 1], "ok"),  # removes its own containers before hello's check
     "faker": ([0, 0, 0], "ok"),  # fakes check() and the checks module in its kernel
     "hiddenfail": ([0, 1, 0], "ok"),  # hello's output right, exit code wrong; unlabelled extras
+    "cli": ([1, 1, 1], "ok"),  # answered with `!docker ...` and the names written out (dc90-hello)
+    "literal": ([1, 1, 1], "ok"),  # docker-py with the names written out instead of name()
 }
 
 
@@ -176,6 +178,28 @@ def make_submissions(folder: Path) -> None:
         "raise ValueError('<b>not escaped?</b>')"
     )
     write(folder, "hiddenfail.ipynb", hf)
+
+    # the same answers through the docker command and with the chapter's names written out: graded like
+    # name() (the grader's own namespace, dc90g<batch><k>-, replaces the learner's dc90-)
+    answers = {
+        "cli": {
+            "90.hello": "!docker run --name dc90-hello busybox:1.35.0 echo hello",
+            "90.volume": "!docker volume create dc90-data",
+            "90.sleeper": "out = !docker run -d --name dc90-sleeper busybox:1.35.0 sleep 300\nprint(out)",
+        },
+        "literal": {
+            "90.hello": "client.containers.run('busybox:1.35.0', ['echo', 'hello'], name='dc90-hello')",
+            "90.volume": "client.volumes.create('dc90-data')",
+            "90.sleeper": (
+                "client.containers.run('busybox:1.35.0', 'sleep 300', name='dc90-sleeper', detach=True)"
+            ),
+        },
+    }
+    for kind, cells in answers.items():
+        nb = copy.deepcopy(s)
+        for ex, source in cells.items():
+            nb.cells[index(nb, ex, "answer")].source = source
+        write(folder, f"{kind}.ipynb", nb)
 
 
 @pytest.fixture(scope="module")
@@ -543,7 +567,7 @@ def test_cleanup_selects_only_its_own(monkeypatch):
 @pytest.mark.unit
 @pytest.mark.timeout(120)
 def test_batch_of_files_that_are_not_notebooks(tmp_path, monkeypatch):
-    """The pool, the outputs and resuming, with submissions that never need an engine."""
+    """The outputs and resuming, with submissions that never need an engine (nor a worker process)."""
     monkeypatch.setattr(grader_ns, "_client", FakeClient([]))  # the batch's final sweep finds nothing
     sub, out = tmp_path / "subs", tmp_path / "out"
     sub.mkdir()

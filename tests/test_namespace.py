@@ -116,3 +116,46 @@ def test_clean_cli_dry_run(engine, busybox, ns):
         check=True,
     ).stdout
     assert f"removed volume {ns.name('cli')}" in out
+
+
+def test_chapter_cleanup_takes_its_names_and_nothing_else(engine, busybox, ns):
+    """What a learner made from a terminal with the chapter's names is the chapter's (setup and
+    course.cleanup() remove it); another namespace's names and unprefixed names are never touched."""
+    from dockercourse.core.cleanup import clean_chapter
+
+    plain = engine
+    cli_made = plain.containers.create(busybox, ["true"], name=ns.name("fromterminal"))
+    plain.volumes.create(ns.name("termvol"))
+    plain.images.get(busybox).tag(ns.name("termtag"), "1")
+    other = Namespace(chapter=ns.chapter, tag=ns.tag + "x")
+    theirs = plain.containers.create(busybox, ["true"], name=other.name("theirs"))
+    own = plain.containers.create(busybox, ["true"], name="not" + ns.name("course"))
+    try:
+        rep = clean_chapter(engine, ns)
+        assert ns.name("fromterminal") in rep.containers and ns.name("termvol") in rep.volumes
+        assert ns.name("termtag") + ":1" in rep.images
+        for gone in (cli_made.id,):
+            with pytest.raises(docker.errors.NotFound):
+                plain.containers.get(gone)
+        plain.containers.get(theirs.id)
+        plain.containers.get(own.id)
+        assert plain.images.get(busybox)  # the kit image itself keeps its own name
+    finally:
+        theirs.remove(force=True)
+        own.remove(force=True)
+    with pytest.raises(ValueError):
+        clean_chapter(engine, Namespace(chapter="97", tag="Bad"))
+
+
+@pytest.mark.unit
+def test_a_grading_run_maps_the_learners_written_out_names():
+    run = Namespace(chapter="02", tag="g3")
+    assert run.map_names("docker run --name dc02-hello busybox") == "docker run --name dc02g3-hello busybox"
+    assert (
+        run.map_names("/images/127.0.0.1%3A5000%2Fdc02-mybox/push")
+        == "/images/127.0.0.1%3A5000%2Fdc02g3-mybox/push"
+    )
+    assert run.map_names('{"Image": "dc02-mine:1"}') == '{"Image": "dc02g3-mine:1"}'
+    for same in ("xdc02-hello", "dc02g3-hello", "dc03-hello", "dc02hello"):
+        assert run.map_names(same) == same
+    assert Namespace(chapter="02").map_names("dc02-hello") == "dc02-hello"  # a learner's own run: as written

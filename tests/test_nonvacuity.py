@@ -49,12 +49,13 @@ def chapters():
     return found
 
 
-def _error_sources(grade: SubmissionGrade, nb) -> set[str]:
-    out = set()
+def _error_sources(grade: SubmissionGrade, nb) -> dict[str, str]:
+    """{source of a cell that raised: the error it raised}."""
+    out = {}
     for line in grade.cell_errors:
-        m = re.match(r"cell (\d+):", line)
+        m = re.match(r"cell (\d+): (.*)", line, re.S)
         if m:
-            out.add(nb.cells[int(m.group(1)) - 1].source)
+            out[nb.cells[int(m.group(1)) - 1].source] = m.group(2)
     return out
 
 
@@ -94,7 +95,8 @@ def test_checks_fail_on_student_copy_and_pass_on_master(root, master_path, tmp_p
     assert not vacuous, "checks that pass on the student copy (they cannot fail):\n" + "\n".join(vacuous)
     broken = [f"{x.id}: {x.message}" for x in s.exercises if x.error]
     assert not broken, "checks that could not run on the student copy:\n" + "\n".join(broken)
-    new_errors = _error_sources(s, student) - _error_sources(m, master)
+    raised = _error_sources(s, student)
+    new_errors = {f"{src}\n  -> {raised[src]}" for src in raised.keys() - _error_sources(m, master).keys()}
     assert not new_errors, (
         "cells of the student copy that raise although they do not in the master "
         "(later cells must not depend on an exercise):\n" + "\n---\n".join(new_errors)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import tarfile
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,9 +29,52 @@ class NotYet(Exception):
 _collecting: dict[str, Exercise] | None = None
 
 
+#: ``ctx`` methods whose first argument is a course name's short form (``ctx.container("web")``)
+_NAMING_METHODS = ("container", "volume", "network", "name")
+
+
+def _short_names(func: Callable) -> list[str]:
+    """The short names a check function looks up: the string constants given to
+    ``ctx.container/volume/network/name(...)`` and to the checks file's own helpers called
+    as ``helper(ctx, "short", ...)``. Names built at run time (``f"lat-{i}"``) are not seen:
+    such an exercise lists them in ``names=``."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    found: list[str] = []
+    calls = sorted(
+        (n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)
+    )
+    for node in calls:
+        if not node.args:
+            continue
+        f, args = node.func, node.args
+        if isinstance(f, ast.Attribute) and f.attr in _NAMING_METHODS:
+            if isinstance(f.value, ast.Name) and f.value.id == "ctx":
+                cands = args[:1]
+            else:
+                continue
+        elif isinstance(f, ast.Name) and isinstance(args[0], ast.Name) and args[0].id == "ctx":
+            cands = args[1:2]
+        else:
+            continue
+        for a in cands:
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value not in found:
+                found.append(a.value)
+    return found
+
+
 @dataclass
 class Exercise:
-    """One exercise: its visible check, hidden checks, title and hint."""
+    """One exercise: its visible check, hidden checks, title, nudge and hint.
+
+    ``nudge`` is shown on a learner's first failed check (where to look, not the answer);
+    ``hint`` (what to do) from the second on, or when asked for; the solution itself stays in
+    the notebook's collapsed solution cell. ``names`` are the short names of what the exercise
+    makes (``"hello"`` for ``dc02-hello``): ``course.reset()`` removes them. When not given,
+    they are read from the check functions (:attr:`resource_names`).
+    """
 
     id: str
     title: str
@@ -36,6 +82,19 @@ class Exercise:
     func: Callable
     wait: float = 0.0
     hidden_funcs: list[Callable] = field(default_factory=list)
+    nudge: str = ""
+    names: tuple[str, ...] = ()
+
+    @property
+    def resource_names(self) -> list[str]:
+        """Short names of the containers, volumes, networks and image repositories this
+        exercise makes (``names=`` when declared, else those its checks look up)."""
+        if self.names:
+            return list(self.names)
+        out: list[str] = []
+        for f in [self.func, *self.hidden_funcs]:
+            out += [n for n in _short_names(f) if n not in out]
+        return out
 
     def hidden(self, func: Callable) -> Callable:
         """Decorator: add a hidden check (run only when grading)."""
@@ -46,19 +105,31 @@ class Exercise:
         return self.func(ctx)
 
 
-def exercise(id: str, *, title: str, hint: str, wait: float = 0.0):
+def exercise(
+    id: str,
+    *,
+    title: str,
+    hint: str,
+    nudge: str = "",
+    names: tuple[str, ...] | list[str] = (),
+    wait: float = 0.0,
+):
     """Decorator declaring an exercise's visible check.
 
     Args:
         id: ``"<chapter>.<slug>"``, e.g. ``"02.hello"``; the notebook's check cell names it.
         title: a few words shown with the result.
-        hint: what to do when it does not pass (one or two sentences).
+        hint: what to do when it does not pass (one or two sentences); shown from the second
+            failed check on, or when asked for.
+        nudge: one sentence for the first failed check: where to look, not the answer.
+        names: short names of what the exercise makes, when the checks build them at run
+            time (see :attr:`Exercise.resource_names`).
         wait: seconds to keep re-checking while it reports NotYet (for state that
             settles asynchronously: a container starting, a health check).
     """
 
     def deco(func: Callable) -> Exercise:
-        ex = Exercise(id=id, title=title, hint=hint, func=func, wait=wait)
+        ex = Exercise(id=id, title=title, hint=hint, func=func, wait=wait, nudge=nudge, names=tuple(names))
         if _collecting is not None:
             if id in _collecting:
                 raise ValueError(f"exercise {id} is declared twice")
@@ -74,6 +145,7 @@ class Ctx:
     def __init__(self, client: docker.DockerClient, ns: Namespace):
         self.client = client
         self.ns = ns
+        self._events_kept: bool | None = None
 
     def name(self, short: str) -> str:
         return self.ns.name(short)
@@ -146,7 +218,8 @@ class Ctx:
         self, *, since, type: str | None = None, actor: str | None = None, actions: tuple[str, ...] = ()
     ) -> list[dict]:
         """The engine's events (``docker events``) from ``since`` (a container's Created time, a unix time)
-        up to now, optionally of one type, one actor (container/image ID) and some actions."""
+        up to now, optionally of one type, one actor (container/image ID) and some actions
+        (``exec_start`` matches ``exec_start: sh -c ...``)."""
         import datetime as _dt
         import time as _time
 
@@ -161,8 +234,17 @@ class Ctx:
             e
             for e in evs
             if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
-            and (not actions or e.get("Action") in actions)
+            and (not actions or (e.get("Action") or "").split(":")[0] in actions)
         ]
+
+    def events_kept(self) -> bool:
+        """Whether this engine reports the events the checks judge by (``exec_start``,
+        ``extract-to-dir``, ``kill`` with its signal, ``stop``, ``pull``): Docker does; Podman's
+        Docker-compatible API does not report them all, so a check there looks at the state only."""
+        if self._events_kept is None:
+            comps = (self.client.version() or {}).get("Components") or []
+            self._events_kept = not any("podman" in (c.get("Name") or "").lower() for c in comps)
+        return self._events_kept
 
     def http_get(self, host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, bytes]:
         """GET http://host:port/path on a loopback or course-container address (no retries)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,10 +15,20 @@ from dockercourse.checks.api import FAIL, PASS, Ctx, Exercise, NotYet
 from dockercourse.checks.loader import load_exercises
 from dockercourse.core.namespace import Namespace
 
+_HTML_STYLE = {
+    True: "border-left:4px solid #2e7d32;background:#edf7ee;color:#1b5e20",
+    False: "border-left:4px solid #c62828;background:#fdeeee;color:#7f1d1d",
+}
+
 
 @dataclass
 class Result:
-    """The outcome of one exercise's checks."""
+    """The outcome of one exercise's checks.
+
+    A failed result shows the ``nudge`` (where to look) when ``show == "nudge"`` and the
+    exercise has one, else the ``hint`` (what to do). In a notebook it shows as a coloured
+    ✓/✗ block (HTML), everywhere else (a terminal, nbval's comparison) as its plain :attr:`line`.
+    """
 
     exercise: str
     title: str
@@ -26,22 +37,55 @@ class Result:
     hint: str
     hidden: bool = False  # hidden checks were run too (grading)
     error: bool = False  # the check itself could not run
+    nudge: str = ""
+    show: str = "hint"  # "nudge" or "hint": which help a failure shows
+
+    @property
+    def help(self) -> tuple[str, str]:
+        """(label, text) of the help this failure shows: ("Nudge", ...) or ("Hint", ...)."""
+        if self.passed or self.error:
+            return "", ""
+        if self.show == "nudge" and self.nudge:
+            return "Nudge", self.nudge
+        return ("Hint", self.hint) if self.hint else ("", "")
+
+    @property
+    def more(self) -> str:
+        """After a nudge: how to ask for the fuller hint."""
+        if self.help[0] != "Nudge":
+            return ""
+        return f"For a fuller hint, run the check again or check({self.exercise!r}, hint=True)."
 
     @property
     def line(self) -> str:
         if self.passed:
             return f"{PASS} {self.exercise} passed: {self.title}"
         text = f"{FAIL} {self.exercise} not yet: {self.message}"
-        if self.hint:
-            text += f"\n  Hint: {self.hint}"
+        label, help_text = self.help
+        if help_text:
+            text += f"\n  {label}: {help_text}"
+        if self.more:
+            text += f"\n  {self.more}"
         return text
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        if self.passed:
+            body = f"<b>{PASS} {esc(self.exercise)} passed</b>: {esc(self.title)}"
+        else:
+            body = f"<b>{FAIL} {esc(self.exercise)} not yet</b>: {esc(self.message)}"
+            label, help_text = self.help
+            if help_text:
+                body += f"<br><i>{label}:</i> {esc(help_text)}"
+            if self.more:
+                body += f"<br><small>{esc(self.more)}</small>"
+        return f'<div style="{_HTML_STYLE[self.passed]};padding:4px 10px;margin:2px 0">{body}</div>'
 
     def __repr__(self) -> str:
         return self.line
 
-    def _ipython_display_(self) -> None:
-        # In a notebook the check cell shows exactly the line, as plain text.
-        print(self.line)
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {"text/plain": self.line, "text/html": self._repr_html_()}
 
     def __bool__(self) -> bool:
         return self.passed
@@ -81,7 +125,9 @@ def run_exercise(
             if not ok:
                 break
         if ok or err or time.monotonic() >= deadline:
-            return Result(ex.id, ex.title, ok, msg, "" if ok else ex.hint, hidden=hidden, error=err)
+            return Result(
+                ex.id, ex.title, ok, msg, "" if ok else ex.hint, hidden=hidden, error=err, nudge=ex.nudge
+            )
         time.sleep(0.5)
 
 
@@ -100,5 +146,10 @@ def run_chapter(
 def progress_text(results: list[Result]) -> str:
     done = sum(r.passed for r in results)
     lines = [f"Chapter progress: {done}/{len(results)} exercises passing"]
-    lines += ["  " + r.line.replace("\n", "\n  ") for r in results]
+    lines += [
+        f"  {PASS} {r.exercise}: {r.title}"
+        if r.passed
+        else f"  {FAIL} {r.exercise}: {r.title} (not yet: {r.message})"
+        for r in results
+    ]
     return "\n".join(lines)

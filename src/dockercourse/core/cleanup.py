@@ -6,12 +6,15 @@ sweep fail), removes, and records what it removed and what it could not:
 
 * :func:`clean` — course resources selected by **label** (a chapter, a namespace, a run);
   what a learner or the notebooks use.
-* :func:`remove_prefixed` — resources whose **name** starts with a prefix unique to one
-  grading run (``dc02g1a2b-``): what a submission made without the course's labels.
+* :func:`remove_prefixed` — resources whose **name** starts with a namespace's prefix
+  (``dc02-``, a grading run's ``dc02g1a2b-``): what a learner made from a terminal, or a
+  submission through its own client, without the course's labels. The chapter's names are
+  the chapter's: yesterday's ``dc02-hello`` must neither pass today's check nor block
+  today's answer. :func:`clean_chapter` does both.
 * the test suite's guard, the image kit and the benchmarks remove their own helpers with
   the same primitives (``Sweep(client).containers(filters={"label": ...})``).
 
-Nothing unlabelled and unprefixed is ever selected: the learner's own ``web`` container,
+Nothing without both the label and the prefix is ever selected: the learner's own ``web`` container,
 ``dbdata`` volume or ``ubuntu`` image are never touched.
 """
 
@@ -123,17 +126,21 @@ class Sweep:
         self._check(filters, prefix)
         rows = self.api.networks(names=[prefix] if prefix else None, filters=filters or None)
         for row in rows:
-            name = row.get("Name", "")
-            if prefix and not name.startswith(prefix):
+            if prefix and not row.get("Name", "").startswith(prefix):
                 continue
-            try:  # a network with endpoints cannot go: disconnect them first
-                for cid in list(self.api.inspect_network(row["Id"]).get("Containers") or {}):
-                    self.api.disconnect_container_from_network(cid, row["Id"], force=True)
-            except docker.errors.NotFound:
-                continue
-            except docker.errors.APIError as e:
-                log.info("could not disconnect the endpoints of network %s: %s", name, e)
-            self._attempt("network", name, self.api.remove_network, row["Id"])
+            self.network(row)
+
+    def network(self, row: dict) -> None:
+        """Remove one network (a row of the engine's list), disconnecting its endpoints first."""
+        name = row.get("Name", "")
+        try:  # a network with endpoints cannot go: disconnect them first
+            for cid in list(self.api.inspect_network(row["Id"]).get("Containers") or {}):
+                self.api.disconnect_container_from_network(cid, row["Id"], force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            log.info("could not disconnect the endpoints of network %s: %s", name, e)
+        self._attempt("network", name, self.api.remove_network, row["Id"])
 
     def volumes(self, *, filters: dict | None = None, prefix: str | None = None) -> None:
         self._check(filters, prefix)
@@ -254,12 +261,11 @@ def clean(
 def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
     """Remove containers, networks, volumes and image tags whose name starts with ``prefix``.
 
-    Only for prefixes unique to one grading run (``dc02g<batch><k>-``): the labels catch what
-    the course client made; this catches what a submission made without them (e.g. through
-    its own ``docker.from_env()``).
+    ``prefix`` must be a namespace's (``dc02-``, ``dc02g1a2b-``): names in it are the course's by
+    convention, labelled or not (see the module's docstring).
     """
-    if not re.fullmatch(r"dc\d\d[a-z0-9]+-", prefix):
-        raise ValueError(f"not a grading run's own prefix: {prefix!r}")
+    if not re.fullmatch(r"dc\d\d[a-z0-9]*-", prefix):
+        raise ValueError(f"not a namespace's prefix: {prefix!r}")
     sweep = Sweep(client)
     sweep.containers(prefix=prefix)
     sweep.networks(prefix=prefix)
@@ -272,6 +278,49 @@ def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
     ]
     sweep.image_refs(refs)
     return sweep.report
+
+
+def remove_names(client: docker.DockerClient, names: list[str], namespace: Namespace) -> CleanReport:
+    """Remove the containers, networks and volumes called exactly one of ``names``, and the
+    image tags whose repository (its last path part, so ``127.0.0.1:5000/dc05-mybox`` too) is
+    one of them: what one exercise made (``course.reset``). Every name must carry the
+    namespace's prefix, so nothing without it is ever touched; with it, a resource made from a
+    terminal (no course label) is the chapter's too."""
+    names = list(dict.fromkeys(names))
+    bad = [n for n in names if not n.startswith(namespace.prefix)]
+    if bad:
+        raise ValueError(f"not names of namespace {namespace.prefix}: {', '.join(bad)}")
+    api, sweep = client.api, Sweep(client)
+    wanted = set(names)
+    for n in names:
+        for row in api.containers(all=True, filters={"name": [f"^/{re.escape(n)}$"]}):
+            if n in _names(row):
+                sweep._attempt("container", n, api.remove_container, row["Id"], v=True, force=True)
+    for row in api.networks(names=names):
+        if row.get("Name") in wanted:
+            sweep.network(row)
+    vols = {v["Name"] for v in (api.volumes() or {}).get("Volumes") or []}
+    for n in names:
+        if n in vols:
+            sweep._attempt("volume", n, api.remove_volume, n, force=True)
+    refs = [
+        r
+        for img in api.images()
+        for r in img.get("RepoTags") or []
+        if r.rsplit(":", 1)[0].rsplit("/", 1)[-1] in wanted
+    ]
+    sweep.image_refs(refs)
+    return sweep.report
+
+
+def clean_chapter(client: docker.DockerClient, namespace: Namespace) -> CleanReport:
+    """What a chapter's setup and ``course.cleanup()`` remove: the namespace's labelled resources
+    (:func:`clean`) and whatever else carries its names (:func:`remove_prefixed`), in one report."""
+    rep = clean(client, namespace=namespace)
+    more = remove_prefixed(client, namespace.prefix)
+    for f in ("containers", "volumes", "networks", "images", "untagged", "errors"):
+        getattr(rep, f).extend(x for x in getattr(more, f) if x not in getattr(rep, f))
+    return rep
 
 
 def leftovers(
@@ -297,8 +346,8 @@ def leftovers(
 def unlabelled_lookalikes(client: docker.DockerClient, namespace: Namespace) -> list[str]:
     """Resources named with the chapter's prefix but without course labels.
 
-    These are usually made by the learner from a terminal (exercises allow that).
-    The course never removes them; the end-of-chapter cleanup lists them instead.
+    These are usually made by the learner from a terminal (exercises allow that). :func:`clean`
+    (by label) leaves them; :func:`clean_chapter` removes them with the chapter's.
     """
     api, pre = client.api, namespace.prefix
     out = [

@@ -73,6 +73,19 @@ class Namespace:
         return self.prefix + short
 
     @property
+    def learner_prefix(self) -> str:
+        """The chapter's own prefix, ``dc02-``: what a learner writes out in an answer."""
+        return f"dc{self.chapter}-"
+
+    def map_names(self, text: str) -> str:
+        """In a grading run's namespace (a tag): the learner's names written out in an answer
+        (``dc02-hello``, in ``!docker run --name dc02-hello`` or a docker-py call) as this run's
+        (``dc02g3-hello``), so that they are graded like ``name("hello")``. Unchanged otherwise."""
+        if not self.tag or self.learner_prefix not in text:
+            return text
+        return re.sub(rf"(?<![a-z0-9]){re.escape(self.learner_prefix)}", self.prefix, text)
+
+    @property
     def labels(self) -> dict[str, str]:
         """Labels every resource of this run carries."""
         return {L.CHAPTER: self.chapter, L.NAMESPACE: self.prefix, L.RUN: self.run}
@@ -104,8 +117,23 @@ class LabellingAPIClient(docker.APIClient):
     """
 
     def __init__(self, *args, namespace: Namespace, **kwargs):
+        self.namespace = namespace  # first: the base class already asks the engine for its version
         super().__init__(*args, **kwargs)
-        self.namespace = namespace
+
+    def request(self, method, url, *args, **kwargs):
+        """Every API call; in a grading run, the learner's written-out names become the run's
+        (:meth:`Namespace.map_names`): in the path, the query and a JSON body."""
+        ns = self.namespace
+        if ns.tag:
+            url = ns.map_names(url)
+            params = kwargs.get("params")
+            if isinstance(params, dict):
+                kwargs["params"] = {
+                    k: ns.map_names(v) if isinstance(v, str) else v for k, v in params.items()
+                }
+            if isinstance(kwargs.get("data"), str):
+                kwargs["data"] = ns.map_names(kwargs["data"])
+        return super().request(method, url, *args, **kwargs)
 
     def create_container(self, image, *args, **kwargs):
         kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)

@@ -40,6 +40,7 @@ from dockercourse.grading.results import (
 )
 from dockercourse.grading.submission import (
     detect_chapter,
+    read_submission,
     sha256_of,
     student_ids,
     submissions,
@@ -184,7 +185,11 @@ class _Batch:
             file=sys.stderr,
             dynamic_ncols=True,
         )
-        queue = list(todo)
+        # a file that is not a notebook starts no kernel: graded here, without a worker process
+        junk = [p for p in todo if read_submission(p)[0] is None]
+        for p in junk:
+            self._finish(p, worker_task(self._kwargs(p)))
+        queue = [p for p in todo if p not in junk]
         while queue:
             lost = self._run_pool(queue, jobs)
             # A worker process died (e.g. a submission killed its parent process). Every pending

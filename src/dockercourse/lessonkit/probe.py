@@ -21,7 +21,7 @@ import urllib.request
 
 
 def http_get_bytes(
-    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0, timeout: float = 2.0
+    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 15.0, timeout: float = 2.0
 ) -> tuple[int, bytes]:
     """GET ``http://host:port/path``; (status, body bytes). Retries connection errors up to ``wait`` s.
 
@@ -45,7 +45,7 @@ def http_get_bytes(
 
 
 def http_get(
-    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 5.0, timeout: float = 2.0
+    port: int, path: str = "/", host: str = "127.0.0.1", wait: float = 15.0, timeout: float = 2.0
 ) -> tuple[int, str]:
     """Like :func:`http_get_bytes`, with the body as text."""
     status, body = http_get_bytes(port, path, host, wait, timeout)

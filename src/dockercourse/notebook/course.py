@@ -21,7 +21,7 @@ import sys
 from dockercourse import checks as _checks
 from dockercourse import config
 from dockercourse.core import labels as L
-from dockercourse.core.cleanup import clean, leftovers, unlabelled_lookalikes
+from dockercourse.core.cleanup import clean_chapter, leftovers, remove_names
 from dockercourse.core.engine import connect, engine_info
 from dockercourse.core.namespace import Namespace
 from dockercourse.errors import CourseError, NoEngineError
@@ -83,6 +83,27 @@ def _export_docker_host(base_url: str) -> None:
         os.environ["DOCKER_HOST"] = base_url
 
 
+def _map_shell_names(ns: Namespace) -> None:
+    """In a grading run: ``!docker run --name dc02-hello ...`` in a cell acts on the run's names
+    (``dc02g3-hello``), like the course client does (:meth:`Namespace.map_names`)."""
+    if not ns.tag:
+        return
+    try:
+        ip = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return
+    for attr in ("system", "getoutput"):  # `!cmd` and `x = !cmd`
+        orig = getattr(ip, attr)
+        if getattr(orig, "dockercourse_mapped", False):
+            continue
+
+        def mapped(cmd, *args, _orig=orig, **kwargs):
+            return _orig(ns.map_names(cmd), *args, **kwargs)
+
+        mapped.dockercourse_mapped = True
+        setattr(ip, attr, mapped)
+
+
 class Course:
     """One chapter's session: the client, names, ports, checks and cleanup."""
 
@@ -93,6 +114,7 @@ class Course:
         self.info = info
         self.results: list[_checks.Result] = []  # of the last progress()
         self.clean_report = None  # of the last cleanup()
+        self._failures: dict[str, int] = {}  # failed checks per exercise (nudge, then hint)
 
     @property
     def connected(self) -> bool:
@@ -114,20 +136,57 @@ class Course:
         """A free TCP port on 127.0.0.1 (never assume 8080 or 5000 is free)."""
         return free_port()
 
-    def check(self, exercise: str) -> _checks.Result:
-        """Run one exercise's check: one line (passed, or not yet with a hint); returns the result."""
-        ex_id = exercise if "." in exercise else f"{self.chapter}.{exercise}"
+    def _exercise(self, exercise: str) -> _checks.Exercise:
+        """The exercise ``"02.hello"`` (or ``"hello"`` in this chapter); one clear line when there
+        is no such exercise or the chapter has no checks."""
+        ex_id = exercise if "." in str(exercise) else f"{self.chapter}.{exercise}"
         try:
-            exs = _checks.load_exercises(self.chapter)
-        except FileNotFoundError as e:
-            raise CourseError(str(e)) from None
+            exs = _checks.load_exercises(ex_id.split(".", 1)[0])
+        except (FileNotFoundError, ValueError) as e:
+            raise CourseError(f"No checks for {exercise!r}: {e}.") from None
+        if ex_id in exs and not ex_id.startswith(self.chapter + "."):
+            raise CourseError(
+                f"{ex_id} is an exercise of chapter {ex_id.split('.')[0]}: check it in that chapter's "
+                f"notebook (this one is chapter {self.chapter})."
+            )
         if ex_id not in exs:
-            raise CourseError(f"No exercise {ex_id} in chapter {self.chapter}; it has: {', '.join(exs)}")
+            raise CourseError(f"No exercise {ex_id}; chapter {ex_id.split('.')[0]} has: {', '.join(exs)}.")
+        return exs[ex_id]
+
+    def check(self, exercise: str, hint: bool = False) -> _checks.Result:
+        """Run one exercise's check and show the result: passed, or not yet with what is wrong.
+
+        The first failure adds a nudge (where to look); a second failure, or ``hint=True``,
+        the fuller hint. The solution itself is in the collapsed cell below the exercise.
+        """
+        ex = self._exercise(exercise)
         if not self.connected:
             raise NoEngineError(
                 "No Docker engine, so the check cannot look at its state (see the setup cell)."
             )
-        return _checks.run_exercise(exs[ex_id], self.client, self.ns)
+        res = _checks.run_exercise(ex, self.client, self.ns)
+        if not res.passed and not res.error:
+            self._failures[ex.id] = self._failures.get(ex.id, 0) + 1
+            res.show = "hint" if hint or self._failures[ex.id] > 1 else "nudge"
+        return res
+
+    def reset(self, exercise: str) -> None:
+        """Start an exercise again: remove what it made (its containers, volumes, networks and
+        image names, ``dc02-hello`` for ``02.hello``) and nothing else.
+
+        Resources with the chapter's names count as the chapter's even without the course's
+        label (made from a terminal); nothing without the chapter's prefix is ever touched.
+        """
+        ex = self._exercise(exercise)
+        if not self.connected:
+            raise NoEngineError("No Docker engine, so there is nothing to reset (see the setup cell).")
+        names = [self.name(n) for n in ex.resource_names]
+        rep = remove_names(self.client, names, self.ns)
+        self._failures.pop(ex.id, None)
+        done = rep.summary() if rep.total else "nothing was there"
+        print(f"Reset {ex.id} ({', '.join(names)}): {done}. Run the exercise's cells again.")
+        if rep.errors:
+            print("Not removed: " + "; ".join(rep.errors))
 
     def progress(self) -> None:
         """Check every exercise of the chapter and print a summary (3/5 passing ...).
@@ -140,25 +199,19 @@ class Course:
         print(_checks.progress_text(self.results))
 
     def cleanup(self, quiet: bool = False) -> None:
-        """Remove everything this chapter created on the engine (by label only).
+        """Remove everything this chapter made on the engine: what carries its label, and what
+        carries its names (``dc02-…``, also when made from a terminal). Nothing else.
 
         What was removed stays in ``course.clean_report``.
         """
         if not self.connected:
             raise NoEngineError("No Docker engine, so there is nothing to clean (see the setup cell).")
-        rep = self.clean_report = clean(self.client, namespace=self.ns)
+        rep = self.clean_report = clean_chapter(self.client, self.ns)
         left = leftovers(self.client, namespace=self.ns)
-        mine = unlabelled_lookalikes(self.client, self.ns)
         if not quiet:
             print(f"Cleanup of chapter {self.chapter}: {rep.summary()}.")
             rest = sum(len(v) for v in left.values())
             print(f"Course resources of this chapter left on the engine: {rest}.")
-            if mine:
-                print(
-                    "Not removed (no course label, so probably made by you from a terminal): "
-                    + ", ".join(mine)
-                    + ". Remove them yourself if you no longer need them."
-                )
 
 
 def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Course:
@@ -166,7 +219,9 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
 
     Args:
         chapter: ``"02"`` or ``"02_core_concepts"``.
-        clean_start: remove what an earlier run of this chapter left (labelled only).
+        clean_start: remove what an earlier run of this chapter left: what carries its label
+            or its names (``dc02-…``), so yesterday's answer neither passes today's check nor
+            blocks today's.
         quiet: print nothing.
 
     Returns:
@@ -175,6 +230,7 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
     """
     install_error_display()
     ns = Namespace.for_chapter(chapter)
+    _map_shell_names(ns)
     _wait_for_vm_engine(quiet)
     try:
         client = connect(namespace=ns)
@@ -195,7 +251,7 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
             f"carries the label {L.CHAPTER}={ns.chapter}."
         )
     if clean_start:
-        rep = clean(client, namespace=ns)
+        rep = clean_chapter(client, ns)
         if not quiet:
             print(
                 "Leftovers of an earlier run: "

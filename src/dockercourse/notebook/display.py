@@ -7,6 +7,8 @@ learner's terms and with what to do, instead of a long traceback.
 
 from __future__ import annotations
 
+import re
+
 import docker
 import docker.errors
 import requests.exceptions
@@ -29,6 +31,15 @@ def explain_error(exc: BaseException) -> str:
             f"Not found: {exc.explanation or exc}. Check the name "
             "(course names start with the chapter prefix)."
         )
+    if isinstance(exc, docker.errors.APIError) and (taken := _name_in_use(exc)):
+        return taken
+    if isinstance(exc, docker.errors.APIError) and _NO_REGISTRY.search(str(exc.explanation or "")):
+        return (
+            "The image is not on this machine, and the engine could not reach a registry to pull it "
+            f"({_NO_REGISTRY.search(str(exc.explanation)).group(0)}).\n"
+            "Check the image's name and tag: the course works offline with its own images (BUSYBOX, NGINX, "
+            "...; `dockercourse images --check` lists them)."
+        )
     if isinstance(exc, docker.errors.APIError):
         status = exc.response.status_code if exc.response is not None else "?"
         reason = exc.response.reason if exc.response is not None else ""
@@ -46,6 +57,51 @@ def explain_error(exc: BaseException) -> str:
             )
         )
     return f"{exc.__class__.__name__}: {exc}"
+
+
+#: a pull that could not reach the registry (no network, no such host): the image is simply not here
+_NO_REGISTRY = re.compile(r"no such host|i/o timeout|network is unreachable|dial tcp[^:]*: connect: [a-z ]+")
+
+_IN_USE = (
+    (re.compile(r'container name "/?([^"]+)" is already in use'), "container", "docker rm -f", "containers"),
+    (re.compile(r"network with name (\S+) already exists"), "network", "docker network rm", "networks"),
+)
+
+
+def _exercises_using(full_name: str) -> list[str]:
+    """The exercises whose names include ``full_name`` (``dc02-hello`` -> ``["02.hello"]``)."""
+    m = re.match(r"dc(\d\d)([a-z0-9]*)-(.+)$", full_name)
+    if not m:
+        return []
+    from dockercourse.checks import load_exercises
+
+    try:
+        exs = load_exercises(m.group(1))
+    except (OSError, ValueError, ImportError):
+        return []
+    short = m.group(3)
+    return [i for i, ex in exs.items() if short in ex.resource_names]
+
+
+def _name_in_use(exc: docker.errors.APIError) -> str:
+    """A name already taken (409): which, and how to start again; "" for other errors."""
+    if exc.response is None or exc.response.status_code != 409:
+        return ""
+    text = str(exc.explanation or "")
+    for pattern, kind, rm, coll in _IN_USE:
+        m = pattern.search(text)
+        if not m:
+            continue
+        name = m.group(1)
+        exs = _exercises_using(name)
+        again = f"Start exercise {exs[0]} again from scratch: course.reset({exs[0]!r}), or r" if exs else "R"
+        force = "force=True" if kind == "container" else ""
+        return (
+            f"The {kind} name {name} is already taken (409 Conflict; by an earlier run of this cell?).\n"
+            f"{again}emove just that {kind}: client.{coll}.get({name!r}).remove({force}) "
+            f"(CLI: {rm} {name}); then run the cell again."
+        )
+    return ""
 
 
 def install_error_display() -> None:
