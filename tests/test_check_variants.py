@@ -30,6 +30,7 @@ from dockercourse.core.cleanup import clean, leftovers, remove_prefixed
 from dockercourse.core.engine import connect, engine_url
 from dockercourse.core.images import BUSYBOX, DEBIAN, NGINX, REGISTRY
 from dockercourse.core.namespace import Namespace
+from dockercourse.lessonkit.probe import http_get_bytes
 
 LOOP = "while true; do echo tick; sleep 1; done"
 
@@ -250,14 +251,7 @@ def _registry_with_push(r) -> str:
     )
     ref = f"127.0.0.1:{port}/{r.name('mybox')}"
     r.client.images.get(BUSYBOX).tag(ref, "v1")
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            import time
-
-            time.sleep(0.2)
+    http_get_bytes(port, "/v2/", wait=30)  # the registry answers (not only the engine's proxy)
     r.cli("push {ref}:v1", ref=ref)
     return ref
 
