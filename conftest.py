@@ -24,9 +24,10 @@ GUARD = "io.dockercourse.testguard"
 #: ... whose value is the pid of the pytest session that made them: a stand-in of a session still
 #: running (another test run on the same engine) is never taken for a stale one.
 ME = str(os.getpid())
-#: An image tag cannot carry a label: the tags the guard made are listed in this file
-#: until the run ends, so a killed run's tag is recognised and removed by the next one.
-TAG_FILE = Path(tempfile.gettempdir()) / "dockercourse-testguard-tags"
+#: An image tag cannot carry a label: the tags the guard made are listed in this file (named
+#: with the session's pid) until the run ends, so a killed run's tag is recognised and removed by
+#: the next one, and another session running meanwhile never takes it for a stale one.
+TAG_FILE = Path(tempfile.gettempdir()) / f"dockercourse-testguard-tags-{ME}"
 _ids: dict[tuple[str, str], str] = {}
 
 
@@ -99,9 +100,11 @@ def _remove_stale_stand_ins(c) -> None:
         if pid and not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             for kind in ("containers", "volumes", "networks"):
                 getattr(sweep, kind)(filters={"label": [f"{GUARD}={pid}"]})
-    if TAG_FILE.exists():
-        sweep.image_refs(TAG_FILE.read_text().split())
-        TAG_FILE.unlink()
+    for tags in TAG_FILE.parent.glob("dockercourse-testguard-tags-*"):
+        pid = tags.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):  # its session is gone
+            sweep.image_refs(tags.read_text().split())
+            tags.unlink(missing_ok=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -67,3 +67,33 @@ def test_course_check_unknown_exercise(course_dir, engine):
     course = setup("97", quiet=True)
     with pytest.raises(CourseError, match="No exercise 97.nope"):
         course.check("nope")
+
+
+def test_check_from_a_terminal_gives_the_hint(engine, ns):
+    """`dockercourse check 02 hello` (one exercise) shows what is missing and the hint; the whole chapter
+    gives the summary and says how to get an exercise's hint."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DOCKERCOURSE_NS": "t" + os.urandom(3).hex()}
+    env.pop("DOCKERCOURSE_ROOT", None)
+    one = subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "check", "02", "hello"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert one.returncode == 1, one.stderr
+    assert "✗ 02.hello not yet: there is no container named dc02t" in one.stdout
+    assert "Hint: Run BUSYBOX" in one.stdout
+    whole = subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "check", "02"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert whole.returncode == 1 and "Chapter progress: 0/3 exercises passing" in whole.stdout
+    assert "For an exercise's hint: dockercourse check 02 EXERCISE" in whole.stdout

@@ -51,5 +51,10 @@ def run(args) -> int:
     ns = namespace(args.chapter)
     client = connect()
     results = [run_exercise(ex, client, ns, hidden=args.hidden) for ex in exs.values()]
-    print(progress_text(results))
+    if len(results) == 1:  # one exercise asked for: what is missing, and the hint
+        print(results[0].line)
+    else:
+        print(progress_text(results))
+        if not all(results):
+            print(f"For an exercise's hint: dockercourse check {ns.chapter} EXERCISE")
     return 0 if all(results) else 1
