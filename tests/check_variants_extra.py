@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 from docker.types import Mount
-from test_check_variants import _free_port, _tar_of
+from test_check_variants import _context, _free_port, _run_registry, _tar_of, _wait_registry
 
 from dockercourse.bench.containers import engine_time
 from dockercourse.core.images import BUILDER, BUSYBOX, DEBIAN, NGINX, PYTHON, REGISTRY
 from dockercourse.lessonkit.mounts import volume_name
 from dockercourse.lessonkit.probe import http_get_bytes, udp_echo
-from dockercourse.lessonkit.registry import RegistryAPI, follow, htpasswd_line, tar_files
+from dockercourse.lessonkit.registry import follow, htpasswd_line, tar_files
 
 MiB = 2**20
 AUTHOR = "Student <student@example.com>"
@@ -66,30 +66,6 @@ TINY_C = '#include <stdio.h>\nint main(void) { puts("tiny and static"); return 0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _context(r, folder: str, files: dict[str, str]) -> Path:
-    """A build context (or any host folder) under r.tmp holding ``files``."""
-    d = r.tmp / folder
-    d.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (d / name).write_text(text)
-    return d
-
-
-def _wait_registry(port: int) -> None:
-    """Until the registry on 127.0.0.1:port answers /v2/ at all (a 401 counts)."""
-    RegistryAPI(f"http://127.0.0.1:{port}", timeout=3).wait(timeout=30)
-
-
-def _run_registry(r, short: str, **kwargs) -> int:
-    """REGISTRY running as name(short), published on a free loopback port (that port), answering."""
-    port = _free_port()
-    r.client.containers.run(
-        REGISTRY, name=r.name(short), detach=True, ports={"5000/tcp": ("127.0.0.1", port)}, **kwargs
-    )
-    _wait_registry(port)
-    return port
 
 
 def _wait_health(r, short: str, timeout: float = 30.0) -> None:

@@ -30,7 +30,7 @@ from dockercourse.core.cleanup import clean, leftovers, remove_prefixed
 from dockercourse.core.engine import connect, engine_url
 from dockercourse.core.images import BUSYBOX, DEBIAN, NGINX, REGISTRY
 from dockercourse.core.namespace import Namespace
-from dockercourse.lessonkit.probe import http_get_bytes
+from dockercourse.lessonkit.registry import RegistryAPI
 
 LOOP = "while true; do echo tick; sleep 1; done"
 
@@ -87,6 +87,30 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _context(r, folder: str, files: dict[str, str]) -> Path:
+    """A build context (or any host folder) under r.tmp holding ``files``."""
+    d = r.tmp / folder
+    d.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return d
+
+
+def _wait_registry(port: int) -> None:
+    """Until the registry on 127.0.0.1:port answers /v2/ at all (a 401 counts)."""
+    RegistryAPI(f"http://127.0.0.1:{port}", timeout=3).wait(timeout=30)
+
+
+def _run_registry(r, short: str, **kwargs) -> int:
+    """REGISTRY running as name(short), published on a free loopback port (that port), answering."""
+    port = _free_port()
+    r.client.containers.run(
+        REGISTRY, name=r.name(short), detach=True, ports={"5000/tcp": ("127.0.0.1", port)}, **kwargs
+    )
+    _wait_registry(port)
+    return port
 
 
 # --------------------------------------------------------------------------- the variants
@@ -245,13 +269,8 @@ def import_wrong_no_cmd(r):
 
 def _registry_with_push(r) -> str:
     """The learner's registry dc05…-myreg on a free port, busybox pushed as …/dc05…-mybox:v1; its address."""
-    port = _free_port()
-    r.client.containers.run(
-        REGISTRY, name=r.name("myreg"), detach=True, ports={"5000/tcp": ("127.0.0.1", port)}
-    )
-    ref = f"127.0.0.1:{port}/{r.name('mybox')}"
+    ref = f"127.0.0.1:{_run_registry(r, 'myreg')}/{r.name('mybox')}"
     r.client.images.get(BUSYBOX).tag(ref, "v1")
-    http_get_bytes(port, "/v2/", wait=30)  # the registry answers (not only the engine's proxy)
     r.cli("push {ref}:v1", ref=ref)
     return ref
 
@@ -318,10 +337,7 @@ def link_wrong_alias(r):
 
 
 def _dockerfile(r, text: str) -> Path:
-    d = r.tmp / "ctx"
-    d.mkdir(exist_ok=True)
-    (d / "Dockerfile").write_text(text)
-    return d
+    return _context(r, "ctx", {"Dockerfile": text})
 
 
 def cmd_py(r):
