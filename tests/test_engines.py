@@ -183,6 +183,43 @@ def test_matrix_table_from_junit(tmp_path):
     assert "✗ 1 2 s" in text and "✓ 2 s" in text
 
 
+@pytest.mark.unit
+def test_matrix_report_from_runs_in_parts(tmp_path, monkeypatch, capsys):
+    import dataclasses
+    import json
+
+    def stored(run, name, finished, **kw):
+        r = matrix.EngineResult(name, name.upper(), finished=finished, **kw)
+        (tmp_path / run / name).mkdir(parents=True)
+        (tmp_path / run / name / "result.json").write_text(json.dumps(dataclasses.asdict(r)))
+
+    ok = {"02": {"cells": 3, "failed": 0, "s": 4.0, "grade": "pass", "nbval": "pass"}}
+    stored("r1", "vm", "2026-12-04 10:00", chapters=ok, start_to_api_s=30.0)
+    stored("r1", "26", "2026-12-04 11:00", error="the engine did not start")
+    stored("r2", "26", "2026-12-05 09:00", chapters=ok)  # the newer run of 26 wins
+    (tmp_path / "r2" / "broken").mkdir()
+    (tmp_path / "r2" / "broken" / "result.json").write_text("{not json")
+    got = matrix.stored_results([tmp_path / "r1", tmp_path / "r2"])
+    assert [(r.name, r.finished, r.error) for r in got] == [
+        ("26", "2026-12-05 09:00", ""),
+        ("vm", "2026-12-04 10:00", ""),
+    ]
+    docs = tmp_path / "engines.md"
+    docs.write_text(f"# Engines\n\n{matrix_report.BEGIN}\nold\n{matrix_report.END}\ntail\n")
+    monkeypatch.setattr(matrix, "ROOT", tmp_path.parent)
+    monkeypatch.setattr(
+        matrix,
+        "write_docs",
+        lambda res, path, started, secs: matrix_report.write_docs(res, docs, started, secs),
+    )
+    assert matrix.main(["--report", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
+    text = docs.read_text()
+    assert "\nold\n" not in text and text.endswith("tail\n") and "2026-12-04 10:00 to 2026-12-05 09:00" in text
+    assert "each engine's run ended: 26 2026-12-05 09:00, vm 2026-12-04 10:00" in text
+    assert matrix.main(["--report", str(tmp_path / "empty"), "--no-docs"]) == 1
+    assert "no stored engine results" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- with the suite's engine
 
 

@@ -1,6 +1,7 @@
 """The engine matrix: the whole course verified on every engine learners run, one after another.
 
     ./course test --matrix [--engines 28-containerd,28-classic,26,system,vm] [--no-docs] [-k EXPR]
+    ./course test --matrix --report [RUN_DIR ...]   # the table again from stored results, no engine
     python -m dockercourse.engines.matrix ...
 
 For each engine: start it from a clean state (a fresh data root of its own under the state
@@ -10,6 +11,11 @@ sanitizer, the toolkit tests, and the non-vacuity test, which releases each chap
 copy and grades it and the master through the grader), then stop the engine and delete its
 data. The engine that ran before is started again at the end. The table (engine x chapter:
 pass/fail and seconds) and the figures are printed and written to ``docs/engines.md``.
+
+Each engine's result is kept as soon as it is done (``RUN_DIR/<engine>/result.json``), so a
+matrix can be run in parts (``--engines vm`` one day, the local engines another): ``--report``
+builds the table from the newest result of each engine in the run folders given (default: every
+run under the state folder), with each row's date, and starts no engine.
 
 Local engines run one at a time (two dockerd on one machine fight over docker0 and
 iptables); an engine the course did not start must not be running. The VM engine runs beside
@@ -76,6 +82,7 @@ class EngineResult:
     toolkit: dict = field(default_factory=dict)  # {"passed": n, "failed": n, "skipped": n}
     failures: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    finished: str = ""  # UTC, when this engine's run ended
 
 
 # --------------------------------------------------------------------------- one engine
@@ -210,7 +217,24 @@ def run_one(name: str, workdir: Path, pytest_args: list[str]) -> EngineResult:
         log(f"{name}: {res.error}")
     finally:
         _take_down(vm, data_root, res, logfile)
+        res.finished = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        (workdir / "result.json").write_text(json.dumps(asdict(res), indent=1))
     return res
+
+
+def stored_results(runs: list[Path]) -> list[EngineResult]:
+    """The newest stored result of each engine in the run folders ``runs``, in the matrix's order."""
+    newest: dict[str, EngineResult] = {}
+    for f in sorted(p for run in runs for p in Path(run).glob("*/result.json")):
+        try:
+            d = json.loads(f.read_text())
+            r = EngineResult(**{k: v for k, v in d.items() if k in EngineResult.__dataclass_fields__})
+        except (OSError, ValueError, TypeError) as e:
+            log(f"skipping {f}: {e}")
+            continue
+        if r.name not in newest or r.finished >= newest[r.name].finished:
+            newest[r.name] = r
+    return [newest[n] for n in ORDER if n in newest]
 
 
 def _local_up(name: str, data_root: Path, res: EngineResult) -> str:
@@ -334,7 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, default=None, help="folder for logs and results (default: state folder)"
     )
+    ap.add_argument(
+        "--report",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="start no engine: the table from the newest stored result of each engine "
+        "(in these run folders; default: every run in the state folder)",
+    )
     a, pytest_args = ap.parse_known_args(argv)
+    if a.report is not None:
+        return report(a.report or sorted((state_dir() / "matrix" / "runs").glob("*")), a.no_docs)
     try:
         names = [local.resolve(n).name for n in a.engines.split(",") if n.strip()]
     except UsageError as e:
@@ -388,6 +423,23 @@ def main(argv: list[str] | None = None) -> int:
     log(f"logs and results.json in {out}")
     ok = all(not r.error and not r.failures for r in results)
     return 0 if ok else 1
+
+
+def report(runs: list[Path], no_docs: bool) -> int:
+    """``--report``: the table and figures of stored results; docs/engines.md rewritten."""
+    results = stored_results(runs)
+    if not results:
+        print("matrix: no stored engine results in " + ", ".join(map(str, runs)), file=sys.stderr)
+        return 1
+    print(table(results))
+    print()
+    print(bench_table(results))
+    if not no_docs:
+        dates = sorted(r.finished for r in results if r.finished)
+        span = f"{dates[0]} to {dates[-1]}" if dates and dates[0] != dates[-1] else (dates or [""])[0]
+        write_docs(results, ROOT / "docs" / "engines.md", span, None)
+        log("wrote docs/engines.md")
+    return 0 if all(not r.error and not r.failures for r in results) else 1
 
 
 if __name__ == "__main__":

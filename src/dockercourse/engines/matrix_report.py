@@ -90,7 +90,7 @@ def bench_table(results: list[EngineResult]) -> str:
 BEGIN, END = "<!-- matrix:begin (written by ./course test --matrix) -->", "<!-- matrix:end -->"
 
 
-def results_markdown(results: list[EngineResult], started: str, seconds: float) -> str:
+def results_markdown(results: list[EngineResult], started: str, seconds: float | None) -> str:
     notes = []
     for r in results:
         for n in r.notes:
@@ -99,8 +99,16 @@ def results_markdown(results: list[EngineResult], started: str, seconds: float) 
             notes.append(f"- {r.title}: failed `{fail}`")
         if r.error:
             notes.append(f"- {r.title}: {r.error}")
+    dated = {r.finished[:10] for r in results if r.finished}
+    if len(dated) > 1:  # put together from runs of several days (--report)
+        notes.append("- each engine's run ended: " + ", ".join(f"{r.name} {r.finished}" for r in results))
+    took = (
+        f", {seconds / 60:.0f} minutes"
+        if seconds is not None
+        else " (engines run one after another in parts)"
+    )
     return f"""{BEGIN}
-**Last run:** {started} UTC, {seconds / 60:.0f} minutes, on {machine_line()}.
+**Last run:** {started} UTC{took}, on {machine_line()}.
 
 A chapter's cell shows ✓ (or ✗ and the number of failing cells) and the seconds its notebook took under
 strict nbval; *grading* is the non-vacuity test (each chapter's student copy released and graded: every
@@ -119,7 +127,7 @@ mirror seeded; warm: the second run, which only verifies.
 {END}"""
 
 
-def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float) -> None:
+def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float | None) -> None:
     """Replace the generated part of ``docs/engines.md`` (between the markers) with this run's results."""
     block = results_markdown(results, started, seconds)
     text = path.read_text() if path.exists() else f"# The engine matrix\n\n{BEGIN}\n{END}\n"
