@@ -166,12 +166,12 @@ def main(argv=None) -> int:
         print(f"speed-up of -j 2 (grade -j1 / grade -j2): {speedup:.2f}x  (goal >= 1.7)")
         if "bare -j2" in fig:
             print(f"for comparison, bare speed-up of two at a time: {fig['bare -j1'] / fig['bare -j2']:.2f}x")
-        bad = [g.student for g in g1 + g2 if g.status != "ok" or g.total != len(g.exercises)]
+        bad = [g.student for g in g1 + g2 if g.status != "ok" or g.total != g.possible]
         if bad:
             print(f"WARNING: not full marks for {len(bad)} graded copies: {sorted(set(bad))}")
             for g in g1 + g2:
                 if g.student in bad:
-                    print(f"  {g.student}: {g.status} {g.total}/{len(g.exercises)} {g.notes[:2]}")
+                    print(f"  {g.student}: {g.status} {g.total}/{g.possible} {g.notes[:2]}")
         return 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)

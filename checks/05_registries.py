@@ -7,7 +7,7 @@ publishes, and ask the registry's HTTP API (on 127.0.0.1 only).
 import json
 
 from dockercourse import BUSYBOX, REGISTRY
-from dockercourse.checks import exercise
+from dockercourse.checks import NotYet, exercise
 from dockercourse.lessonkit.registry import MANIFEST_TYPES, RegistryAPI
 
 
@@ -37,23 +37,31 @@ def _get(ctx, api, path):
     nudge="Section 2 runs a registry and section 6 keeps its storage on a volume: create the volume, then "
     "mount it where the registry stores data.",
     wait=5,
+    points=2,
     hint="Create the volume name('regdata'), then run REGISTRY detached as name('myreg') with "
     "ports={'5000/tcp': ('127.0.0.1', course.free_port())} and "
     "volumes={name('regdata'): {'bind': '/var/lib/registry', 'mode': 'rw'}}.",
 )
 def registry(ctx):
-    vol = ctx.volume("regdata")
     c, api = _registry(ctx, "myreg")
-    mounts = {m.get("Destination"): m for m in c.attrs.get("Mounts") or []}
-    m = mounts.get("/var/lib/registry")
-    ctx.require(m is not None, f"{c.name} has nothing mounted at /var/lib/registry")
-    ctx.require(
-        m.get("Type") == "volume" and m.get("Name") == vol.name,
-        f"/var/lib/registry in {c.name} is not the volume {vol.name} "
-        f"(it is {m.get('Type')} {m.get('Name') or m.get('Source')})",
-    )
     status, _ = _get(ctx, api, "/v2/")
     ctx.require(status == 200, f"GET /v2/ on {c.name} answers {status}, not 200 (is it still starting?)")
+    # The registry runs and answers: half the points; the other half for its storage.
+    half = f"{c.name} runs and answers, but "
+    try:
+        vol = ctx.volume("regdata")
+    except NotYet as e:
+        raise NotYet(half + str(e), credit=0.5) from None
+    mounts = {m.get("Destination"): m for m in c.attrs.get("Mounts") or []}
+    m = mounts.get("/var/lib/registry")
+    if m is None:
+        raise NotYet(half + "it has nothing mounted at /var/lib/registry", credit=0.5)
+    if not (m.get("Type") == "volume" and m.get("Name") == vol.name):
+        raise NotYet(
+            half + f"/var/lib/registry in it is not the volume {vol.name} "
+            f"(it is {m.get('Type')} {m.get('Name') or m.get('Source')})",
+            credit=0.5,
+        )
 
 
 @exercise(

@@ -560,6 +560,13 @@ def registry_wrong_path(r):  # the named volume at /data: the registry stores el
     _wait_registry(port)
 
 
+#: Wrong answers a check gives part of the points for (NotYet(credit=...)); every other wrong one gets 0.
+PARTIAL = {
+    "registry_wrong_anonymous": 0.5,  # the registry runs and answers; its storage is not the volume
+    "registry_wrong_path": 0.5,
+}
+
+
 def registry_wrong_not_published(r):
     r.cli(
         "run -d --name {n} -v {v}:/var/lib/registry {img}",

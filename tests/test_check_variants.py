@@ -423,7 +423,7 @@ VARIANTS = {
 }
 
 
-from check_variants_extra import EXTRA  # noqa: E402  (the other exercises' tables; they import helpers above)
+from check_variants_extra import EXTRA, PARTIAL  # noqa: E402  (the other exercises' tables; they import helpers above)
 
 VARIANTS.update(EXTRA)
 
@@ -449,6 +449,8 @@ def test_variant(ex_id, step, right, engine, busybox, tmp_path):
             f"{ex_id} {'rejected a right' if right else 'accepted a wrong'} answer: {res.line}"
         )
         assert not res.error, res.line
+        credit = PARTIAL.get(step.__name__, 1.0 if right else 0.0)
+        assert res.credit == credit, f"{ex_id}: {step.__name__} got credit {res.credit}, not {credit}"
     finally:
         clean(engine, namespace=ns)
         remove_prefixed(engine, ns.prefix)

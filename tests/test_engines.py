@@ -214,7 +214,9 @@ def test_matrix_report_from_runs_in_parts(tmp_path, monkeypatch, capsys):
     )
     assert matrix.main(["--report", str(tmp_path / "r1"), str(tmp_path / "r2")]) == 0
     text = docs.read_text()
-    assert "\nold\n" not in text and text.endswith("tail\n") and "2026-12-04 10:00 to 2026-12-05 09:00" in text
+    assert (
+        "\nold\n" not in text and text.endswith("tail\n") and "2026-12-04 10:00 to 2026-12-05 09:00" in text
+    )
     assert "each engine's run ended: 26 2026-12-05 09:00, vm 2026-12-04 10:00" in text
     assert matrix.main(["--report", str(tmp_path / "empty"), "--no-docs"]) == 1
     assert "no stored engine results" in capsys.readouterr().err

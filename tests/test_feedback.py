@@ -95,3 +95,34 @@ def test_every_exercise_has_a_nudge_and_names(chapter):
         assert all(re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", n) for n in ex.resource_names), ex.resource_names
         # a nudge points the way; it does not hand over the course name or a command line
         assert "name('" not in ex.nudge and "dc" + chapter + "-" not in ex.nudge, ex_id
+
+
+def test_points_and_partial_credit_are_declared_and_bounded():
+    from dockercourse.checks import NotYet
+    from dockercourse.checks.api import exercise
+    from dockercourse.checks.runner import _run_one
+
+    @exercise("99.demo", title="demo", hint="do it", points=3)
+    def demo(ctx):
+        raise NotYet("the registry runs, but its storage is not on the volume", credit=0.5)
+
+    assert demo.points == 3.0
+    assert _run_one(demo.func, None) == (
+        False,
+        "the registry runs, but its storage is not on the volume",
+        False,
+        0.5,
+    )
+    assert NotYet("plain").credit == 0.0 and str(NotYet("plain")) == "plain"
+    for bad in (-0.1, 1.0, 2):
+        with pytest.raises(ValueError, match="credit"):
+            NotYet("x", credit=bad)
+    with pytest.raises(ValueError, match="points"):
+        exercise("99.zero", title="t", hint="h", points=0)
+    # the course's exercises: 1 point each unless declared, 05.registry 2 with half for a running registry
+    points = {
+        e.id: e.points
+        for ch in chapters.load(course_root())
+        for e in load_exercises(ch.number, course_root()).values()
+    }
+    assert points["05.registry"] == 2 and points["02.hello"] == 1

@@ -22,7 +22,18 @@ FAIL = "✗"
 
 
 class NotYet(Exception):
-    """The exercise is not (yet) done; the message says what is missing."""
+    """The exercise is not (yet) done; the message says what is missing.
+
+    ``credit`` (0 to 1, default 0) is the share of the exercise's points a grader awards for
+    the parts already done, e.g. ``NotYet("... its storage is not on a named volume",
+    credit=0.5)`` when the registry runs but keeps its data in the container.
+    """
+
+    def __init__(self, message: str = "", *, credit: float = 0.0):
+        super().__init__(message)
+        if not 0.0 <= float(credit) < 1.0:
+            raise ValueError(f"NotYet credit must be at least 0 and below 1, not {credit!r}")
+        self.credit = float(credit)
 
 
 #: While a checks file is being loaded (checks.loader): the exercises it declares, by id.
@@ -84,6 +95,7 @@ class Exercise:
     hidden_funcs: list[Callable] = field(default_factory=list)
     nudge: str = ""
     names: tuple[str, ...] = ()
+    points: float = 1.0
 
     @property
     def resource_names(self) -> list[str]:
@@ -113,6 +125,7 @@ def exercise(
     nudge: str = "",
     names: tuple[str, ...] | list[str] = (),
     wait: float = 0.0,
+    points: float = 1,
 ):
     """Decorator declaring an exercise's visible check.
 
@@ -126,10 +139,23 @@ def exercise(
             time (see :attr:`Exercise.resource_names`).
         wait: seconds to keep re-checking while it reports NotYet (for state that
             settles asynchronously: a container starting, a health check).
+        points: what the exercise is worth when graded (default 1). A check may award part
+            of them for parts done: ``raise NotYet(message, credit=0.5)``.
     """
+    if not float(points) > 0:
+        raise ValueError(f"exercise {id}: points must be above 0, not {points!r}")
 
     def deco(func: Callable) -> Exercise:
-        ex = Exercise(id=id, title=title, hint=hint, func=func, wait=wait, nudge=nudge, names=tuple(names))
+        ex = Exercise(
+            id=id,
+            title=title,
+            hint=hint,
+            func=func,
+            wait=wait,
+            nudge=nudge,
+            names=tuple(names),
+            points=float(points),
+        )
         if _collecting is not None:
             if id in _collecting:
                 raise ValueError(f"exercise {id} is declared twice")

@@ -39,6 +39,7 @@ class Result:
     error: bool = False  # the check itself could not run
     nudge: str = ""
     show: str = "hint"  # "nudge" or "hint": which help a failure shows
+    credit: float = 0.0  # share of the points for parts done (1 when passed)
 
     @property
     def help(self) -> tuple[str, str]:
@@ -91,19 +92,19 @@ class Result:
         return self.passed
 
 
-def _run_one(func: Callable, ctx: Ctx) -> tuple[bool, str, bool]:
-    """(passed, message, error) of one check function; never raises."""
+def _run_one(func: Callable, ctx: Ctx) -> tuple[bool, str, bool, float]:
+    """(passed, message, error, credit) of one check function; never raises."""
     try:
         func(ctx)
-        return True, "", False
+        return True, "", False, 1.0
     except NotYet as e:
-        return False, str(e), False
+        return False, str(e), False, getattr(e, "credit", 0.0)
     except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
         if isinstance(e, docker.errors.APIError):
-            return False, f"the engine refused a query ({e.explanation or e})", True
-        return False, "the Docker engine does not answer; start it and run the check again", True
+            return False, f"the engine refused a query ({e.explanation or e})", True, 0.0
+        return False, "the Docker engine does not answer; start it and run the check again", True, 0.0
     except Exception as e:  # a bug in a check must not show a traceback to a learner
-        return False, f"the check could not run ({e.__class__.__name__}: {e})", True
+        return False, f"the check could not run ({e.__class__.__name__}: {e})", True, 0.0
 
 
 def run_exercise(
@@ -114,19 +115,30 @@ def run_exercise(
     hidden: bool = False,
     wait: float | None = None,
 ) -> Result:
-    """Run an exercise's visible check (and hidden ones when ``hidden``), polling up to its wait."""
+    """Run an exercise's visible check (and hidden ones when ``hidden``), polling up to its wait.
+
+    A failure's ``credit`` is that of the first check function that failed (a hidden check
+    failing after the visible one passed awards what that hidden check says, 0 by default)."""
     ctx = Ctx(client, ns)
     funcs = [ex.func, *(ex.hidden_funcs if hidden else [])]
     deadline = time.monotonic() + (ex.wait if wait is None else wait)
     while True:
-        ok, msg, err = True, "", False
+        ok, msg, err, credit = True, "", False, 1.0
         for f in funcs:
-            ok, msg, err = _run_one(f, ctx)
+            ok, msg, err, credit = _run_one(f, ctx)
             if not ok:
                 break
         if ok or err or time.monotonic() >= deadline:
             return Result(
-                ex.id, ex.title, ok, msg, "" if ok else ex.hint, hidden=hidden, error=err, nudge=ex.nudge
+                ex.id,
+                ex.title,
+                ok,
+                msg,
+                "" if ok else ex.hint,
+                hidden=hidden,
+                error=err,
+                nudge=ex.nudge,
+                credit=credit,
             )
         time.sleep(0.5)
 

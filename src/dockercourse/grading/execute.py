@@ -360,5 +360,13 @@ class _Run:
     def _record(self, ex_id: str, where: str) -> None:
         res = run_exercise(self.exercises[ex_id], self.client, self.ns, hidden=self.hidden)
         self.grades[ex_id] = ExerciseGrade(
-            ex_id, res.title, res.passed, res.message, res.hint, where, res.error
+            ex_id,
+            res.title,
+            res.passed,
+            res.message,
+            res.hint,
+            where,
+            res.error,
+            points=self.exercises[ex_id].points,
+            credit=res.credit,
         )

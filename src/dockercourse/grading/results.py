@@ -27,7 +27,7 @@ STATUS_TEXT = {
 }
 
 #: Bump when a change makes earlier results/*.json unusable for a resumed run.
-GRADER_VERSION = 1
+GRADER_VERSION = 2
 
 #: ``where`` of an exercise that was never checked.
 NOT_CHECKED = "not checked"
@@ -44,11 +44,30 @@ class ExerciseGrade:
     hint: str
     where: str  # when it was checked, in words
     error: bool = False  # the check itself could not run
+    points: float = 1.0  # what the exercise is worth (its @exercise(points=...))
+    credit: float = 0.0  # share of the points awarded: 1 when passed, a check's NotYet(credit=) else
+
+    @property
+    def score(self) -> float:
+        """Points awarded."""
+        return round(self.points * (1.0 if self.passed else self.credit), 4)
+
+    @property
+    def partial(self) -> bool:
+        return not self.passed and self.credit > 0
 
     @classmethod
     def unchecked(cls, exercise, message: str = NOT_CHECKED) -> ExerciseGrade:
         """A zero for an exercise (a :class:`dockercourse.checks.Exercise`) that was never checked."""
-        return cls(exercise.id, exercise.title, False, message, exercise.hint, NOT_CHECKED)
+        return cls(
+            exercise.id,
+            exercise.title,
+            False,
+            message,
+            exercise.hint,
+            NOT_CHECKED,
+            points=getattr(exercise, "points", 1.0),
+        )
 
 
 @dataclass
@@ -67,13 +86,33 @@ class SubmissionGrade:
     namespace: str = ""
     hidden: bool = True
     version: int = GRADER_VERSION
+    #: Late submissions (see :mod:`dockercourse.grading.late`): when it came in (ISO 8601, UTC),
+    #: how many days late (0: on time) and the share of the points the late policy takes away.
+    submitted_at: str = ""
+    late_days: int = 0
+    penalty: float = 0.0
 
     @property
-    def total(self) -> int:
-        return sum(e.passed for e in self.exercises)
+    def points(self) -> float:
+        """Points awarded, before any late penalty."""
+        return round(sum(e.score for e in self.exercises), 4)
 
-    def score(self, exercise: str) -> int:
-        return int(any(e.passed for e in self.exercises if e.id == exercise))
+    @property
+    def possible(self) -> float:
+        return round(sum(e.points for e in self.exercises), 4)
+
+    @property
+    def total(self) -> float:
+        """Points awarded after the late penalty."""
+        return round(self.points * (1.0 - self.penalty), 4)
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.total / self.possible, 1) if self.possible else 0.0
+
+    def score(self, exercise: str) -> float:
+        """Points awarded for one exercise (the best of its grades), before any late penalty."""
+        return max((e.score for e in self.exercises if e.id == exercise), default=0.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
