@@ -236,7 +236,7 @@ def test_batch_rows(batch):
     rows = report.read_csv(out / "grades.csv")
     assert set(rows) == set(EXPECTED)
     header = next(iter(rows.values())).keys()
-    assert list(header) == ["student", *EXS, "total", "status"]
+    assert list(header) == ["student", *EXS, "total", "possible", "percent", "late_days", "status"]
     got = {k: ([int(r[e]) for e in EXS], r["status"]) for k, r in rows.items()}
     assert got == EXPECTED
     for k, r in rows.items():
@@ -342,6 +342,8 @@ def hand_made_grades() -> list[SubmissionGrade]:
         "no volume named 'dc90g1-data'",
         "Create it with client.volumes.create(name('data')).",
         "at its check cell (cell 9)",
+        points=2,
+        credit=0.25,
     )
     broken = ExerciseGrade(
         "90.sleeper", "Sleep", False, "could not check: KeyError", "", "at the end", error=True
@@ -367,13 +369,16 @@ def test_csv_of_hand_made_grades(tmp_path):
     report.write_csv(tmp_path / "grades.csv", hand_made_grades(), EXS)
     text = (tmp_path / "grades.csv").read_text(encoding="utf-8")
     assert text.splitlines() == [
-        "student,90.hello,90.volume,90.sleeper,total,status",
-        "'=bob,1,0,0,1,timeout",
-        "alice,1,0,0,1,ok",
-        "carol,0,0,0,0,not a notebook",
+        "student,90.hello,90.volume,90.sleeper,total,possible,percent,late_days,status",
+        "'=bob,1,0,0,1,1,100,0,timeout",
+        "alice,1,0.5,0,1.5,4,37.5,0,ok",
+        "carol,0,0,0,0,0,0,0,not a notebook",
     ]
     rows = report.read_csv(tmp_path / "grades.csv")
-    assert rows["alice"]["total"] == "1" and rows["'=bob"]["status"] == "timeout"
+    assert rows["alice"]["total"] == "1.5" and rows["'=bob"]["status"] == "timeout"
+    late = hand_made_grades()[0]
+    late.late_days, late.penalty = 2, 0.2
+    assert (late.points, late.total, late.possible, late.percent) == (1.5, 1.2, 4, 30.0)
 
 
 @pytest.mark.unit
@@ -381,8 +386,9 @@ def test_feedback_page_of_hand_made_grades():
     alice, bob, carol = map(report.feedback_html, hand_made_grades())
     assert alice.startswith("<!DOCTYPE html>") and alice.endswith("</html>\n")
     assert "<title>Feedback for alice · chapter 90</title>" in alice
-    assert "<b>1 / 3</b>" in alice and '<span class="status ok">ok</span>' in alice
-    assert alice.count('<tr class="pass">') == 1 and alice.count('<tr class="fail">') == 2
+    assert "<b>1.5 / 4 points</b> (37.5%)" in alice and '<span class="status ok">ok</span>' in alice
+    assert alice.count('<tr class="pass">') == 1 and alice.count('<tr class="fail">') == 1
+    assert alice.count('<tr class="part">') == 1 and "◐ part done" in alice and "0.5 / 2" in alice
     assert "<small>checked at its check cell (cell 5)</small>" in alice  # passed: only when
     assert "no volume named &#x27;dc90g1-data&#x27;<br><b>Hint:</b> Create it with" in alice
     assert "A &lt;volume&gt;" in alice and "<volume>" not in alice
@@ -391,7 +397,7 @@ def test_feedback_page_of_hand_made_grades():
     assert '<span class="status bad">timeout</span>' in bob and "ran out of time" in bob
     assert "<li>Cell 7 ran longer than 4 s.</li>" in bob
     assert "&lt;b&gt;19&lt;/b&gt;" in bob and "&lt;b&gt;20&lt;/b&gt;" not in bob and "… and 5 more" in bob
-    assert "chapter ?" in carol and "<b>0 / 0</b>" in carol and "<table>" not in carol
+    assert "chapter ?" in carol and "<b>0 / 0 points</b>" in carol and "<table>" not in carol
     assert "Cells that raised an error" not in carol
 
 
@@ -438,7 +444,7 @@ def test_cli_help_is_light_and_usage_errors(tmp_path, capsys):
         assert dockercourse([cmd, "--help"]) == 0
         assert f"usage: dockercourse {cmd}" in capsys.readouterr().out
     assert dockercourse(["grade", str(tmp_path / "missing")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert "is neither a folder nor a .zip file" in capsys.readouterr().err
     assert dockercourse(["grade", str(tmp_path), "-j", "0"]) == 2
     assert "-j must be at least 1" in capsys.readouterr().err
     assert dockercourse(["grade", str(tmp_path), "--chapter", "x"]) == 2

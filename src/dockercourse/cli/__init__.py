@@ -5,7 +5,8 @@
     dockercourse clean [--chapter N]          remove course resources (labelled ones only)
     dockercourse check CHAPTER [EXERCISE]     run a chapter's exercise checks
     dockercourse release [...]                write student copies of the notebooks
-    dockercourse grade [...]                  grade a folder of submissions
+    dockercourse grade [...]                  grade a folder (or an LMS's zip) of submissions
+    dockercourse gradebook record|show|student|export   the course's grades across chapters
     dockercourse bench [...]                  chapter 01 benchmarks
     dockercourse engine up|down|status|remove|list   the course's engines on this machine
     dockercourse engine vm up|down|status|build      a Docker engine inside a qemu VM
@@ -62,11 +63,12 @@ def _commands() -> tuple:
         doctor,
         engine,
         grade,
+        gradebook,
         images,
         release,
     )
 
-    return (doctor, images, clean, check, release, grade, bench, engine)
+    return (doctor, images, clean, check, release, grade, gradebook, bench, engine)
 
 
 def parser() -> Parser:

@@ -66,8 +66,15 @@ def grade_folder(
     files: list[Path] | None = None,
     engine: str = "host",
     vm_memory_mb: int | None = None,
+    students: dict[Path, str] | None = None,
+    annotate: dict[Path, dict] | None = None,
 ) -> BatchReport:
     """Grade every submission in ``folder``; write grades.csv, feedback/ and results/ into ``out``.
+
+    ``students`` gives the student id of each file (default: its stem, see ``student_ids``);
+    ``annotate`` sets fields of a file's grade after grading (the LMS's file name as ``file``,
+    ``submitted_at``, ``late_days``, ``penalty``, ``notes`` added), e.g. from
+    :mod:`dockercourse.grading.intake` and :mod:`dockercourse.grading.late`.
 
     With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
     qemu VM (``dockercourse.vm.engine.worker_init``) and grades its submissions there:
@@ -82,7 +89,7 @@ def grade_folder(
     files = sorted(files) if files is not None else submissions(folder)
     chapter = chapter_number(chapter) if chapter else detect_chapter(files)
     exercises = load_exercises(chapter, root)
-    ids = student_ids(files)
+    ids = {p: (students or {}).get(p) or i for p, i in student_ids(files).items()}
     out.mkdir(parents=True, exist_ok=True)
     results = {} if force else _reusable(files, ids, out, chapter, list(exercises))
     todo = [p for p in files if p not in results]
@@ -102,10 +109,27 @@ def grade_folder(
     finally:
         run.close()
     grades = [results[p] for p in files if p in results]
+    for p, fields in (annotate or {}).items():
+        if p in results and _annotate(results[p], fields):
+            report.write_result(out, results[p])
     report.write_csv(out / "grades.csv", grades, list(exercises))
     return BatchReport(
         chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2), run.batch, out
     )
+
+
+def _annotate(g: SubmissionGrade, fields: dict) -> bool:
+    """Set ``fields`` on ``g`` (``notes`` are added once); whether anything changed."""
+    changed = False
+    for k, v in fields.items():
+        if k == "notes":
+            new = [n for n in v if n not in g.notes]
+            g.notes += new
+            changed |= bool(new)
+        elif getattr(g, k) != v:
+            setattr(g, k, v)
+            changed = True
+    return changed
 
 
 def _reusable(

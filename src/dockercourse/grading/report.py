@@ -95,6 +95,7 @@ def feedback_html(g: SubmissionGrade) -> str:
     shown = g.cell_errors[:MAX_CELL_ERRORS_SHOWN]
     return _template().render(
         g=g,
+        num=num,
         ok=g.status == OK,
         status_text=STATUS_TEXT.get(g.status, ""),
         cell_errors=shown,
@@ -110,15 +111,24 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def num(x: float) -> str:
+    """A number of points as people write it: ``1``, ``0.5``, ``2.25``."""
+    return f"{x:.4f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
 def write_csv(path: Path, grades: list[SubmissionGrade], exercises: list[str]) -> None:
-    """``grades.csv``: student, one 0/1 column per exercise, total, status; sorted by student."""
-    rows = [["student", *exercises, "total", "status"]]
+    """``grades.csv``, sorted by student: student, the points of each exercise, ``total`` (after
+    any late penalty), ``possible``, ``percent``, ``late_days``, ``status``."""
+    rows = [["student", *exercises, "total", "possible", "percent", "late_days", "status"]]
     for g in sorted(grades, key=lambda g: g.student):
         rows.append(
             [
                 _csv_safe(g.student),
-                *[str(g.score(e)) for e in exercises],
-                str(sum(g.score(e) for e in exercises)),
+                *[num(g.score(e)) for e in exercises],
+                num(g.total),
+                num(g.possible),
+                num(g.percent),
+                str(g.late_days),
                 g.status,
             ]
         )
@@ -132,3 +142,33 @@ def read_csv(path: Path) -> dict[str, dict[str, str]]:
     """grades.csv as ``{student: {column: value}}`` (for tests and scripts)."""
     with open(path, newline="", encoding="utf-8") as f:
         return {row["student"]: row for row in csv.DictReader(f)}
+
+
+# --------------------------------------------------------------------------- released feedback
+
+
+def release_feedback(grades: list[SubmissionGrade], out: Path, dest: Path, chapter: str) -> int:
+    """Copy each student's feedback page to ``dest/<student>/chapter-NN-feedback.html`` (one folder per
+    student, as an LMS's bulk feedback upload or a shared drive wants them) and write
+    ``dest/chapter-NN-feedback.csv`` (student, page, total, possible, percent, status). Pages of other
+    chapters already in ``dest`` stay. Returns how many pages were written."""
+    dest = Path(dest)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from dockercourse.errors import UsageError
+
+        raise UsageError(f"cannot write the feedback folder {dest}: {e.strerror or e}") from None
+    rows = [["student", "page", "total", "possible", "percent", "status"]]
+    for g in sorted(grades, key=lambda g: g.student):
+        page = Path(safe_name(g.student)) / f"chapter-{chapter}-feedback.html"
+        write_atomic(dest / page, feedback_path(out, g.student).read_text(encoding="utf-8"))
+        rows.append(
+            [_csv_safe(g.student), page.as_posix(), num(g.total), num(g.possible), num(g.percent), g.status]
+        )
+    index = dest / f"chapter-{chapter}-feedback.csv"
+    tmp = index.with_name(index.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    tmp.replace(index)
+    return len(rows) - 1
