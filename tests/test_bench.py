@@ -159,3 +159,56 @@ def test_cli_quick(capsys, busybox):
     out = capsys.readouterr().out
     assert "network=bridge" in out and "network=none" in out and "N=   3" in out
     assert "benchmark containers left on the engine: 0" in out
+
+
+# --------------------------------------------------------------------------- the explorer widget
+
+
+def _wait(pred, timeout=120.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.05)
+    return pred()
+
+
+def test_explorer_measures_off_the_kernel_thread_and_offers_a_download(lclient, busybox, ns, tmp_path):
+    import base64
+    import time
+
+    from dockercourse.bench.widgets import Explorer
+
+    e = Explorer(lclient, ns.name, out_dir=tmp_path)
+    e.metric.value, e.runs.value = "start latency (with and without network)", 3
+    t0 = time.monotonic()
+    assert e.start() is True
+    assert time.monotonic() - t0 < 1.0 and e.busy  # Run returns at once: the kernel is free
+    assert e.go.disabled and not e.stop.disabled
+    t1 = time.monotonic()
+    assert sum(range(1000)) == 499500 and time.monotonic() - t1 < 2  # "another cell" meanwhile
+    assert e.start() is False and "still running" in e.status.value  # a second Run is refused
+    assert _wait(lambda: not e.busy)
+    assert e.status.value.startswith("measured:"), e.status.value
+    assert e.bar.value == e.bar.max == 6 and not e.go.disabled and e.stop.disabled
+    assert any("image/png" in o.get("data", {}) for o in e.out.outputs)
+    p = e.save_csv()
+    assert p == tmp_path / "start.csv" and p.read_text().startswith("run,network,seconds,engine_seconds")
+    href = e.link.value.split('href="', 1)[1].split('"', 1)[0]
+    assert href.startswith("data:text/csv;base64,") and 'download="start.csv"' in e.link.value
+    assert base64.b64decode(href.split(",", 1)[1]).decode() == p.read_text()
+    assert C.count_labelled(lclient, "start") == 0
+
+
+def test_explorer_cancel_stops_and_removes_what_it_started(lclient, busybox, ns, tmp_path):
+    from dockercourse.bench.widgets import Explorer
+
+    e = Explorer(lclient, ns.name, out_dir=tmp_path)
+    e.metric.value, e.n.value = "density: N idle containers", 20
+    assert e.start()
+    assert _wait(lambda: e.bar.value >= 2)
+    e.cancel()
+    assert _wait(lambda: not e.busy, 60)
+    assert e.status.value.startswith("cancelled"), e.status.value
+    assert e.bar.value < e.bar.max and e.save.disabled and not e.last
+    assert C.count_labelled(lclient, "density") == 0
