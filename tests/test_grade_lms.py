@@ -126,4 +126,4 @@ def test_bad_input_is_one_line_before_any_grading(tmp_path, capsys):
     (tmp_path / "ro").mkdir(mode=0o500)
     if not __import__("os").access(tmp_path / "ro", __import__("os").W_OK):  # root may write anywhere
         assert dockercourse(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "ro" / "g")]) == 2
-        assert "cannot write the output folder" in capsys.readouterr().err
+        assert "cannot write the folder" in capsys.readouterr().err

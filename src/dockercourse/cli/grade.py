@@ -105,6 +105,9 @@ def run(args) -> int:
     stem = sub.stem if zipped else sub.name
     out = args.out or sub.parent / (stem + "-grades")
     _writable(out)
+    db = None if args.no_gradebook else (args.gradebook or out.parent / "gradebook.sqlite")
+    for d in [p for p in (args.release_feedback, db and db.parent) if p]:
+        _writable(d)  # before grading, not after it
     if args.engine == "host":
         engine()  # fail early, with the course's explanation, when no engine answers
     folder, extra = src, {}
@@ -131,8 +134,8 @@ def run(args) -> int:
         f"an earlier run) in {rep.seconds:.1f} s; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     )
     print(f"wrote {out / 'grades.csv'} and {out / 'feedback'}/")
-    if not args.no_gradebook:
-        _record(args.gradebook or out.parent / "gradebook.sqlite", rep)
+    if db:
+        _record(db, rep)
     if args.release_feedback:
         from dockercourse.grading.report import release_feedback
 
@@ -149,7 +152,7 @@ def _writable(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise UsageError(f"cannot write the output folder {out}: {e.strerror or e}") from None
+        raise UsageError(f"cannot write the folder {out}: {e.strerror or e}") from None
 
 
 def _intake(src: Path, out: Path, mapping: Path | None, deadline: str | None, policy) -> tuple[Path, dict]:
