@@ -136,6 +136,13 @@ class Course:
         """A free TCP port on 127.0.0.1 (never assume 8080 or 5000 is free)."""
         return free_port()
 
+    def link(self, port: int, path: str = "/", text: str = ""):
+        """A link the learner can click to a page published on ``127.0.0.1:port`` (through the
+        hub's proxy on a JupyterHub or Binder); see :mod:`dockercourse.notebook.links`."""
+        from dockercourse.notebook.links import link
+
+        return link(port, path, text)
+
     def _exercise(self, exercise: str) -> _checks.Exercise:
         """The exercise ``"02.hello"`` (or ``"hello"`` in this chapter); one clear line when there
         is no such exercise or the chapter has no checks."""
