@@ -118,6 +118,7 @@ def test_bad_input_is_one_line_before_any_grading(tmp_path, capsys):
         (["grade", str(tmp_path / "subs"), "--late-policy", "5 points"], "unknown late policy"),
         (["grade", str(tmp_path / "subs"), "--late-policy", "10%/day"], "--late-policy needs --deadline"),
         (["grade", str(tmp_path / "subs"), "--deadline", "2026-03-01"], "has no time of day"),
+        (["grade", str(tmp_path / "subs"), "--chapter", "99"], "chapter 99 has no checks in this course"),
     ]
     for argv, msg in cases:
         assert dockercourse(argv) == 2, argv

@@ -108,6 +108,8 @@ def run(args) -> int:
     db = None if args.no_gradebook else (args.gradebook or out.parent / "gradebook.sqlite")
     for d in [p for p in (args.release_feedback, db and db.parent) if p]:
         _writable(d)  # before grading, not after it
+    if args.chapter:
+        _known_chapter(args.chapter, args.root)
     if args.engine == "host":
         engine()  # fail early, with the course's explanation, when no engine answers
     folder, extra = src, {}
@@ -142,6 +144,21 @@ def run(args) -> int:
         n = release_feedback(rep.grades, out, args.release_feedback, rep.chapter)
         print(f"released {n} feedback pages into {args.release_feedback}/")
     return 0
+
+
+def _known_chapter(chapter: str, root: Path | None) -> None:
+    """One line, before any grading, for a chapter the course has no checks for."""
+    from dockercourse.checks.loader import checks_file, course_root
+
+    try:
+        checks_file(chapter, root)
+    except FileNotFoundError:
+        have = sorted(
+            p.name.split("_")[0] for p in (Path(root or course_root()) / "checks").glob("[0-9]*_*.py")
+        )
+        raise UsageError(
+            f"chapter {chapter} has no checks in this course (its chapters: {', '.join(have)})"
+        ) from None
 
 
 def _writable(out: Path) -> None:
