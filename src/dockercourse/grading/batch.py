@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dockercourse.checks import course_root, load_exercises
 from dockercourse.core.namespace import chapter_number
-from dockercourse.errors import UsageError
+from dockercourse.errors import CourseError, UsageError
 from dockercourse.grading import report
 from dockercourse.grading.execute import worker_task
 from dockercourse.grading.namespaces import sweep_batch, sweep_tag
@@ -88,7 +88,10 @@ def grade_folder(
     root = Path(root or course_root()).resolve()
     files = sorted(files) if files is not None else submissions(folder)
     chapter = chapter_number(chapter) if chapter else detect_chapter(files)
-    exercises = load_exercises(chapter, root)
+    try:
+        exercises = load_exercises(chapter, root)
+    except FileNotFoundError as e:
+        raise CourseError(f"the submissions are of chapter {chapter}, but {e}; give --chapter") from None
     ids = {p: (students or {}).get(p) or i for p, i in student_ids(files).items()}
     out.mkdir(parents=True, exist_ok=True)
     results = {} if force else _reusable(files, ids, out, chapter, list(exercises))
