@@ -15,6 +15,7 @@ carry the chapter's labels; ``name("web")`` gives the chapter's ``dc02-web``.
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 
@@ -98,7 +99,12 @@ def _map_shell_names(ns: Namespace) -> None:
             continue
 
         def mapped(cmd, *args, _orig=orig, **kwargs):
-            return _orig(ns.map_names(cmd), *args, **kwargs)
+            # Expand {var} and $var where the learner wrote them (the cell, or their function),
+            # as IPython would without this wrapper; map the names in the result (a name held in
+            # a variable too); escape it so that IPython's own expansion leaves it as it is.
+            text = ns.map_names(ip.var_expand(cmd, depth=1))
+            text = re.sub(r"\$(?=[\w.])", "$$", text.replace("{", "{{").replace("}", "}}"))
+            return _orig(text, *args, **kwargs)
 
         mapped.dockercourse_mapped = True
         setattr(ip, attr, mapped)
