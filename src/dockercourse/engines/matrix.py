@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -156,8 +157,9 @@ def parse_junit(path: Path, res: EngineResult) -> None:
                 row["failed"] += 1
                 res.failures.append(f"{cls}::{name}")
             continue
-        if "test_checks_fail_on_student_copy_and_pass_on_master" in name and "[main-" in name:
-            ch = name.split("[main-", 1)[1][:2]
+        m = re.search(r"\[[\w.]+-(\d\d)_", name)  # [<root>-02_core_concepts]; the fixture's are 90+
+        if "test_checks_fail_on_student_copy_and_pass_on_master" in name and m and m.group(1) < "90":
+            ch = m.group(1)
             res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})["grade"] = (
                 "fail" if bad else "pass"
             )
@@ -232,6 +234,10 @@ def stored_results(runs: list[Path]) -> list[EngineResult]:
         except (OSError, ValueError, TypeError) as e:
             log(f"skipping {f}: {e}")
             continue
+        junit = f.parent / "junit.xml"
+        if junit.exists():  # read again: the table's reading of it may have improved since
+            r.chapters, r.toolkit, r.failures = {}, {}, []
+            parse_junit(junit, r)
         if r.name not in newest or r.finished >= newest[r.name].finished:
             newest[r.name] = r
     return [newest[n] for n in ORDER if n in newest]
