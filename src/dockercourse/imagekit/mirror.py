@@ -183,12 +183,26 @@ def _expl(e: Exception) -> str:
     return str(getattr(e, "explanation", None) or e).strip().splitlines()[0][:240]
 
 
-def push(client, port: int, ref: str, progress: bool = True) -> None:
-    """Push the local image ``ref`` into the mirror as ``library/<name>:<tag>``.
+#: Errors of a push that a second try can get past: the connection to a registry that has just
+#: started dropped (seen with Docker 20.10's userland proxy in front of a fresh mirror).
+TRANSIENT = ("connection reset by peer", "broken pipe", "unexpected eof", "connection refused")
 
-    Uses a temporary tag ``127.0.0.1:<port>/library/<name>:<tag>`` and removes it
-    (and the digest reference the push records) afterwards.
-    """
+
+def push(client, port: int, ref: str, progress: bool = True, tries: int = 3) -> None:
+    """Push the local image ``ref`` into the mirror as ``library/<name>:<tag>``; a push whose
+    connection dropped (:data:`TRANSIENT`) is tried again, up to ``tries`` times in all."""
+    for attempt in range(1, tries + 1):
+        try:
+            return _push_once(client, port, ref, progress)
+        except ImageKitError as e:
+            if attempt == tries or not any(t in str(e).lower() for t in TRANSIENT):
+                raise
+            time.sleep(attempt)
+
+
+def _push_once(client, port: int, ref: str, progress: bool) -> None:
+    """One push of ``ref`` under a temporary tag ``127.0.0.1:<port>/library/<name>:<tag>``, which is
+    removed afterwards (with the digest reference the push records)."""
     name, tag = split_ref(ref)
     target = f"127.0.0.1:{port}/{hub_path(ref)}"
     image = client.images.get(ref)
