@@ -125,7 +125,7 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
         )
         == 0
     )
-    bob = json.loads(next(gs.rglob("*bob*.json")).read_text())
+    bob = json.loads((gs / "bob" / "results.json").read_text())  # one folder per student
     assert bob["score"] == 2 and sum(t["score"] for t in bob["tests"]) == 2
     capsys.readouterr()
 
@@ -133,6 +133,7 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
     assert dockercourse(ch90) == 0
     assert "0 submissions recorded, 4 unchanged" in capsys.readouterr().out
     before = gradebook.submissions(db)
-    assert dockercourse([*ch91, "--force"]) == 0
-    assert "0 submissions recorded, 3 unchanged" in capsys.readouterr().out
-    assert gradebook.submissions(db) == before
+    assert dockercourse([*ch91, "--force"]) == 0  # graded again, in a new namespace: messages name it
+    assert "3 submissions" in capsys.readouterr().out
+    scores = lambda subs: sorted((s.student, s.chapter, s.total, s.possible, s.status) for s in subs)  # noqa: E731
+    assert scores(gradebook.submissions(db)) == scores(before)
