@@ -164,8 +164,9 @@ def test_a_grading_run_maps_the_learners_written_out_names():
 @pytest.mark.unit
 def test_shell_lines_in_a_grading_run_expand_where_the_learner_wrote_them(monkeypatch):
     """`!cmd` / `x = !cmd` under grading: {var} and $var come from the learner's cell or function (not
-    the grader's wrapper), a course name held in a variable is mapped too, and the rest (docker's own
-    {{...}} templates, $ of the shell) reaches the shell as IPython would pass it."""
+    the grader's wrapper); the course names written in the line are mapped, a variable's value is not
+    (a folder such as /tmp/dc02-x1y2 must stay what Python made); the rest (docker's own {{...}}
+    templates, $ of the shell) reaches the shell as IPython would pass it."""
     import builtins
 
     from IPython.core.interactiveshell import InteractiveShell
@@ -176,13 +177,11 @@ def test_shell_lines_in_a_grading_run_expand_where_the_learner_wrote_them(monkey
     monkeypatch.setattr(builtins, "get_ipython", lambda: ip, raising=False)
     monkeypatch.setattr(ip, "getoutput", ip.getoutput)  # the instance attribute the wrapper replaces
     nbcourse._map_shell_names(Namespace(chapter="02", tag="g3"))
-    ip.user_ns["ref"] = "127.0.0.1:5000/dc02-mybox"
+    ip.user_ns["ref"] = "/tmp/dc02-x1y2"
 
     def learners_function():
         port = 5001  # noqa: F841 - a local: IPython expands it from this frame
         return ip.getoutput("echo {port} {ref} dc02-hello '{{.State.Status}}' $port $$HOME cmd args")
 
     home = __import__("os").environ["HOME"]  # $$HOME: IPython leaves $HOME, the shell expands it
-    assert learners_function() == [
-        f"5001 127.0.0.1:5000/dc02g3-mybox dc02g3-hello {{.State.Status}} 5001 {home} cmd args"
-    ]
+    assert learners_function() == [f"5001 /tmp/dc02-x1y2 dc02g3-hello {{.State.Status}} 5001 {home} cmd args"]
