@@ -20,21 +20,29 @@ The command itself (its options and what it prints) is :mod:`dockercourse.cli.be
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 #: The counts ``dockercourse bench --full`` sweeps density at.
 FULL_COUNTS = (1, 10, 25, 50, 100, 200, 300, 400, 500)
 
 
+def csv_text(rows: list[dict], lineterminator: str = "\r\n") -> str:
+    """Measurement rows (dicts) as CSV text, with every key any row has as a column."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator=lineterminator)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def save_csv(rows: list[dict], path: str | Path) -> Path:
     """Write measurement rows (dicts) as CSV; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+        f.write(csv_text(rows))
     return path

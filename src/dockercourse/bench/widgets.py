@@ -16,14 +16,13 @@ on the server, saying where.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import threading
 from pathlib import Path
 
 from dockercourse.bench import containers as C
-from dockercourse.bench import plots, save_csv
+from dockercourse.bench import csv_text, plots, save_csv
 
 METRICS = {
     "start latency (with and without network)": "start",
@@ -45,20 +44,9 @@ def density_counts(n: int) -> list[int]:
     return sorted(pts)
 
 
-def csv_text(rows: list[dict]) -> str:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def download_link(rows: list[dict], filename: str) -> str:
     """An HTML link that makes the browser save ``rows`` as the CSV file ``filename``."""
-    data = base64.b64encode(csv_text(rows).encode()).decode()
+    data = base64.b64encode(csv_text(rows, lineterminator="\n").encode()).decode()
     name = html.escape(filename, quote=True)
     return f'<a download="{name}" href="data:text/csv;base64,{data}">download {name}</a>'
 

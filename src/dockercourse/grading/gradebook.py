@@ -27,7 +27,6 @@ import), :func:`export_gradescope` (Gradescope autograder ``results.json``), :fu
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import sqlite3
@@ -37,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockercourse.errors import CourseError, UsageError
-from dockercourse.grading.report import _csv_safe, num, safe_name, write_atomic
+from dockercourse.grading.report import _csv_safe, num, safe_name, write_atomic, write_rows
 from dockercourse.grading.results import STATUS_TEXT, ExerciseGrade, SubmissionGrade
 
 SCHEMA_VERSION = 1
@@ -316,12 +315,6 @@ def class_table(db_path: Path) -> ClassTable:
 # --------------------------------------------------------------------------- exports
 
 
-def _write_csv(out: Path, rows: list[list[str]]) -> None:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    write_atomic(Path(out), buf.getvalue())
-
-
 def export_csv(db_path: Path, out: Path) -> int:
     """A plain table for any LMS: ``student``, one column per chapter (points after the late
     penalty; empty: not submitted), ``total``, ``possible``, ``percent``. Returns the students."""
@@ -330,7 +323,7 @@ def export_csv(db_path: Path, out: Path) -> int:
     for r in t.rows:
         cells = [num(r.chapters[c].total) if c in r.chapters else "" for c in t.chapters]
         rows.append([_csv_safe(r.student), *cells, num(r.total), num(r.possible), num(r.percent)])
-    _write_csv(out, rows)
+    write_rows(out, rows, lineterminator="\n")
     return len(t.rows)
 
 
@@ -424,7 +417,7 @@ def export_canvas(
     if id_column not in ("SIS Login ID", "SIS User ID"):
         raise UsageError(f"id_column is 'SIS Login ID' or 'SIS User ID', not {id_column!r}")
     rows = canvas_rows(db_path, read_roster(roster) if roster else None, assignment_ids, id_column)
-    _write_csv(out, rows)
+    write_rows(out, rows, lineterminator="\n")
     return len(rows) - 2
 
 

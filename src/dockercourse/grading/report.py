@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import html
+import io
 import json
 import os
 import re
@@ -132,10 +133,14 @@ def write_csv(path: Path, grades: list[SubmissionGrade], exercises: list[str]) -
                 g.status,
             ]
         )
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    tmp.replace(path)
+    write_rows(path, rows)
+
+
+def write_rows(path: Path, rows: list[list[str]], lineterminator: str = "\r\n") -> None:
+    """A CSV file of ``rows``, written whole or not at all (:func:`write_atomic`)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=lineterminator).writerows(rows)
+    write_atomic(Path(path), buf.getvalue())
 
 
 def read_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -166,9 +171,5 @@ def release_feedback(grades: list[SubmissionGrade], out: Path, dest: Path, chapt
         rows.append(
             [_csv_safe(g.student), page.as_posix(), num(g.total), num(g.possible), num(g.percent), g.status]
         )
-    index = dest / f"chapter-{chapter}-feedback.csv"
-    tmp = index.with_name(index.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows(rows)
-    tmp.replace(index)
+    write_rows(dest / f"chapter-{chapter}-feedback.csv", rows)
     return len(rows) - 1
