@@ -38,10 +38,9 @@ from dockercourse.grading.results import SubmissionGrade
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [f"{n:02d}" for n in range(1, 9)]
-#: Chapters whose CLI copy gets full marks through the grader. Not yet 06 (issue 13's notes): in the
-#: grader's run, its working folder is /tmp/dc06-… in some cells and the mapped /tmp/dc06g…-… in others,
-#: so 06.restore finds no backup; the same CLI forms pass the checks directly (test_check_variants.py).
-GRADED = [c for c in CHAPTERS if c != "06"]
+#: Every chapter's CLI copy gets full marks through the grader (06 too, since a folder such as
+#: /tmp/dc06-x1y2 is no longer taken for a course name in the API calls' bodies: Namespace.map_names).
+GRADED = CHAPTERS
 
 #: The CLI copy's first cell: a failed shell command raises (see the module's docstring).
 RAISE_ON_FAILED_COMMAND = """\

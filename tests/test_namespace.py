@@ -152,9 +152,18 @@ def test_a_grading_run_maps_the_learners_written_out_names():
     run = Namespace(chapter="02", tag="g3")
     assert run.map_names("docker run --name dc02-hello busybox") == "docker run --name dc02g3-hello busybox"
     assert (
-        run.map_names("/images/127.0.0.1%3A5000%2Fdc02-mybox/push")
+        run.map_names("/images/127.0.0.1%3A5000%2Fdc02-mybox/push", url=True)
         == "/images/127.0.0.1%3A5000%2Fdc02g3-mybox/push"
     )
+    assert run.map_names("/containers/dc02-web/json", url=True) == "/containers/dc02g3-web/json"
+    # a registry's repository is a name; a folder on the host (a bind mount's source) is not
+    push = "docker push 127.0.0.1:5000/dc02-mybox:v1"
+    assert run.map_names(push) == push.replace("dc02-", "dc02g3-")
+    body = '{"Binds": ["dc02-data:/data", "/tmp/dc02-x1y2/backup:/backup:ro"], "Image": "dc02-mine"}'
+    assert run.map_names(body) == body.replace('"dc02-', '"dc02g3-')
+    line = "docker run -v /tmp/dc02-ab/site:/s --mount type=bind,source=./dc02-cfg,target=/c dc02-img"
+    assert run.map_names(line) == line.replace(" dc02-img", " dc02g3-img")
+    assert run.map_names("--network container:dc02-web") == "--network container:dc02g3-web"
     assert run.map_names('{"Image": "dc02-mine:1"}') == '{"Image": "dc02g3-mine:1"}'
     for same in ("xdc02-hello", "dc02g3-hello", "dc03-hello", "dc02hello"):
         assert run.map_names(same) == same
@@ -164,9 +173,9 @@ def test_a_grading_run_maps_the_learners_written_out_names():
 @pytest.mark.unit
 def test_shell_lines_in_a_grading_run_expand_where_the_learner_wrote_them(monkeypatch):
     """`!cmd` / `x = !cmd` under grading: {var} and $var come from the learner's cell or function (not
-    the grader's wrapper); the course names written in the line are mapped, a variable's value is not
-    (a folder such as /tmp/dc02-x1y2 must stay what Python made); the rest (docker's own {{...}}
-    templates, $ of the shell) reaches the shell as IPython would pass it."""
+    the grader's wrapper); the course names are mapped, written in the line or held in a variable, but
+    a folder such as /tmp/dc02-x1y2 stays what Python made; the rest (docker's own {{...}} templates, $
+    of the shell) reaches the shell as IPython would pass it."""
     import builtins
 
     from IPython.core.interactiveshell import InteractiveShell
@@ -178,10 +187,12 @@ def test_shell_lines_in_a_grading_run_expand_where_the_learner_wrote_them(monkey
     monkeypatch.setattr(ip, "getoutput", ip.getoutput)  # the instance attribute the wrapper replaces
     nbcourse._map_shell_names(Namespace(chapter="02", tag="g3"))
     ip.user_ns["ref"] = "/tmp/dc02-x1y2"
+    ip.user_ns["who"] = "dc02-web"
 
     def learners_function():
         port = 5001  # noqa: F841 - a local: IPython expands it from this frame
-        return ip.getoutput("echo {port} {ref} dc02-hello '{{.State.Status}}' $port $$HOME cmd args")
+        return ip.getoutput("echo {port} {ref} dc02-hello {who} '{{.State.Status}}' $port $$HOME cmd args")
 
     home = __import__("os").environ["HOME"]  # $$HOME: IPython leaves $HOME, the shell expands it
-    assert learners_function() == [f"5001 /tmp/dc02-x1y2 dc02g3-hello {{.State.Status}} 5001 {home} cmd args"]
+    expected = f"5001 /tmp/dc02-x1y2 dc02g3-hello dc02g3-web {{.State.Status}} 5001 {home} cmd args"
+    assert learners_function() == [expected]

@@ -77,13 +77,27 @@ class Namespace:
         """The chapter's own prefix, ``dc02-``: what a learner writes out in an answer."""
         return f"dc{self.chapter}-"
 
-    def map_names(self, text: str) -> str:
+    def map_names(self, text: str, *, url: bool = False) -> str:
         """In a grading run's namespace (a tag): the learner's names written out in an answer
         (``dc02-hello``, in ``!docker run --name dc02-hello`` or a docker-py call) as this run's
-        (``dc02g3-hello``), so that they are graded like ``name("hello")``. Unchanged otherwise."""
+        (``dc02g3-hello``), so that they are graded like ``name("hello")``. Unchanged otherwise.
+
+        A name inside a file path (``/tmp/dc06-x1y2/backup``, ``./dc06-notes``) is a folder, not a
+        course name, and stays as written: the same in a shell line and in an API call's body, so that
+        a bind mount reaches the folder the notebook made whichever way the learner wrote it. An image
+        repository in a registry (``127.0.0.1:5000/dc05-mybox``) is a name and is mapped.
+        ``url=True``: an API path (``/containers/dc02-web/json``), where every segment is a name."""
         if not self.tag or self.learner_prefix not in text:
             return text
-        return re.sub(rf"(?<![a-z0-9]){re.escape(self.learner_prefix)}", self.prefix, text)
+        prefix = re.compile(rf"(?<![a-z0-9]){re.escape(self.learner_prefix)}")
+        if url:
+            return prefix.sub(self.prefix, text)
+
+        def one(m: re.Match) -> str:
+            start = max(text.rfind(c, 0, m.start()) for c in _TOKEN_EDGES) + 1
+            return m.group(0) if text[start : m.start()].startswith(("/", "~", ".")) else self.prefix
+
+        return prefix.sub(one, text)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -93,6 +107,11 @@ class Namespace:
     def filters(self) -> dict:
         """docker-py ``filters=`` selecting this namespace's resources."""
         return {"label": [f"{L.NAMESPACE}={self.prefix}"]}
+
+
+#: What ends the token a course name is written in (a shell word, a JSON string, an option's value,
+#: ``host:port/`` or ``name:/path`` parts): the token's start tells a file path from a name.
+_TOKEN_EDGES = " \t\n\"'=,[({:"
 
 
 def _merge_labels(given, extra: dict[str, str]):
@@ -125,7 +144,7 @@ class LabellingAPIClient(docker.APIClient):
         (:meth:`Namespace.map_names`): in the path, the query and a JSON body."""
         ns = self.namespace
         if ns.tag:
-            url = ns.map_names(url)
+            url = ns.map_names(url, url=True)
             params = kwargs.get("params")
             if isinstance(params, dict):
                 kwargs["params"] = {

@@ -99,11 +99,12 @@ def _map_shell_names(ns: Namespace) -> None:
             continue
 
         def mapped(cmd, *args, _orig=orig, **kwargs):
-            # Map the course names the learner wrote in the line (not inside the values of its
-            # {var}s: a folder such as /tmp/dc06-x1y2 is no course name), expand {var} and $var
-            # where they wrote it (their cell or function), as IPython would without this wrapper,
-            # and escape the result so that IPython's own expansion leaves it as it is.
-            text = ip.var_expand(ns.map_names(cmd), depth=1)
+            # Expand {var} and $var where the learner wrote them (their cell or function), as IPython
+            # would without this wrapper; map the course names in the result, as the course client
+            # maps them in an API call (a name held in a variable too; a folder such as
+            # /tmp/dc06-x1y2 is a path, not a name, and stays); escape the result so that IPython's
+            # own expansion leaves it as it is.
+            text = ns.map_names(ip.var_expand(cmd, depth=1))
             text = re.sub(r"\$(?=[\w.])", "$$", text.replace("{", "{{").replace("}", "}}"))
             return _orig(text, *args, **kwargs)
 
