@@ -20,6 +20,7 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
+from dockercourse.core.labels import KIT as KIT_LABEL
 from dockercourse.errors import ImageKitError
 from dockercourse.imagekit import debian
 from dockercourse.imagekit.naming import (
@@ -46,17 +47,35 @@ def finish(client, tmp: str, ref: str, replace: bool = False) -> None:
     False: an image someone else put under the pinned name is never replaced.
     """
     name, tag = split_ref(ref)
+    old = None
     try:
-        if not replace:
-            try:
-                client.images.get(ref)
-                discard(client, tmp)
-                return
-            except docker.errors.ImageNotFound:
-                pass
+        try:
+            old = client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            pass
+        if old is not None and not replace:
+            return
         client.images.get(tmp).tag(name, tag)
     finally:
         discard(client, tmp)
+    if old is not None:
+        _drop_replaced(client, old)
+
+
+def _drop_replaced(client, old) -> None:
+    """The kit's image a rebuild replaced, once nothing names it (else every cold rebuild would
+    leave a dangling copy of, e.g., the 380 MB gcc image behind). Only the kit's own (its label),
+    and never one a container still uses (no force: the engine refuses, and it stays)."""
+    try:
+        old.reload()
+    except docker.errors.ImageNotFound:
+        return
+    if old.tags or (old.labels or {}).get(KIT_LABEL) != "1":
+        return
+    try:
+        client.images.remove(old.id)
+    except docker.errors.APIError:
+        pass
 
 
 def discard(client, tmp: str) -> None:
