@@ -75,6 +75,16 @@ client.containers.run(NGINX, name=name("site"), ports={"80/tcp": ("127.0.0.1", s
 ex1 = write_files(work / "ex1", {"Dockerfile": f'FROM {BUSYBOX}\\nCMD ["echo", "hello"]\\n'})
 build(client, ex1, name("greeter") + ":1")""",
 }
+#: What a chapter's last cell does, for a test that ran only some cells: the chapter's resources, and the
+#: temporary folders its setup cells made (``work``, ``workdir``: /tmp/dc08-build-…, /tmp/dc03-images-…).
+CLEAN_UP = """\
+import shutil as _sh, tempfile as _tf
+from pathlib import Path as _P
+course.cleanup()
+for _v in list(globals().values()):
+    if isinstance(_v, _P) and _v.parent == _P(_tf.gettempdir()) and _v.name.startswith("dc"):
+        _sh.rmtree(_v, ignore_errors=True)
+"""
 MAKES_A_NAMED_CONTAINER = {"01.isolation", "02.hello", "04.ticker", "05.registry", "06.volume", "07.publish"}
 
 
@@ -208,7 +218,7 @@ def test_an_exercise_in_the_browser(exercise, student, student_lab, page):
             (out,) = [c for c in cell_outputs(page) if c.index == answer]
             assert out.error, f"{exercise}: the refused re-run shows no error output"
     finally:
-        add_cell_and_run(page, "course.cleanup()", timeout=120)
+        add_cell_and_run(page, CLEAN_UP, timeout=120)
 
 
 def test_chapter_01_explorer(student, student_lab, page):
@@ -261,4 +271,4 @@ def test_chapter_01_explorer(student, student_lab, page):
         assert not box.get_by_role("button", name="Run").is_disabled()
         screenshot(page, "cancelled", show=box)
     finally:
-        add_cell_and_run(page, "course.cleanup()", timeout=120)
+        add_cell_and_run(page, CLEAN_UP, timeout=120)
