@@ -673,6 +673,12 @@ def _select_cell(page, index: int):
     # link would follow it); the top-left corner avoids the heading's collapse button
     cell.locator(".jp-InputPrompt").first.click(position={"x": 2, "y": 2})
     page.keyboard.press("Escape")
+    _wait_active(page, index, f"could not select cell {index} of {_notebook_path(page)}")
+    return cell
+
+
+def _wait_active(page, index: int, failure: str) -> None:
+    """Wait until cell ``index`` is the notebook's active cell; :class:`LabError` ``failure`` if not."""
     try:
         page.wait_for_function(
             _js("const p = nbPanel(null); return !!p && p.content.activeCellIndex === arg;"),
@@ -680,8 +686,7 @@ def _select_cell(page, index: int):
             timeout=5000,
         )
     except _timeout_error():
-        raise LabError(f"could not select cell {index} of {_notebook_path(page)}") from None
-    return cell
+        raise LabError(failure) from None
 
 
 def set_cell_source(page, index: int, text: str) -> None:
@@ -771,14 +776,7 @@ def add_cell_and_run(page, source: str, timeout: float = 60.0) -> tuple[str, flo
     _select_cell(page, last)
     page.keyboard.press("b")  # insert a cell below (command mode); the new cell is active
     index = last + 1
-    try:
-        page.wait_for_function(
-            _js("const p = nbPanel(null); return !!p && p.content.activeCellIndex === arg;"),
-            arg=index,
-            timeout=5000,
-        )
-    except _timeout_error():
-        raise LabError(f"could not add a cell after cell {last} of {_notebook_path(page)}") from None
+    _wait_active(page, index, f"could not add a cell after cell {last} of {_notebook_path(page)}")
     set_cell_source(page, index, source)
     seconds = _run_selected(page, index, timeout)
     _show_outputs(page, index)

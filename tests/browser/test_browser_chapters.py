@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from lab import (
+    REPO,
     add_cell_and_run,
     cell_outputs,
     click_widget_button,
@@ -43,7 +44,6 @@ from lab import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
 CHAPTERS = [f"{n:02d}" for n in range(1, 9)]
 
 #: One exercise per chapter: a wrong answer a learner might plausibly write (the check says what is
@@ -159,11 +159,6 @@ def _run_setup(page, nb) -> int:
     raise AssertionError("no setup cell")
 
 
-def _check_text(page, index: int) -> str:
-    text = run_cell(page, index, timeout=120)
-    return text.strip()
-
-
 @pytest.mark.parametrize("exercise", sorted(WRONG))
 def test_an_exercise_in_the_browser(exercise, student, student_lab, page):
     chapter = exercise.split(".")[0]
@@ -183,7 +178,7 @@ def test_an_exercise_in_the_browser(exercise, student, student_lab, page):
         # a wrong answer: ✗ and what is missing
         set_cell_source(page, answer, WRONG[exercise])
         run_cell(page, answer, timeout=180)
-        said = _check_text(page, check)
+        said = run_cell(page, check, timeout=120).strip()
         screenshot(page, "wrong-answer")
         assert "✗" in said and "✓" not in said, f"{exercise}: a wrong answer's check shows {said!r}"
         assert len(said) > 20, f"{exercise}: the check says too little: {said!r}"
@@ -193,7 +188,7 @@ def test_an_exercise_in_the_browser(exercise, student, student_lab, page):
         set_cell_source(page, answer, right)
         first = run_cell(page, answer, timeout=300)
         assert "Error" not in first, f"{exercise}: the right answer raised: {first[:300]!r}"
-        said = _check_text(page, check)
+        said = run_cell(page, check, timeout=120).strip()
         screenshot(page, "right-answer")
         assert "✓" in said and "✗" not in said, f"{exercise}: the right answer's check shows {said!r}"
 
