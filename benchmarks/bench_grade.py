@@ -96,6 +96,7 @@ def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, lis
             progress=False,
             cell_timeout=300,
             submission_timeout=1200,
+            engine="host",  # the same engine as the bare runs (the isolated tiers: bench_isolation.py)
         )
         return time.monotonic() - t0, rep.grades
     finally:

@@ -1,8 +1,9 @@
 """A class graded end to end, the way an instructor receives and returns it: chapter 90 as the zip
 Moodle exports (good, empty, late, a duplicate resubmission) with a mapping to student ids, a deadline
-and a late policy; chapter 91 as a folder (good, partial credit, unreadable); both recorded into one
-gradebook, feedback released per student, the exports written; grading again changes nothing.
-Runs on the suite's engine, with the fixture course (tests/fixtures/course)."""
+and a late policy; chapter 91 as a folder (good, partial credit, hostile, unreadable); both recorded
+into one gradebook, feedback released per student, the exports written; grading again changes nothing.
+Graded as an instructor would, with no --engine: each worker behind its own isolated engine (rootless
+where this machine can run it, else a VM), with the fixture course (tests/fixtures/course)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,31 @@ def _partial_91():
     for c in nb.cells:
         if cell_part(c) == ("91.web", "solution"):
             c.source = 'client.containers.create(BUSYBOX, "sleep 300", name=name("web")).name'
+    return nb
+
+
+#: appended to the master: removes every container, volume and image it can see, tries the host's
+#: engine; under the default engine it reaches only its own worker's engine
+HOSTILE = """
+import docker
+c = docker.from_env()
+for ct in c.containers.list(all=True):
+    ct.remove(force=True)
+for img in c.images.list():
+    try:
+        c.images.remove(img.id, force=True)
+    except Exception:
+        pass
+try:
+    docker.DockerClient(base_url="unix:///var/run/docker.sock").containers.list()
+except Exception:
+    pass
+"""
+
+
+def _hostile_91():
+    nb = copy.deepcopy(_master("91_fixture2.ipynb"))
+    nb.cells.append(nbformat.v4.new_code_cell(HOSTILE))
     return nb
 
 
@@ -85,10 +111,11 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
     subs91.mkdir()
     nbformat.write(_master("91_fixture2.ipynb"), subs91 / "alice.ipynb")
     nbformat.write(_partial_91(), subs91 / "bob.ipynb")
+    nbformat.write(_hostile_91(), subs91 / "mallory.ipynb")
     (subs91 / "erin.ipynb").write_text("{ this is not a notebook", encoding="utf-8")
     ch91 = ["grade", str(subs91), "--out", str(tmp_path / "g91"), "--chapter", "91", *common]
     assert dockercourse(ch91) == 0
-    assert "3 submissions recorded, 0 unchanged" in capsys.readouterr().out
+    assert "4 submissions recorded, 0 unchanged" in capsys.readouterr().out
 
     table = gradebook.class_table(db)
     got = {
@@ -101,6 +128,7 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
         "carol": {"90": (2.4, 3, 2, "ok")},  # 3 points less 20 % for 2 days started
         "dave": {"90": (3, 3, 0, "ok")},  # the resubmission was graded
         "erin": {"91": (0, 3, 0, "not a notebook")},
+        "mallory": {"91": (3, 3, 0, "ok")},  # its own engine emptied after its checks passed
     }
     web = {(r.exercise, r.status, r.points) for r in gradebook.student_rows(db, "bob") if r.chapter == "91"}
     assert ("91.web", "partial", 1) in web
@@ -117,7 +145,7 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
         dockercourse(["gradebook", "--db", str(db), "export", "csv", "--out", str(tmp_path / "all.csv")]) == 0
     )
     plain = {r["student"]: r for r in csv.DictReader(open(tmp_path / "all.csv", encoding="utf-8"))}
-    assert set(plain) == {"alice", "bob", "carol", "dave", "erin"}
+    assert set(plain) == {"alice", "bob", "carol", "dave", "erin", "mallory"}
     gs = tmp_path / "gs"
     assert (
         dockercourse(
@@ -134,6 +162,6 @@ def test_a_class_across_two_chapters_into_the_gradebook(tmp_path, capsys):
     assert "0 submissions recorded, 4 unchanged" in capsys.readouterr().out
     before = gradebook.submissions(db)
     assert dockercourse([*ch91, "--force"]) == 0  # graded again, in a new namespace: messages name it
-    assert "3 submissions" in capsys.readouterr().out
+    assert "4 submissions" in capsys.readouterr().out
     scores = lambda subs: sorted((s.student, s.chapter, s.total, s.possible, s.status) for s in subs)  # noqa: E731
     assert scores(gradebook.submissions(db)) == scores(before)

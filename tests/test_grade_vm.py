@@ -47,7 +47,11 @@ def test_hostile_submission_reaches_only_its_own_vm(tmp_path, monkeypatch):
     secret_value = secrets.token_hex(16)
     secret = Path("/tmp") / f"dc-grade-secret-{secrets.token_hex(4)}"
     secret.write_text(secret_value)
-    report = tmp_path / "hostile-read.txt"
+    # where the hostile cell reports: a file any user may write (as root, the grader runs the
+    # kernels as a throwaway user, whose own files are removed with it)
+    report = Path("/tmp") / f"dc-grade-report-{secrets.token_hex(4)}"
+    report.write_text("")
+    report.chmod(0o666)
     subs = tmp_path / "subs"
     subs.mkdir()
     master = nbformat.read(FIXTURE / "notebooks" / "90_fixture.ipynb", as_version=4)
@@ -67,11 +71,12 @@ def test_hostile_submission_reaches_only_its_own_vm(tmp_path, monkeypatch):
         )
     finally:
         secret.unlink()
+        read = report.read_bytes()
+        report.unlink()
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out" / "grades.csv"))}
     assert rows["alice"]["status"] == "ok" and rows["alice"]["total"] == "3", rows
     assert rows["mallory"]["status"] == "ok", rows
-    assert report.exists(), "the hostile cell did not run"
-    read = report.read_bytes()
+    assert read, "the hostile cell did not run"
     assert secret_value.encode() not in read, "the submission read a file of the grading host"
     assert read.startswith(b"refused") or b"No such file" in read or read == b""
     # the host's own engine was never used for this batch

@@ -3,7 +3,8 @@ or the zip file an LMS exported.
 
     dockercourse grade SUBMISSIONS [--out DIR] [--chapter N] [-j N] [--force]
                        [--cell-timeout S] [--timeout S] [--root DIR] [--kernel NAME]
-                       [--no-progress] [--engine host|vm] [--vm-memory MB]
+                       [--no-progress] [--engine auto|rootless|vm|host [--trust-submissions]]
+                       [--vm-memory MB]
                        [--map CSV] [--deadline TIME] [--late-policy POLICY] [--grace MIN]
                        [--gradebook FILE | --no-gradebook] [--release-feedback DIR]
 
@@ -53,10 +54,17 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--engine",
-        choices=("host", "vm"),
-        default="host",
-        help="host: the engine DOCKER_HOST/the default socket points at (shared); vm: each worker "
-        "gets its own throwaway engine in a qemu VM (isolated; slower)",
+        choices=("auto", "rootless", "vm", "host"),
+        default="auto",
+        help="where submissions run. rootless: each worker gets a throwaway user and its own rootless "
+        "engine (needs root; native speed); vm: each worker gets its own engine in a qemu VM (no "
+        "privileges; slower without KVM); auto (default): rootless where it can run, else vm; "
+        "host: the engine DOCKER_HOST names, shared with everything on it (needs --trust-submissions)",
+    )
+    p.add_argument(
+        "--trust-submissions",
+        action="store_true",
+        help="allow --engine host: every submission's code gets this machine's engine (root on it)",
     )
     p.add_argument("--vm-memory", type=int, default=None, help="MB of memory per worker VM")
     p.add_argument(
@@ -84,6 +92,13 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+TIERS = {
+    "rootless": "a rootless Docker engine per worker, under a throwaway user (kernels run as that user)",
+    "vm": "a Docker engine in a qemu VM per worker",
+    "host": "this machine's engine, shared (--trust-submissions)",
+}
+
+
 def run(args) -> int:
     from dockercourse.grading.late import Policy, parse_time
 
@@ -98,7 +113,7 @@ def run(args) -> int:
         parse_time(args.deadline, "--deadline")
     elif args.late_policy.strip().lower() != "none":
         raise UsageError("--late-policy needs --deadline (when the work was due)")
-    from dockercourse.grading.batch import grade_folder
+    from dockercourse.grading.batch import choose_engine, grade_folder
     from dockercourse.grading.namespaces import engine
 
     sub = src.resolve()
@@ -111,7 +126,15 @@ def run(args) -> int:
     if args.chapter:
         _known_chapter(args.chapter, args.root)
     if args.engine == "host":
+        if not args.trust_submissions:
+            raise UsageError(
+                "--engine host runs every submission's code with this machine's engine, which is root "
+                "on it: add --trust-submissions if you trust them all, or leave --engine out to grade "
+                "each submission behind an isolated engine (rootless or vm)"
+            )
         engine()  # fail early, with the course's explanation, when no engine answers
+    tier = choose_engine(args.engine)
+    print(f"grading on: {TIERS[tier]}", file=sys.stderr)
     folder, extra = src, {}
     if zipped or args.map or args.deadline:
         folder, extra = _intake(src, out, args.map, args.deadline, policy)
@@ -126,7 +149,7 @@ def run(args) -> int:
         submission_timeout=args.timeout,
         kernel_name=args.kernel,
         progress=not args.no_progress,
-        engine=args.engine,
+        engine=tier,
         vm_memory_mb=args.vm_memory,
         **extra,
     )

@@ -48,7 +48,9 @@ from dockercourse.grading.submission import (
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("host", "vm")
+#: where submissions run: ``auto`` picks the first isolated tier this machine can run (see
+#: :func:`choose_engine`); ``host`` (the engine DOCKER_HOST names) only for trusted submissions
+ENGINES = ("auto", "rootless", "vm", "host")
 
 
 def grade_folder(
@@ -64,7 +66,7 @@ def grade_folder(
     kernel_name: str = "python3",
     progress: bool = True,
     files: list[Path] | None = None,
-    engine: str = "host",
+    engine: str = "auto",
     vm_memory_mb: int | None = None,
     students: dict[Path, str] | None = None,
     annotate: dict[Path, dict] | None = None,
@@ -76,13 +78,14 @@ def grade_folder(
     ``submitted_at``, ``late_days``, ``penalty``, ``notes`` added), e.g. from
     :mod:`dockercourse.grading.intake` and :mod:`dockercourse.grading.late`.
 
-    With ``engine="vm"`` every worker process boots its own throwaway Docker engine in a
-    qemu VM (``dockercourse.vm.engine.worker_init``) and grades its submissions there:
-    a submission that bind-mounts ``/``, runs privileged containers or removes everything
-    reaches only that VM, never the host's engine or files.
+    ``engine`` (see docs/grading.md, "Isolation"): ``rootless`` gives every worker process a
+    throwaway unprivileged user and a rootless Docker engine of its own
+    (:mod:`dockercourse.grading.sandbox`); ``vm`` a throwaway Docker engine in a qemu VM
+    (``dockercourse.vm.engine.worker_init``), and, when the grader is root, a throwaway user
+    for its kernels too; ``host`` the engine DOCKER_HOST names, shared with everything on it:
+    for trusted submissions only. ``auto`` (the default) is :func:`choose_engine`.
     """
-    if engine not in ENGINES:
-        raise UsageError(f"engine must be 'host' or 'vm', not {engine!r}")
+    engine = choose_engine(engine)
     t0 = time.monotonic()
     folder, out = Path(folder), Path(out)
     root = Path(root or course_root()).resolve()
@@ -105,7 +108,14 @@ def grade_folder(
         kernel_name=kernel_name,
     )
     run = _Batch(
-        chapter, exercises, ids, out, results, common, _pool_args(engine, root, chapter, vm_memory_mb)
+        chapter,
+        exercises,
+        ids,
+        out,
+        results,
+        common,
+        _pool_args(engine, root, chapter, vm_memory_mb) if todo else {},
+        engine,
     )
     try:
         run.grade(todo, max(1, jobs), progress)
@@ -157,15 +167,62 @@ def _reusable(
     return found
 
 
-def _pool_args(engine: str, root: Path, chapter: str, vm_memory_mb: int | None) -> dict:
-    """``ProcessPoolExecutor`` arguments of the workers: a VM engine each with ``engine="vm"``."""
-    if engine != "vm":
-        return {}
+def choose_engine(engine: str = "auto") -> str:
+    """The isolation tier to grade on: ``engine`` itself, checked; ``auto``: ``rootless`` where it
+    can run (root, rootlesskit, slirp4netns, uidmap: the native speed of the host's kernel), else
+    ``vm`` (no privileges needed; qemu), else a :class:`UsageError` saying what to install."""
+    from dockercourse.grading import sandbox
+
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "host":
+        return engine
+    rootless = sandbox.rootless_missing()
+    if engine == "rootless" and rootless:
+        raise UsageError(
+            f"--engine rootless needs {', '.join(rootless)}; on Debian or Ubuntu, as root: "
+            f"apt-get install {sandbox.APT_PACKAGES}"
+        )
+    if engine == "auto":
+        if not rootless:
+            return "rootless"
+        if _vm_missing():
+            raise UsageError(
+                "no isolated engine to grade on here. As root, install the rootless engine's packages "
+                f"(apt-get install {sandbox.APT_PACKAGES}) or qemu (apt-get install qemu-system-x86); "
+                "or, for submissions you trust, grade on this machine's engine: "
+                "--engine host --trust-submissions"
+            )
+        return "vm"
+    if engine == "vm" and _vm_missing():
+        raise UsageError("--engine vm needs " + ", ".join(_vm_missing()))
+    return engine
+
+
+def _vm_missing() -> list[str]:
     from dockercourse.vm import engine as vm
 
+    return vm.requirements()
+
+
+def _pool_args(engine: str, root: Path, chapter: str, vm_memory_mb: int | None) -> dict:
+    """``ProcessPoolExecutor`` arguments of the workers: their user and engine (rootless, vm)."""
+    if engine == "host":
+        return {}
+    from dockercourse.grading import sandbox
+
+    python = sandbox.kernel_python(root)
+    if engine == "rootless":
+        sandbox.ensure_rootless_binaries()
+    sandbox.reap_stale()  # what workers of an earlier, killed run left
     images = images_for_chapter(root, chapter)
-    vm.build(images, log=lambda *_: None)  # once, before the workers share the disk read-only
-    return dict(initializer=vm.worker_init, initargs=(images, vm_memory_mb or vm.DEFAULT_MEMORY_MB))
+    vm_args: tuple = ()
+    if engine == "vm":
+        from dockercourse.vm import engine as vm
+
+        vm.build(images, log=lambda *_: None)  # once, before the workers share the disk read-only
+        vm_args = (images, vm_memory_mb or vm.DEFAULT_MEMORY_MB)
+    return dict(initializer=sandbox.worker_init, initargs=(engine, images, vm_args, python))
 
 
 #: ``from dockercourse import BUSYBOX, ...`` (or from ``dockercourse.core.images``) in a notebook's source.
@@ -190,9 +247,11 @@ class _Batch:
         results: dict[Path, SubmissionGrade],
         common: dict,
         pool_args: dict,
+        engine: str = "host",
     ):
         self.chapter, self.exercises, self.ids, self.out = chapter, exercises, ids, out
         self.results, self.pool_args = results, pool_args
+        self.shared = engine == "host"  # one engine for all: sweep it after a worker died, and at the end
         self.batch = secrets.token_hex(3)
         self.marks = Path(tempfile.mkdtemp(prefix=f"dcgrade-{self.batch}-"))  # start marks, kernels' folders
         self.common = dict(common, workroot=str(self.marks))
@@ -228,7 +287,7 @@ class _Batch:
                 self._new_tag(p)
             for p in suspects:
                 tag = self._new_tag(p)
-                if self._run_pool([p], 1):
+                if self._run_pool([p], 1) and self.shared:
                     sweep_tag(self.chapter, tag)
                     self._finish(p, self._killed_worker(p, tag).to_dict())
 
@@ -236,7 +295,12 @@ class _Batch:
         if self.bar is not None:
             self.bar.close()
         shutil.rmtree(self.marks, ignore_errors=True)
-        sweep_batch(self.chapter, self.batch)
+        if self.shared:
+            sweep_batch(self.chapter, self.batch)
+        else:  # an isolated worker's engine went with it; a killed worker's is removed here
+            from dockercourse.grading import sandbox
+
+            sandbox.reap_stale()
 
     def _run_pool(self, items: list[Path], workers: int) -> list[Path]:
         """Grade ``items`` in a pool; the ones a dying worker took down with it."""
@@ -259,7 +323,8 @@ class _Batch:
         return self.marks / f"{self.tags[p]}.started"
 
     def _new_tag(self, p: Path) -> str:
-        sweep_tag(self.chapter, self.tags[p])  # what the interrupted attempt left
+        if self.shared:
+            sweep_tag(self.chapter, self.tags[p])  # what the interrupted attempt left
         self.retries += 1
         self.tags[p] = f"g{self.batch}r{self.retries}"
         return self.tags[p]

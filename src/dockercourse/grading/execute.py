@@ -32,6 +32,7 @@ from dockercourse.checks import course_root, load_exercises, run_exercise
 from dockercourse.core.namespace import NS_ENV, RUN_ENV, Namespace, chapter_number
 from dockercourse.core.notebooks import chapter_of, exercise_ids
 from dockercourse.errors import UsageError
+from dockercourse.grading import sandbox
 from dockercourse.grading.namespaces import ENGINE_ERRORS, clean_namespace, engine
 from dockercourse.grading.results import (
     DIED,
@@ -148,8 +149,29 @@ def worker_task(kw: dict, started: str | None = None) -> dict:
     """
     if started:
         Path(started).touch()
+    if sandbox.init_error:  # this worker has no engine of its own: never grade on another one
+        path = Path(kw["source"])
+        return SubmissionGrade(
+            student=kw.get("student") or path.stem,
+            file=path.name,
+            sha256="",
+            chapter=kw.get("chapter"),
+            status=ERROR,
+            notes=[f"The grader failed: its worker's VM engine did not start: {sandbox.init_error}"],
+        ).to_dict()
     try:
-        return grade_notebook(**kw).to_dict()
+        with sandbox.boundary():  # an isolated tier's user and engine for this submission alone
+            return grade_notebook(**kw).to_dict()
+    except sandbox.BoundaryError as e:
+        path = Path(kw["source"])
+        return SubmissionGrade(
+            student=kw.get("student") or path.stem,
+            file=path.name,
+            sha256="",
+            chapter=kw.get("chapter"),
+            status=ERROR,
+            notes=[f"The grader failed: the submission's isolated engine did not start: {e}"],
+        ).to_dict()
     except BaseException as e:  # deliberately everything: one submission must never stop the batch
         log.warning("grading %s failed: %s: %s", kw.get("source"), e.__class__.__name__, e)
         path = Path(kw["source"])
@@ -247,13 +269,23 @@ class _Run:
         unknown = sorted(ex for ex in exercise_ids(self.cells) if ex not in self.exercises)
         if unknown:
             g.notes.append("Cells name exercises this chapter does not have: " + ", ".join(unknown) + ".")
-        workdir = Path(cwd) if cwd else Path(tempfile.mkdtemp(prefix=f"dcgrade-{self.ns.tag}-", dir=workroot))
+        ident = sandbox.current()  # the worker's throwaway user: the kernel runs as it
+        if cwd:
+            workdir = Path(cwd)
+        else:
+            workdir = Path(
+                tempfile.mkdtemp(prefix=f"dcgrade-{self.ns.tag}-", dir=ident.home if ident else workroot)
+            )
+            if ident:
+                os.chown(workdir, ident.uid, ident.gid)
         env = dict(os.environ)  # the kernel's environment: the grader's, with the submission's namespace
         env.update({NS_ENV: self.ns.tag, RUN_ENV: self.ns.run, "DOCKERCOURSE_ROOT": str(root)})
         env.pop("JPY_PARENT_PID", None)
+        if ident:
+            env = ident.env(env)
         try:
             clean_namespace(self.client, self.ns)  # leftovers of an earlier, interrupted run with this tag
-            self._run_kernel(env, workdir, kernel_name)
+            self._run_kernel(env, workdir, kernel_name, ident)
             self._check_pending()
         except Exception as e:  # a grader problem (engine gone, kernel would not start, ...): say so in
             g.status = ERROR  # this submission's result, keep its grades so far, go on with the batch
@@ -270,7 +302,7 @@ class _Run:
                 shutil.rmtree(workdir, ignore_errors=True)
         g.exercises = [self.grades.get(e.id) or ExerciseGrade.unchecked(e) for e in self.exercises.values()]
 
-    def _run_kernel(self, env: dict, workdir: Path, kernel_name: str) -> None:
+    def _run_kernel(self, env: dict, workdir: Path, kernel_name: str, ident=None) -> None:
         from nbclient.exceptions import DeadKernelError
 
         quiet = logging.getLogger(f"{__name__}.nbclient")
@@ -286,11 +318,13 @@ class _Run:
             startup_timeout=60,
             resources={"metadata": {"path": str(workdir)}},
             log=quiet,
+            **({"kernel_manager_class": sandbox.kernel_manager_class(ident)} if ident else {}),
         )
+        as_user = ident.popen_kwargs() if ident else {}
         at = checks_after(self.plan)
         try:
             with nbc.setup_kernel(
-                env=env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                env=env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user
             ):
                 for i, cell in enumerate(self.cells):
                     if cell.get("cell_type") == "code" and cell.get("source", "").strip():

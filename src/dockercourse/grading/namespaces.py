@@ -36,6 +36,17 @@ def engine():
     return _client
 
 
+def reset_client() -> None:
+    """Forget this process's client (an isolated tier's engine changes per submission)."""
+    global _client
+    if _client is not None:
+        try:
+            _client.close()
+        except ENGINE_ERRORS:
+            pass
+    _client = None
+
+
 def clean_namespace(client, ns: Namespace) -> list[str]:
     """Remove everything of one grading namespace; what could not be removed, in words."""
     problems = list(clean(client, namespace=ns).errors)
