@@ -111,9 +111,9 @@ def test_hostile_submission_under_the_default_engine(tmp_path, monkeypatch, engi
     mirrors = [c.id for c in engine.containers.list(filters={"name": MIRROR_NAME})]
     try:
         rc = dockercourse(["grade", str(subs), "--out", str(tmp_path / "out"), "-j", "2", "--no-progress"])
-        err = capsys.readouterr().err
+        out = capsys.readouterr().out
         assert rc == 0
-        assert "grading on: a rootless Docker engine per worker" in err
+        assert "graded on: a rootless Docker engine per submission" in out
         rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out" / "grades.csv"))}
         assert rows["alice"]["status"] == "ok" and rows["alice"]["total"] == "3", rows
         assert rows["mallory"]["status"] == "ok", rows
@@ -216,3 +216,48 @@ def test_a_course_other_users_cannot_read_is_one_clear_error(tmp_path):
     private.chmod(0o700)
     with pytest.raises(CourseError, match="cannot read the course at .*mode 755.*--trust-submissions"):
         sandbox.kernel_python(private / "course")
+
+
+@pytest.mark.unit
+def test_a_sandboxed_kernel_gets_none_of_the_graders_secrets(tmp_path):
+    ident = sandbox.Identity("dcg-test", 4242, 4242, tmp_path / "home", tmp_path, 0, 1)
+    grader = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "DOCKER_HOST": "unix:///x/docker.sock",
+        "DOCKERCOURSE_NS": "g1a2b3c1",
+        "LC_ALL": "C.UTF-8",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "GITHUB_TOKEN": "ghp_x",
+        "SSH_AUTH_SOCK": "/tmp/ssh-agent",
+    }
+    env = ident.env(grader)
+    assert env["HOME"] == str(tmp_path / "home") and env["USER"] == "dcg-test"
+    assert env["DOCKER_HOST"] == "unix:///x/docker.sock" and env["DOCKERCOURSE_NS"] == "g1a2b3c1"
+    assert env["LC_ALL"] == "C.UTF-8" and env["PATH"] == "/usr/bin:/bin"
+    assert not {"AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SSH_AUTH_SOCK"} & set(env)
+
+
+@pytest.mark.unit
+def test_a_chapter_that_needs_limits_is_not_graded_where_they_are_not_enforced(monkeypatch, tmp_path):
+    from dockercourse.core import chapters
+    from dockercourse.grading import batch
+
+    root = Path(__file__).resolve().parent.parent
+    assert chapters.get(root, "04").needs == ("limits",) and chapters.get(root, "02").needs == ()
+    monkeypatch.setattr(sandbox, "rootless_limits", lambda: False)
+    monkeypatch.setattr(batch, "_vm_missing", lambda: [])
+    assert batch.engine_for_chapter("rootless", root, "02", auto=True) == ("rootless", "")
+    tier, why = batch.engine_for_chapter("rootless", root, "04", auto=True)
+    assert tier == "vm" and "need memory limits enforced" in why
+    tier, why = batch.engine_for_chapter("rootless", root, "04", auto=False)  # asked for: kept, and said
+    assert tier == "rootless" and why.endswith("correct answers to those exercises will be marked wrong")
+    assert batch.engine_for_chapter("host", root, "04", auto=False) == ("host", "")
+    monkeypatch.setattr(sandbox, "rootless_limits", lambda: True)
+    assert batch.engine_for_chapter("rootless", root, "04", auto=True) == ("rootless", "")
+    bad = tmp_path / "chapters.toml"
+    bad.write_text(
+        '[[chapter]]\nnumber = "1"\nslug = "x"\ntitle = "X"\nteaching = 1\nexercises = 1\nneeds = ["gpu"]\n'
+    )
+    with pytest.raises(Exception, match="needs"):
+        chapters.load(tmp_path)

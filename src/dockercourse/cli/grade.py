@@ -93,8 +93,8 @@ def register(sub) -> None:
 
 
 TIERS = {
-    "rootless": "a rootless Docker engine per worker, under a throwaway user (kernels run as that user)",
-    "vm": "a Docker engine in a qemu VM per worker",
+    "rootless": "a rootless Docker engine per submission, under a throwaway user its kernel runs as",
+    "vm": "a Docker engine in a qemu VM per worker (as root: each kernel as a throwaway user)",
     "host": "this machine's engine, shared (--trust-submissions)",
 }
 
@@ -133,8 +133,7 @@ def run(args) -> int:
                 "each submission behind an isolated engine (rootless or vm)"
             )
         engine()  # fail early, with the course's explanation, when no engine answers
-    tier = choose_engine(args.engine)
-    print(f"grading on: {TIERS[tier]}", file=sys.stderr)
+    choose_engine(args.engine)  # fails early, with what to install, when the tier cannot run here
     folder, extra = src, {}
     if zipped or args.map or args.deadline:
         folder, extra = _intake(src, out, args.map, args.deadline, policy)
@@ -149,7 +148,7 @@ def run(args) -> int:
         submission_timeout=args.timeout,
         kernel_name=args.kernel,
         progress=not args.no_progress,
-        engine=tier,
+        engine=args.engine,
         vm_memory_mb=args.vm_memory,
         **extra,
     )
@@ -158,6 +157,7 @@ def run(args) -> int:
         f"chapter {rep.chapter}: {len(rep.grades)} submissions ({rep.graded} graded now, {rep.reused} from "
         f"an earlier run) in {rep.seconds:.1f} s; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     )
+    print(f"graded on: {TIERS[rep.engine]}" + (f" ({rep.engine_note})" if rep.engine_note else ""))
     print(f"wrote {out / 'grades.csv'} and {out / 'feedback'}/")
     if db:
         _record(db, rep)

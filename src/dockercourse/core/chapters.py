@@ -21,6 +21,8 @@ from dockercourse.core.images import COURSE_IMAGES
 from dockercourse.errors import UsageError
 
 MANIFEST = "chapters.toml"
+#: what a chapter's ``needs`` may name: ``limits``: the engine enforces memory and CPU limits (cgroups)
+NEEDS = ("limits",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Chapter:
     teaching: int
     exercises: int
     images: tuple[str, ...]  # roles of COURSE_IMAGES
+    needs: tuple[str, ...] = ()  # what grading its exercises needs of an engine (NEEDS)
 
     @property
     def stem(self) -> str:
@@ -72,6 +75,7 @@ def load(root: Path | str) -> list[Chapter]:
                 teaching=int(entry["teaching"]),
                 exercises=int(entry["exercises"]),
                 images=tuple(entry.get("images") or ()),
+                needs=tuple(entry.get("needs") or ()),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise UsageError(f"{path}: chapter entry {i} lacks or mistypes {e}") from None
@@ -81,6 +85,8 @@ def load(root: Path | str) -> list[Chapter]:
                 f"{path}: chapter {ch.number} names unknown images {unknown}; "
                 f"the course's are {list(COURSE_IMAGES)}"
             )
+        if [n for n in ch.needs if n not in NEEDS]:
+            raise UsageError(f"{path}: chapter {ch.number} needs {list(ch.needs)}; known: {list(NEEDS)}")
         out.append(ch)
     return out
 

@@ -85,7 +85,7 @@ def grade_folder(
     for its kernels too; ``host`` the engine DOCKER_HOST names, shared with everything on it:
     for trusted submissions only. ``auto`` (the default) is :func:`choose_engine`.
     """
-    engine = choose_engine(engine)
+    asked = choose_engine(engine)  # fails early when the tier cannot run here
     t0 = time.monotonic()
     folder, out = Path(folder), Path(out)
     root = Path(root or course_root()).resolve()
@@ -95,6 +95,7 @@ def grade_folder(
         exercises = load_exercises(chapter, root)
     except FileNotFoundError as e:
         raise CourseError(f"the submissions are of chapter {chapter}, but {e}; give --chapter") from None
+    engine, note = engine_for_chapter(asked, root, chapter, auto=engine == "auto")
     ids = {p: (students or {}).get(p) or i for p, i in student_ids(files).items()}
     out.mkdir(parents=True, exist_ok=True)
     results = {} if force else _reusable(files, ids, out, chapter, list(exercises))
@@ -107,16 +108,8 @@ def grade_folder(
         submission_timeout=submission_timeout,
         kernel_name=kernel_name,
     )
-    run = _Batch(
-        chapter,
-        exercises,
-        ids,
-        out,
-        results,
-        common,
-        _pool_args(engine, root, chapter, vm_memory_mb) if todo else {},
-        engine,
-    )
+    pool = _pool_args(engine, root, chapter, vm_memory_mb) if todo else {}
+    run = _Batch(chapter, exercises, ids, out, results, common, pool, engine)
     try:
         run.grade(todo, max(1, jobs), progress)
     finally:
@@ -126,9 +119,9 @@ def grade_folder(
         if p in results and _annotate(results[p], fields):
             report.write_result(out, results[p])
     report.write_csv(out / "grades.csv", grades, list(exercises))
-    return BatchReport(
-        chapter, list(exercises), grades, len(todo), reused, round(time.monotonic() - t0, 2), run.batch, out
-    )
+    took = round(time.monotonic() - t0, 2)
+    exs = list(exercises)
+    return BatchReport(chapter, exs, grades, len(todo), reused, took, run.batch, out, engine, note)
 
 
 def _annotate(g: SubmissionGrade, fields: dict) -> bool:
@@ -197,6 +190,31 @@ def choose_engine(engine: str = "auto") -> str:
     if engine == "vm" and _vm_missing():
         raise UsageError("--engine vm needs " + ", ".join(_vm_missing()))
     return engine
+
+
+def engine_for_chapter(tier: str, root: Path, chapter: str, *, auto: bool) -> tuple[str, str]:
+    """The tier for this chapter, and why when it differs: a chapter whose exercises need limits
+    enforced (``needs = ["limits"]`` in chapters.toml) is not graded on a rootless engine that cannot
+    enforce them (no cgroup v2 delegation): ``auto`` takes the VM tier instead, an explicit
+    ``rootless`` keeps its tier and says which grades that makes wrong."""
+    from dockercourse.core import chapters
+    from dockercourse.grading import sandbox
+
+    if tier != "rootless":
+        return tier, ""
+    try:
+        needs = chapters.get(root, chapter).needs
+    except CourseError:  # a course without a manifest entry for it: nothing declared
+        needs = ()
+    if "limits" not in needs or sandbox.rootless_limits():
+        return tier, ""
+    why = (
+        f"chapter {chapter}'s exercises need memory limits enforced, which a rootless engine cannot do "
+        "on this host (cgroup v1, or cgroup v2 without delegation)"
+    )
+    if auto and not _vm_missing():
+        return "vm", why
+    return tier, why + ": correct answers to those exercises will be marked wrong"
 
 
 def _vm_missing() -> list[str]:

@@ -136,6 +136,8 @@ class BatchReport:
     seconds: float
     batch: str  # the namespace tags of this run start with g<batch>
     out: Path
+    engine: str = "host"  # the tier the submissions ran on (batch.ENGINES)
+    engine_note: str = ""  # why, when it is not the one asked for
 
     def status_counts(self) -> dict[str, int]:
         """How many submissions got each status."""

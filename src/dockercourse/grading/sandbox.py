@@ -1,4 +1,4 @@
-"""Grading behind a boundary: each worker gets a throwaway unprivileged user, and (tier
+"""Grading behind a boundary: each submission gets a throwaway unprivileged user, and (tier
 ``rootless``) a rootless Docker engine of that user's own.
 
 Why: a submission is code. Graded with the host's engine it could bind-mount ``/``, start a
@@ -30,84 +30,64 @@ grading run (:func:`reap_stale`), removes what it left.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
-import pwd
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dockercourse.errors import CourseError
+from dockercourse.grading.kernelpy import kernel_python
+from dockercourse.grading.rootless import (
+    APT_PACKAGES,
+    ensure_rootless_binaries,
+    rootless_limits,
+    rootless_missing,
+    start_rootless,
+)
+from dockercourse.grading.users import (
+    SUBID_BASE,
+    SUBID_COUNT,
+    SUBID_SLOTS,
+    TUN,
+    USER_PREFIX,
+    Identity,
+    _pids_of,
+    create_user,
+    free_subid,
+    parse_subids,
+    reap_stale,
+    remove_user,
+    state_root,
+)
+
+__all__ = [
+    "APT_PACKAGES",
+    "SUBID_BASE",
+    "SUBID_COUNT",
+    "SUBID_SLOTS",
+    "TUN",
+    "USER_PREFIX",
+    "BoundaryError",
+    "Identity",
+    "_pids_of",
+    "boundary",
+    "create_user",
+    "current",
+    "ensure_rootless_binaries",
+    "free_subid",
+    "kernel_manager_class",
+    "kernel_python",
+    "parse_subids",
+    "reap_stale",
+    "remove_user",
+    "rootless_limits",
+    "rootless_missing",
+    "start_rootless",
+    "state_root",
+    "worker_init",
+]
 
 log = logging.getLogger(__name__)
-
-USER_PREFIX = "dcg-"
-#: subordinate id ranges of the throwaway users start here (above what useradd hands out by default)
-SUBID_BASE = 1_800_000_000
-SUBID_COUNT = 65536
-SUBID_SLOTS = 4096
-TUN = Path("/dev/net/tun")
-#: Debian 12 packages the rootless tier needs (``./course setup`` installs them)
-APT_PACKAGES = "rootlesskit slirp4netns uidmap acl"
-START_TIMEOUT = 60.0
-
-
-def state_root() -> Path:
-    from dockercourse.engines.packages import SYSTEM_HOME
-
-    return SYSTEM_HOME / "sandbox"
-
-
-@dataclass
-class Identity:
-    """A worker's throwaway user, as the kernels it starts and the clean-up need it."""
-
-    name: str
-    uid: int
-    gid: int
-    home: Path
-    dir: Path
-    subid: int  # first subordinate uid/gid
-    owner: int  # pid of the worker process that owns it
-    owner_start: str = ""  # its start time (/proc/PID/stat), so a reused pid is not taken for it
-    tun_acl: bool = False
-    engine_pid: int = 0
-
-    def save(self) -> None:
-        d = asdict(self) | {"home": str(self.home), "dir": str(self.dir)}
-        (self.dir / "identity.json").write_text(json.dumps(d))
-
-    @classmethod
-    def load(cls, folder: Path) -> Identity:
-        d = json.loads((folder / "identity.json").read_text())
-        return cls(**(d | {"home": Path(d["home"]), "dir": Path(d["dir"])}))
-
-    def popen_kwargs(self) -> dict:
-        """``subprocess.Popen`` arguments that run a process as this user."""
-        return dict(user=self.uid, group=self.gid, extra_groups=[])
-
-    def env(self, base: dict) -> dict:
-        """``base`` with this user's home, name and run folder."""
-        return dict(
-            base,
-            HOME=str(self.home),
-            USER=self.name,
-            LOGNAME=self.name,
-            XDG_RUNTIME_DIR=str(self.dir / "run"),
-            TMPDIR="/tmp",
-        )
-
-    @property
-    def socket(self) -> Path:
-        return self.dir / "run" / "docker.sock"
-
 
 #: this worker process's tier, the chapter's images and the Python its kernels run
 #: (:func:`worker_init`); what went wrong booting its VM; the user of the submission being graded
@@ -120,510 +100,6 @@ _current: Identity | None = None
 
 def current() -> Identity | None:
     return _current
-
-
-# --------------------------------------------------------------------------- what a tier needs
-
-
-def _rootless_binaries() -> dict[str, str | None]:
-    """Where ``dockerd-rootless.sh``, ``dockerd`` and ``containerd`` are: the course's Docker 28.5
-    packages when unpacked, else the system's."""
-    from dockercourse.engines.packages import pkg_root
-
-    root = pkg_root("28.5")
-    course = {
-        "dockerd-rootless.sh": root / "usr/share/docker.io/contrib/dockerd-rootless.sh",
-        "dockerd": root / "usr/sbin/dockerd",
-        "containerd": root / "usr/bin/containerd",
-    }
-    if all(p.exists() for p in course.values()):
-        return {k: str(v) for k, v in course.items()}
-    return {k: shutil.which(k) for k in course}
-
-
-def rootless_missing() -> list[str]:
-    """What this machine lacks for the rootless tier, in words (empty: it can run)."""
-    if os.geteuid() != 0:
-        return ["root (the grader creates a throwaway user per worker)"]
-    missing = [
-        f"{b} ({pkg})"
-        for b, pkg in (
-            ("rootlesskit", "rootlesskit"),
-            ("slirp4netns", "slirp4netns"),
-            ("newuidmap", "uidmap"),
-            ("newgidmap", "uidmap"),
-            ("runc", "runc"),
-            ("useradd", "passwd"),
-        )
-        if not shutil.which(b)
-    ]
-    if not _tun_open_to_all() and not shutil.which("setfacl"):
-        missing.append("setfacl (acl), as /dev/net/tun is not open to other users here")
-    if not TUN.exists():
-        missing.append("/dev/net/tun")
-    return missing
-
-
-def ensure_rootless_binaries() -> None:
-    """Make sure a ``dockerd-rootless.sh`` with its dockerd is there: else unpack the course's
-    Docker 28.5 packages (from Debian's archive, as ``dockercourse engine up --engine 28`` does)."""
-    if all(_rootless_binaries().values()):
-        return
-    from dockercourse.engines.packages import ensure_packages
-
-    ensure_packages("28.5")
-    missing = [k for k, v in _rootless_binaries().items() if not v]
-    if missing:
-        raise CourseError(f"no {', '.join(missing)} for a rootless engine, even after fetching docker.io 28")
-
-
-def _tun_open_to_all() -> bool:
-    try:
-        return TUN.stat().st_mode & 0o006 == 0o006
-    except OSError:
-        return False
-
-
-def _as_nobody(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args,
-        user="nobody",
-        group="nogroup" if _group_exists("nogroup") else None,
-        extra_groups=[],
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-_PROBE = "import sys, os, docker, ipykernel, nbformat, matplotlib, dockercourse; os.listdir(sys.argv[1])"
-
-
-def kernel_python(root: Path) -> str:
-    """The Python the throwaway users' kernels run: the grader's own when an unprivileged user can
-    run it with the course's packages; else (e.g. a Python under /root, mode 700) a venv of the
-    system's ``python3`` under /var/lib/dockercourse/sandbox-python/, with the grader's versions of
-    the course's dependencies and a copy of the toolkit (made once per version of the toolkit).
-    Raises when the course folder itself is not readable to other users."""
-    if os.geteuid() != 0:
-        return sys.executable
-    test = shutil.which("test") or "/usr/bin/test"
-    if _as_nobody([test, "-r", str(root), "-a", "-x", str(root)]).returncode != 0:
-        raise CourseError(
-            f"the kernels run as an unprivileged user, who cannot read the course at {root}: put the "
-            "course where other users can read it (folders of mode 755), or grade with "
-            "--engine host --trust-submissions"
-        )
-    try:
-        if _as_nobody([sys.executable, "-c", _PROBE, str(root)]).returncode == 0:
-            return sys.executable
-    except (OSError, subprocess.SubprocessError) as e:  # cannot even start it (a folder of mode 700)
-        log.info("the grader's Python is not usable by other users: %s", e)
-    return str(_grading_venv())
-
-
-def _toolkit_key() -> tuple[str, Path]:
-    import hashlib
-    from importlib import metadata
-
-    import dockercourse
-
-    pkg = Path(dockercourse.__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in sorted(metadata.requires("dockercourse") or []):
-        h.update(name.encode())
-    for f in sorted(pkg.rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
-            h.update(str(f.relative_to(pkg)).encode() + f.read_bytes())
-    return h.hexdigest()[:12], pkg
-
-
-def _unused_for(stamp: Path, days: float) -> bool:
-    try:
-        return time.time() - stamp.stat().st_mtime > days * 86400
-    except OSError:
-        return True  # never completed
-
-
-def _grading_venv() -> Path:
-    """See :func:`kernel_python`: the venv's python, built when missing."""
-    from importlib import metadata
-
-    key, pkg = _toolkit_key()
-    home = state_root().parent / "sandbox-python"
-    venv = home / key
-    py = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        os.utime(venv / ".complete")  # in use: see the pruning below
-        return py
-    base = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), None)
-    if base is None:
-        raise CourseError("no system python3 for the grading kernels (apt-get install python3-venv)")
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (venv / ".complete").exists():  # another process made it meanwhile
-            return py
-        shutil.rmtree(venv, ignore_errors=True)
-        pins = []
-        for req in metadata.requires("dockercourse") or []:
-            if "extra ==" in req:
-                continue
-            name = req.split(";")[0].strip()
-            for sep in "<>=!~[ ":
-                name = name.split(sep)[0]
-            try:
-                pins.append(f"{name}=={metadata.version(name)}")
-            except metadata.PackageNotFoundError:
-                pins.append(req.split(";")[0].strip())
-        log.warning("making the grading kernels' Python (once per toolkit version): %s", venv)
-        _run([base, "-m", "venv", str(venv)])
-        _run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *pins])
-        site = next(venv.glob("lib/python3*/site-packages"))
-        shutil.copytree(pkg, site / "dockercourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for d, _dirs, files in os.walk(venv):
-            os.chmod(d, 0o755)
-            for f in files:
-                p = Path(d) / f
-                if not p.is_symlink():
-                    p.chmod(p.stat().st_mode | 0o444 | (0o111 if p.stat().st_mode & 0o100 else 0))
-        (venv / ".complete").touch()
-        for old in home.iterdir():  # earlier toolkit versions' venvs, unused for a week (a batch of
-            if old.is_dir() and old != venv and _unused_for(old / ".complete", days=7):  # another
-                shutil.rmtree(old, ignore_errors=True)  # checkout may be using one right now)
-    return py
-
-
-def _group_exists(name: str) -> bool:
-    import grp
-
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-# --------------------------------------------------------------------------- the throwaway user
-
-
-@contextlib.contextmanager
-def _locked():
-    """One worker at a time edits /etc/passwd, /etc/subuid and the state folder."""
-    root = state_root()
-    root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o711)
-    with open(root / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def parse_subids(text: str) -> list[tuple[int, int]]:
-    """``(start, count)`` of each well-formed ``name:start:count`` line of /etc/subuid or /etc/subgid."""
-    out = []
-    for line in text.splitlines():
-        parts = line.strip().split(":")
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            out.append((int(parts[1]), int(parts[2])))
-    return out
-
-
-def free_subid(taken: list[tuple[int, int]], base: int = SUBID_BASE, count: int = SUBID_COUNT) -> int:
-    """The first range of ``count`` ids from ``base`` on (in steps of ``count``) overlapping none taken."""
-    for k in range(SUBID_SLOTS):
-        start = base + k * count
-        if all(start + count <= s or s + n <= start for s, n in taken):
-            return start
-    raise CourseError("no free subordinate id range for a grading user (/etc/subuid is full)")
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
-def _run(cmd: list[str]) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise CourseError(f"{' '.join(cmd[:2])} failed: {(r.stderr or r.stdout).strip()[:300]}")
-
-
-def create_user(*, subids: bool, owner: int | None = None) -> Identity:
-    """A new system user with a home of its own (and subordinate ids for a rootless engine)."""
-    with _locked():
-        name = f"{USER_PREFIX}{secrets.token_hex(4)}"
-        folder = state_root() / name
-        home = folder / "home"
-        start = 0
-        if subids:
-            taken = parse_subids(_read("/etc/subuid")) + parse_subids(_read("/etc/subgid"))
-            start = free_subid(taken)
-        folder.mkdir(mode=0o711)
-        _run(
-            [
-                "useradd",
-                "--system",
-                "--user-group",
-                "--no-create-home",
-                "--home-dir",
-                str(home),
-                "--shell",
-                "/usr/sbin/nologin",
-                "--comment",
-                "dockercourse grading worker (throwaway)",
-                name,
-            ]
-        )
-        pw = pwd.getpwnam(name)
-        owner = owner or os.getpid()
-        ident = Identity(name, pw.pw_uid, pw.pw_gid, home, folder, start, owner, _start_time(owner))
-        ident.save()  # before anything else can fail: the clean-up finds it
-        if subids:
-            end = start + SUBID_COUNT - 1
-            _run(["usermod", "--add-subuids", f"{start}-{end}", "--add-subgids", f"{start}-{end}", name])
-        for d in (home, folder / "run"):
-            d.mkdir(mode=0o700)
-            os.chown(d, ident.uid, ident.gid)
-    return ident
-
-
-def remove_user(ident: Identity, *, lock: bool = True) -> list[str]:
-    """Remove everything of ``ident``: its processes, files in /tmp, tun ACL, folder and user."""
-    problems: list[str] = []
-    _kill_all(ident)
-    _remove_tmp_files(ident)
-    with _locked() if lock else contextlib.nullcontext():
-        if ident.tun_acl:  # under the lock: setfacl reads, changes and writes the whole ACL
-            r = subprocess.run(["setfacl", "-x", f"u:{ident.uid}", str(TUN)], capture_output=True, text=True)
-            if r.returncode != 0:
-                problems.append(f"setfacl -x on {TUN}: {r.stderr.strip()}")
-        try:
-            pwd.getpwnam(ident.name)
-            r = subprocess.run(["userdel", ident.name], capture_output=True, text=True)
-            if r.returncode != 0:
-                problems.append(f"userdel {ident.name}: {r.stderr.strip()}")
-        except KeyError:
-            pass  # already gone
-        _drop_subids(ident.name)
-        shutil.rmtree(ident.dir, ignore_errors=True)
-        if ident.dir.exists():
-            problems.append(f"could not remove {ident.dir}")
-    return problems
-
-
-def _drop_subids(name: str) -> None:
-    """userdel removes the user's subordinate ids on current shadow; make sure on any."""
-    for path in ("/etc/subuid", "/etc/subgid"):
-        text = _read(path)
-        keep = [ln for ln in text.splitlines() if not ln.startswith(name + ":")]
-        if len(keep) != len(text.splitlines()):
-            tmp = Path(path + ".dc-tmp")
-            tmp.write_text("".join(ln + "\n" for ln in keep))
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-            os.replace(tmp, path)
-
-
-def _owned(uid: int, ident: Identity) -> bool:
-    return uid == ident.uid or (ident.subid and ident.subid <= uid < ident.subid + SUBID_COUNT)
-
-
-def _kill_all(ident: Identity) -> None:
-    """SIGTERM the engine, then SIGKILL every process running as the user or one of its subordinate
-    ids (its kernels, the engine, containers): all of them were started for this worker."""
-    if ident.engine_pid:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(ident.engine_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _pids_of(ident):
-            time.sleep(0.2)
-    for _ in range(20):
-        pids = _pids_of(ident)
-        if not pids:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-
-
-def _pids_of(ident: Identity) -> list[int]:
-    pids = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if _owned(p.stat().st_uid, ident):
-                    pids.append(int(p.name))
-            except OSError:
-                continue  # ended meanwhile
-    return pids
-
-
-def _remove_tmp_files(ident: Identity) -> None:
-    """What the user's kernels and containers left directly in /tmp (and /var/tmp, /dev/shm)."""
-    for top in (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")):
-        try:
-            entries = list(top.iterdir())
-        except OSError:
-            continue
-        for p in entries:
-            try:
-                if not _owned(p.lstat().st_uid, ident):
-                    continue
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink()
-            except OSError as e:
-                log.info("could not remove %s: %s", p, e)
-
-
-def reap_stale() -> list[str]:
-    """Remove the users, engines and folders of grading workers that are gone (killed)."""
-    removed: list[str] = []
-    root = state_root()
-    if not root.is_dir() or os.geteuid() != 0:
-        return removed
-    with _locked():  # no worker is half-way through making its user meanwhile
-        for folder in sorted(root.glob(f"{USER_PREFIX}*")):
-            _reap(folder, removed)
-    return removed
-
-
-def _reap(folder: Path, removed: list[str]) -> None:
-    """Remove one worker's user and folder when the worker that made them is gone."""
-    try:
-        ident = Identity.load(folder)
-    except (OSError, ValueError, TypeError, KeyError):
-        ident = None
-    if ident is not None and _alive(ident.owner) and _start_time(ident.owner) == ident.owner_start:
-        return
-    if ident is None:  # a half-made one: its user, if any, by name
-        try:
-            pw = pwd.getpwnam(folder.name)
-        except KeyError:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder.name)
-            return
-        ident = Identity(folder.name, pw.pw_uid, pw.pw_gid, folder / "home", folder, 0, 0)
-    remove_user(ident, lock=False)
-    removed.append(ident.name)
-
-
-def _start_time(pid: int) -> str:
-    """When process ``pid`` started (clock ticks after boot), or "" when it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# --------------------------------------------------------------------------- the rootless engine
-
-
-def _pdeathsig_fn():
-    """A ``preexec_fn`` that makes the child get SIGTERM when the worker that started it dies
-    (``prctl(PR_SET_PDEATHSIG)``); libc is loaded here, before the fork."""
-    import ctypes
-
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)
-
-
-def start_rootless(ident: Identity, mirror_port: int | None) -> str:
-    """Start the user's rootless dockerd; its ``DOCKER_HOST`` once it answers."""
-    bins = _rootless_binaries()
-    if not _tun_open_to_all():  # slirp4netns opens it as the user; only this user gets it
-        with _locked():
-            ident.tun_acl = True
-            ident.save()  # first: a worker killed right after still has its entry removed
-            _run(["setfacl", "-m", f"u:{ident.uid}:rw", str(TUN)])
-    dirs = dict.fromkeys(str(Path(v).parent) for v in bins.values() if v)
-    env = {
-        "PATH": ":".join(
-            [*dirs, "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        ),
-        "HOME": str(ident.home),
-        "USER": ident.name,
-        "XDG_RUNTIME_DIR": str(ident.dir / "run"),
-        # the host's loopback (10.0.2.2 in slirp4netns) only when the course mirror is there to reach
-        "DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK": "false" if mirror_port else "true",
-    }
-    cmd = [
-        bins["dockerd-rootless.sh"],
-        "--data-root",
-        str(ident.home / "docker"),
-        "--host",
-        f"unix://{ident.socket}",
-        "--userland-proxy=true",
-    ]
-    if mirror_port:
-        cmd += [
-            "--registry-mirror",
-            f"http://10.0.2.2:{mirror_port}",
-            "--insecure-registry",
-            f"10.0.2.2:{mirror_port}",
-        ]
-    logf = open(ident.dir / "engine.log", "wb")  # noqa: SIM115 (the engine keeps writing to it)
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=str(ident.home),
-        stdin=subprocess.DEVNULL,
-        stdout=logf,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_pdeathsig_fn(),  # noqa: PLW1509 (no threads yet in a fresh worker)
-        **ident.popen_kwargs(),
-    )
-    logf.close()
-    ident.engine_pid = proc.pid
-    ident.save()
-    host = f"unix://{ident.socket}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if ident.socket.exists() and _ping(host):
-            return host
-        time.sleep(0.1)
-    tail = (ident.dir / "engine.log").read_text(errors="replace").strip().splitlines()[-6:]
-    raise CourseError("the rootless engine did not start: " + " | ".join(ln[-200:] for ln in tail))
-
-
-def _ping(host: str) -> bool:
-    import docker
-
-    try:
-        c = docker.DockerClient(base_url=host, timeout=5)
-        try:
-            return bool(c.ping())
-        finally:
-            c.close()
-    except Exception:  # not answering yet (socket there, API not), whatever the error
-        return False
 
 
 # --------------------------------------------------------------------------- a worker's life
