@@ -15,6 +15,7 @@ import csv
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -261,3 +262,25 @@ def test_a_chapter_that_needs_limits_is_not_graded_where_they_are_not_enforced(m
     )
     with pytest.raises(Exception, match="needs"):
         chapters.load(tmp_path)
+
+
+@pytest.mark.unit
+@pytest.mark.skipif(os.geteuid() != 0, reason="asks as root what another user could read")
+def test_a_submissions_folder_other_users_can_read_is_pointed_out(tmp_path, capsys):
+    import tempfile
+
+    from dockercourse.cli.grade import _warn_readable
+    from dockercourse.grading.kernelpy import readable_by_others
+
+    shared = Path(tempfile.mkdtemp(prefix="dc-readable-"))
+    try:
+        shared.chmod(0o755)
+        private = shared / "private"
+        private.mkdir(mode=0o700)
+        assert readable_by_others(shared) and not readable_by_others(private)
+        _warn_readable([shared, private])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(shared) in err[0] and "chmod 700" in err[0]
+        assert str(private) not in err[0]
+    finally:
+        shutil.rmtree(shared)

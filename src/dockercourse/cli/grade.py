@@ -133,7 +133,8 @@ def run(args) -> int:
                 "each submission behind an isolated engine (rootless or vm)"
             )
         engine()  # fail early, with the course's explanation, when no engine answers
-    choose_engine(args.engine)  # fails early, with what to install, when the tier cannot run here
+    if choose_engine(args.engine) != "host":  # fails early, with what to install, when it cannot run here
+        _warn_readable([src, out])
     folder, extra = src, {}
     if zipped or args.map or args.deadline:
         folder, extra = _intake(src, out, args.map, args.deadline, policy)
@@ -182,6 +183,22 @@ def _known_chapter(chapter: str, root: Path | None) -> None:
         raise UsageError(
             f"chapter {chapter} has no checks in this course (its chapters: {', '.join(have)})"
         ) from None
+
+
+def _warn_readable(paths: list[Path]) -> None:
+    """The sandboxed kernels run as throwaway users, who read what any user may: say so when the
+    submissions or the grades are among that (one line; the grading goes on)."""
+    if os.geteuid() != 0:
+        return
+    from dockercourse.grading.kernelpy import readable_by_others
+
+    open_ = [str(p) for p in paths if p.exists() and readable_by_others(p)]
+    if open_:
+        print(
+            f"note: {' and '.join(open_)} can be read by any user of this machine, so also by the kernels of "
+            "the submissions being graded: `chmod 700` them to keep students' work and grades private",
+            file=sys.stderr,
+        )
 
 
 def _writable(out: Path) -> None:

@@ -34,6 +34,15 @@ def _as_nobody(args: list[str]) -> subprocess.CompletedProcess:
 _PROBE = "import sys, os, docker, ipykernel, nbformat, matplotlib, dockercourse; os.listdir(sys.argv[1])"
 
 
+def readable_by_others(path: Path) -> bool:
+    """Whether an unprivileged user (``nobody``) can read ``path`` (as root only)."""
+    test = shutil.which("test") or "/usr/bin/test"
+    try:
+        return _as_nobody([test, "-r", str(path)]).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def kernel_python(root: Path) -> str:
     """The Python the throwaway users' kernels run: the grader's own when an unprivileged user can
     run it with the course's packages; else (e.g. a Python under /root, mode 700) a venv of the
