@@ -75,9 +75,13 @@ def _leftovers() -> dict:
 
 
 def _uid(p: Path) -> int:
+    """The uid of a live process (-1: gone, or a zombie, which only waits for its parent to reap it
+    and holds nothing)."""
     try:
+        if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return -1
         return p.stat().st_uid
-    except OSError:
+    except (OSError, IndexError):
         return -1
 
 
@@ -136,7 +140,8 @@ def test_hostile_submission_under_the_default_engine(tmp_path, monkeypatch, engi
         assert _leftovers() == before
         worker_uid = int(uid.split("=")[1])
         top = sandbox.SUBID_BASE + sandbox.SUBID_SLOTS * sandbox.SUBID_COUNT
-        assert not [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) == worker_uid]
+        left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) == worker_uid]
+        assert not left, [(p.name, (p / "cmdline").read_bytes()[:200]) for p in left if p.exists()]
         assert not [
             p.name
             for p in Path("/proc").iterdir()
@@ -284,3 +289,21 @@ def test_a_submissions_folder_other_users_can_read_is_pointed_out(tmp_path, caps
         assert str(private) not in err[0]
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.mark.unit
+def test_kernel_venvs_of_other_toolkit_versions_go_unless_a_batch_holds_them(tmp_path, monkeypatch):
+    from dockercourse.grading import kernelpy
+
+    monkeypatch.setattr(kernelpy, "_in_use", None)
+    held, unused, current = (tmp_path / n for n in ("held", "unused", "current"))
+    for d in (held, unused, current):
+        (d / "bin").mkdir(parents=True)
+    kernelpy._hold(held)  # a batch of another checkout is using it
+    try:
+        kernelpy._prune(tmp_path, current)
+        assert held.exists() and current.exists() and not unused.exists()
+    finally:
+        kernelpy._in_use.close()
+    kernelpy._prune(tmp_path, current)  # that batch ended
+    assert not held.exists() and current.exists()

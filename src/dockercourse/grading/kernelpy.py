@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from dockercourse.errors import CourseError
@@ -82,11 +81,31 @@ def _toolkit_key() -> tuple[str, Path]:
     return h.hexdigest()[:12], pkg
 
 
-def _unused_for(stamp: Path, days: float) -> bool:
-    try:
-        return time.time() - stamp.stat().st_mtime > days * 86400
-    except OSError:
-        return True  # never completed
+#: the open lock file of the venv this process's batch uses (a shared flock: see _prune)
+_in_use = None
+
+
+def _hold(venv: Path) -> None:
+    """Mark ``venv`` in use for as long as this process lives (a shared lock on ``venv/.in-use``)."""
+    global _in_use
+    f = open(venv / ".in-use", "a")  # noqa: SIM115 (held open on purpose until the process ends)
+    fcntl.flock(f, fcntl.LOCK_SH)
+    if _in_use is not None:
+        _in_use.close()
+    _in_use = f
+
+
+def _prune(home: Path, keep: Path) -> None:
+    """Remove the venvs of other toolkit versions that no running batch holds (see _hold)."""
+    for old in home.iterdir():
+        if not old.is_dir() or old == keep:
+            continue
+        try:
+            with open(old / ".in-use", "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a batch holds it
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue  # in use by another batch (or half removed): left for a later run
 
 
 def _grading_venv() -> Path:
@@ -97,17 +116,15 @@ def _grading_venv() -> Path:
     home = state_root().parent / "sandbox-python"
     venv = home / key
     py = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        os.utime(venv / ".complete")  # in use: see the pruning below
-        return py
     base = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), None)
     if base is None:
         raise CourseError("no system python3 for the grading kernels (apt-get install python3-venv)")
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o755)
     with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (venv / ".complete").exists():  # another process made it meanwhile
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pruning happens under it too: what is found here stays
+        if (venv / ".complete").exists():
+            _hold(venv)
             return py
         shutil.rmtree(venv, ignore_errors=True)
         pins = []
@@ -133,9 +150,8 @@ def _grading_venv() -> Path:
                 if not p.is_symlink():
                     p.chmod(p.stat().st_mode | 0o444 | (0o111 if p.stat().st_mode & 0o100 else 0))
         (venv / ".complete").touch()
-        for old in home.iterdir():  # earlier toolkit versions' venvs, unused for a week (a batch of
-            if old.is_dir() and old != venv and _unused_for(old / ".complete", days=7):  # another
-                shutil.rmtree(old, ignore_errors=True)  # checkout may be using one right now)
+        _hold(venv)
+        _prune(home, venv)  # earlier toolkit versions' venvs (about 370 MB each)
     return py
 
 
