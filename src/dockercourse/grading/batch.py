@@ -315,7 +315,7 @@ class _Batch:
         shutil.rmtree(self.marks, ignore_errors=True)
         if self.shared:
             sweep_batch(self.chapter, self.batch)
-        else:  # an isolated worker's engine went with it; a killed worker's is removed here
+        else:  # each submission's user and engine went after it; a killed worker's go here
             from dockercourse.grading import sandbox
 
             sandbox.reap_stale()

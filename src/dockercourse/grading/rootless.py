@@ -41,7 +41,7 @@ def _rootless_binaries() -> dict[str, str | None]:
 def rootless_missing() -> list[str]:
     """What this machine lacks for the rootless tier, in words (empty: it can run)."""
     if os.geteuid() != 0:
-        return ["root (the grader creates a throwaway user per worker)"]
+        return ["root (the grader creates a throwaway user per submission)"]
     missing = [
         f"{b} ({pkg})"
         for b, pkg in (
