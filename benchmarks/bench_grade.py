@@ -80,7 +80,7 @@ def _clean(paths, root, tags):
         clean_namespace(client, Namespace(chapter=chapter, tag=tag))
 
 
-def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, list]:
+def grade(folder: Path, root: Path, jobs: int, chapter: str, engine: str = "host") -> tuple[float, list]:
     from dockercourse.grading.batch import grade_folder
 
     out = Path(tempfile.mkdtemp(prefix="dcbench-out-"))
@@ -96,7 +96,7 @@ def grade(folder: Path, root: Path, jobs: int, chapter: str) -> tuple[float, lis
             progress=False,
             cell_timeout=300,
             submission_timeout=1200,
-            engine="host",  # the same engine as the bare runs (the isolated tiers: bench_isolation.py)
+            engine=engine,  # host: the same engine as the bare runs (the others: bench_isolation.py)
         )
         return time.monotonic() - t0, rep.grades
     finally:

@@ -18,33 +18,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-
-def run(folder: Path, root: Path, chapter: str, tier: str, jobs: int) -> tuple[float, list]:
-    from dockercourse.grading.batch import grade_folder
-
-    out = Path(tempfile.mkdtemp(prefix="dcbench-iso-"))
-    try:
-        t0 = time.monotonic()
-        rep = grade_folder(
-            folder,
-            out,
-            chapter=chapter,
-            root=root,
-            jobs=jobs,
-            force=True,
-            progress=False,
-            cell_timeout=300,
-            submission_timeout=1500,
-            engine=tier,
-        )
-        return time.monotonic() - t0, rep.grades
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+from bench_grade import grade  # noqa: E402 (grading a folder, timed: one copy of it)
 
 
 def main(argv=None) -> int:
@@ -86,7 +65,7 @@ def main(argv=None) -> int:
             if tier == "vm":
                 label += " (kvm)" if kvm_usable() else " (tcg)"
             for jobs in (int(j) for j in a.jobs.split(",")):
-                took, grades = run(folder, root, a.chapter, tier, jobs)
+                took, grades = grade(folder, root, jobs, a.chapter, engine=tier)
                 full = all(g.status == "ok" and g.total == g.possible for g in grades) and len(grades) == a.n
                 ok &= full
                 print(f"{label:<10} {jobs:>3} {took:>9.1f} {took / a.n:>13.1f}  {'yes' if full else 'NO'}")

@@ -150,39 +150,28 @@ def worker_task(kw: dict, started: str | None = None) -> dict:
     if started:
         Path(started).touch()
     if sandbox.init_error:  # this worker has no engine of its own: never grade on another one
-        path = Path(kw["source"])
-        return SubmissionGrade(
-            student=kw.get("student") or path.stem,
-            file=path.name,
-            sha256="",
-            chapter=kw.get("chapter"),
-            status=ERROR,
-            notes=[f"The grader failed: its worker's VM engine did not start: {sandbox.init_error}"],
-        ).to_dict()
+        return _grader_error(kw, f"its worker's VM engine did not start: {sandbox.init_error}")
     try:
         with sandbox.boundary():  # an isolated tier's user and engine for this submission alone
             return grade_notebook(**kw).to_dict()
     except sandbox.BoundaryError as e:
-        path = Path(kw["source"])
-        return SubmissionGrade(
-            student=kw.get("student") or path.stem,
-            file=path.name,
-            sha256="",
-            chapter=kw.get("chapter"),
-            status=ERROR,
-            notes=[f"The grader failed: the submission's isolated engine did not start: {e}"],
-        ).to_dict()
+        return _grader_error(kw, f"the submission's isolated engine did not start: {e}")
     except BaseException as e:  # deliberately everything: one submission must never stop the batch
         log.warning("grading %s failed: %s: %s", kw.get("source"), e.__class__.__name__, e)
-        path = Path(kw["source"])
-        return SubmissionGrade(
-            student=kw.get("student") or path.stem,
-            file=path.name,
-            sha256="",
-            chapter=kw.get("chapter"),
-            status=ERROR,
-            notes=[f"The grader failed: {e.__class__.__name__}: {e}"],
-        ).to_dict()
+        return _grader_error(kw, f"{e.__class__.__name__}: {e}")
+
+
+def _grader_error(kw: dict, why: str) -> dict:
+    """The result of a submission the grader could not grade (never reused by a rerun)."""
+    path = Path(kw["source"])
+    return SubmissionGrade(
+        student=kw.get("student") or path.stem,
+        file=path.name,
+        sha256="",
+        chapter=kw.get("chapter"),
+        status=ERROR,
+        notes=[f"The grader failed: {why}"],
+    ).to_dict()
 
 
 def _open(source, chapter: str | None, student: str | None, hidden: bool):

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from dockercourse.engines.procs import ping
 from dockercourse.errors import CourseError
 from dockercourse.grading.users import TUN, Identity, _engines, _locked, _run, create_user, remove_user
 
@@ -143,7 +144,7 @@ def start_rootless(ident: Identity, mirror_port: int | None) -> str:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        if ident.socket.exists() and _ping(host):
+        if ident.socket.exists() and ping(host):
             if mirror_port:
                 _mirror_at_loopback(ident, mirror_port)
             return host
@@ -187,16 +188,3 @@ def rootless_limits() -> bool:
         finally:
             remove_user(ident)
     return _limits
-
-
-def _ping(host: str) -> bool:
-    import docker
-
-    try:
-        c = docker.DockerClient(base_url=host, timeout=5)
-        try:
-            return bool(c.ping())
-        finally:
-            c.close()
-    except Exception:  # not answering yet (socket there, API not), whatever the error
-        return False

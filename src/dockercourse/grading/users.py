@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dockercourse.engines.procs import alive
 from dockercourse.errors import CourseError
 
 log = logging.getLogger(__name__)
@@ -244,12 +245,9 @@ def _pids_of(ident: Identity) -> list[int]:
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if (
-                    _owned(p.stat().st_uid, ident)
-                    and (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-                ):
+                if _owned(p.stat().st_uid, ident) and alive(int(p.name)):
                     pids.append(int(p.name))
-            except (OSError, IndexError):
+            except OSError:
                 continue  # ended meanwhile
     return pids
 
@@ -291,7 +289,7 @@ def _reap(folder: Path, removed: list[str]) -> None:
         ident = Identity.load(folder)
     except (OSError, ValueError, TypeError, KeyError):
         ident = None
-    if ident is not None and _alive(ident.owner) and _start_time(ident.owner) == ident.owner_start:
+    if ident is not None and alive(ident.owner) and _start_time(ident.owner) == ident.owner_start:
         return
     if ident is None:  # a half-made one: its user, if any, by name
         try:
@@ -311,15 +309,3 @@ def _start_time(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
