@@ -47,7 +47,15 @@ from dockercourse.engines.packages import (
     system_docker_version,
     upstream,
 )
-from dockercourse.engines.plan import Plan, clear_stale, host_prerequisites, mirror_port, own_netns, plan
+from dockercourse.engines.plan import (
+    Plan,
+    clear_stale,
+    clear_stale_netns,
+    host_prerequisites,
+    mirror_port,
+    own_netns,
+    plan,
+)
 from dockercourse.engines.procs import (
     alive,
     answering,
@@ -163,6 +171,7 @@ def up(choice: str = "auto", data_root: str | None = None, wait: float = WAIT) -
     if found is not None:
         return found
     _refuse_conflicts()
+    clear_stale_netns()
     host_prerequisites(spec)
     if spec.kind == "system" and data_root is None:
         found = _service_of_the_package(spec, wait)

@@ -221,3 +221,50 @@ def clear_stale(p: Plan) -> None:
                 "(or set DOCKERCOURSE_RUN_DIR to another folder), then run again"
             )
         os.unlink(p.socket)
+
+
+def _netns_in_use() -> set[int]:
+    """The network namespaces some process is in (their nsfs inode numbers)."""
+    used = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                used.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
+            except OSError:
+                continue
+    return used
+
+
+def clear_stale_netns() -> int:
+    """Remove the network namespaces the course's own engines left behind when they were killed.
+
+    Each container's namespace is bind-mounted under its engine's exec root (``x/NAME/netns/``).
+    A killed engine leaves them mounted with their container addresses on the shared ``docker0``
+    bridge; the next engine's container with the same address (and, on Docker 20.10, the same MAC
+    address) then gets the stale one's traffic: connection refused. Only folders of the course's
+    engines, only when that engine's containerd is gone, only namespaces no process is in.
+    """
+    base = run_dir() / "x"
+    if not base.is_dir():
+        return 0
+    in_use = _netns_in_use()
+    removed = 0
+    for xr in sorted(p for p in base.iterdir() if p.is_dir()):
+        cpid = read_pid(xr / "containerd" / "containerd.pid")
+        if cpid and alive(cpid) and comm(cpid) in ("containerd", "docker-containerd"):
+            continue
+        nsdir = xr / "netns"
+        stale = []
+        for f in sorted(nsdir.iterdir()) if nsdir.is_dir() else []:
+            try:
+                if f.stat().st_ino not in in_use:
+                    stale.append(f)
+            except OSError:
+                continue
+        for f in stale:
+            subprocess.run(["umount", "-l", str(f)], capture_output=True)  # a plain file: nothing to do
+            f.unlink(missing_ok=True)
+        if stale:
+            log(f"removed {len(stale)} network namespaces the course's {xr.name} engine left when killed")
+        removed += len(stale)
+    return removed
