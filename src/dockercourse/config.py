@@ -107,6 +107,13 @@ SETTINGS: dict[str, Setting] = {
             "course",
         ),
         _S(
+            "DOCKERCOURSE_DOCKER_CLI",
+            None,
+            "The `docker` command the notebooks' `%docker` cells run (a path). Unset: the one of the "
+            "course's own engine's packages when that engine is the one in use, else `docker` on PATH.",
+            "course",
+        ),
+        _S(
             "DOCKERCOURSE_NS",
             "",
             "Namespace tag of a run (a grading worker's `g1a2b`): names become "

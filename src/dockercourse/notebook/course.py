@@ -26,6 +26,7 @@ from dockercourse.core.cleanup import clean_chapter, leftovers, remove_names
 from dockercourse.core.engine import connect, engine_info
 from dockercourse.core.namespace import Namespace
 from dockercourse.errors import CourseError, NoEngineError
+from dockercourse.notebook import cli as _cli
 from dockercourse.notebook.display import install_error_display
 
 
@@ -252,15 +253,19 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
     except NoEngineError as e:
         if not quiet:
             print(str(e), file=sys.stderr)
+        _cli.register(_cli.Runner(_cli.find_cli(), ns))  # %docker then says what the CLI says
         return Course(chapter, ns, _NoEngine(str(e)))
     info = engine_info(client)
     _export_docker_host(info.base_url)
     course = Course(chapter, ns, client, info)
+    docker_cli = _cli.find_cli(info.base_url)
+    _cli.register(_cli.Runner(docker_cli, ns, info.base_url))
     if not quiet:
         print(
             f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, {info.arch}; "
             f"{info.store_text}, cgroup v{info.cgroup_version}"
         )
+        print(_cli.banner(docker_cli))
         print(
             f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
             f"carries the label {L.CHAPTER}={ns.chapter}."
