@@ -80,7 +80,13 @@ def diagnose(client=None) -> list[Finding]:
             *out,
             Finding(False, "engine", f"the engine answered but /info failed: {e}", fix=fix, fatal=True),
         ]
-    return out + _engine_findings(info) + _machine_findings(info) + _image_findings(client)
+    return (
+        out
+        + _engine_findings(info)
+        + _machine_findings(info)
+        + _image_findings(client)
+        + _copy_findings(client)
+    )
 
 
 def _engine_findings(info) -> list[Finding]:
@@ -166,3 +172,51 @@ def _image_findings(client) -> list[Finding]:
             Finding(present, f"image {st.ref}", detail, fix="" if present else "run: dockercourse images")
         )
     return out
+
+
+def _copy_findings(client) -> list[Finding]:
+    """Copy a small file into a container, as `docker cp` does (chapters 04 and 06 teach it).
+
+    Some Docker builds cannot on Linux kernels before 6.6: their archive code's chmod fallback
+    goes through /proc/self/fd inside a chroot that has no /proc (moby/go-archive#103; Debian's
+    docker.io 28.5 has it). The probe is a created, never started container, removed at once.
+    """
+    import io
+    import tarfile
+    import uuid
+
+    from dockercourse.core import labels as L
+    from dockercourse.core.images import BUSYBOX
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("doctor.txt")
+        data = b"copied by dockercourse doctor\n"
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    c = None
+    try:
+        c = client.containers.create(
+            BUSYBOX, ["true"], name=f"dc00-doctor-{uuid.uuid4().hex[:8]}", labels={L.CHAPTER: "00"}
+        )
+        c.put_archive("/tmp", buf.getvalue())
+        return [Finding(True, "docker cp", "copying a file into a container works")]
+    except docker.errors.ImageNotFound:
+        return [Finding(True, "docker cp", f"not checked: {BUSYBOX} is not here yet")]
+    except docker.errors.APIError as e:
+        text = str(e.explanation or e)
+        known = "via /proc/self/fd" in text
+        fix = (
+            "this Docker build cannot copy into containers on kernels before 6.6 (moby/go-archive#103): "
+            "use a kernel 6.6 or newer (the VM engine: DOCKERCOURSE_VM_KERNEL), or another Docker build "
+            "(the course's Docker 26: scripts/engine-up --stop; scripts/engine-up --engine 26)"
+            if known
+            else "see the engine's log"
+        )
+        return [Finding(False, "docker cp", f"copying into a container fails: {text}", fix=fix)]
+    finally:
+        if c is not None:
+            try:
+                c.remove(force=True)
+            except docker.errors.DockerException as e:
+                log.warning("could not remove the doctor's probe container %s: %s", c.name, e)

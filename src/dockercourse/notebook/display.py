@@ -40,6 +40,13 @@ def explain_error(exc: BaseException) -> str:
             "Check the image's name and tag: the course works offline with its own images (BUSYBOX, NGINX, "
             "...; `dockercourse images --check` lists them)."
         )
+    if isinstance(exc, docker.errors.APIError) and _COPY_BUG.search(str(exc.explanation or "")):
+        return (
+            f"The engine refused to copy into the container: {exc.explanation}.\n"
+            "This is a bug of this Docker build's archive code on Linux kernels before 6.6 "
+            "(moby/go-archive#103), not of your command. `dockercourse doctor` checks for it and says "
+            "what to use instead (a kernel 6.6 or newer, or another engine)."
+        )
     if isinstance(exc, docker.errors.APIError):
         status = exc.response.status_code if exc.response is not None else "?"
         reason = exc.response.reason if exc.response is not None else ""
@@ -58,6 +65,10 @@ def explain_error(exc: BaseException) -> str:
         )
     return f"{exc.__class__.__name__}: {exc}"
 
+
+#: copying into a container (docker cp, put_archive) with Docker's archive code whose chmod fallback for
+#: kernels before 6.6 goes through /proc/self/fd, which its chroot does not have (moby/go-archive#103)
+_COPY_BUG = re.compile(r"chmod [^:]*: via /proc/self/fd/\d+: no such file or directory")
 
 #: a pull that could not reach the registry (no network, no such host): the image is simply not here
 _NO_REGISTRY = re.compile(r"no such host|i/o timeout|network is unreachable|dial tcp[^:]*: connect: [a-z ]+")
