@@ -23,3 +23,11 @@ def test_copy_into_a_container_on_a_kernel_before_6_6():
 def test_other_refusals_keep_the_plain_form():
     e = docker.errors.APIError("500 Server Error", explanation="chmod: operation not permitted")
     assert explain_error(e).startswith("The engine refused: ? : chmod: operation not permitted")
+
+
+def test_a_failed_build_says_so_not_that_the_engine_is_gone():
+    # BuildError is a DockerException: it once fell through to "the engine stopped answering"
+    e = docker.errors.BuildError('process "/bin/sh -c exit 3" did not complete successfully: exit code: 3', [])
+    text = explain_error(e)
+    assert text.startswith("The build failed: process")
+    assert "exit code: 3" in text and "stopped answering" not in text

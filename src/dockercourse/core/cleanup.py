@@ -20,6 +20,7 @@ Nothing without both the label and the prefix is ever selected: the learner's ow
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class CleanReport:
     networks: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # image names (tags) removed
     untagged: list[str] = field(default_factory=list)  # short IDs of nameless images removed (build steps)
+    cache_mounts: list[str] = field(default_factory=list)  # BuildKit cache mounts (``id=dc08-…``) removed
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -177,6 +179,35 @@ class Sweep:
             if not removed:
                 return
 
+    def cache_mounts(self, prefix: str) -> None:
+        """BuildKit cache mounts whose id carries the prefix (``RUN --mount=type=cache,id=dc08-…``): they
+        live in the builder's cache, not in an image, so only their id says whose they are."""
+        m = re.match(r"(\d+)\.(\d+)", str(getattr(self.api, "_version", "")))
+        if not m:
+            return
+        # API 1.42 (Engine 23) can list the build cache alone; before, the whole disk usage is listed
+        params = {"type": "build-cache"} if (int(m.group(1)), int(m.group(2))) >= (1, 42) else None
+        try:
+            rows = self.api._result(self.api._get(self.api._url("/system/df"), params=params), True).get(
+                "BuildCache"
+            )
+        except (docker.errors.APIError, ValueError) as e:
+            log.info("could not list the build cache: %s", e)
+            return
+        for row in rows or []:
+            m = _MOUNT_ID.search(row.get("Description") or "")
+            if row.get("Type") != "exec.cachemount" or not m or not m.group(1).startswith(prefix):
+                continue
+            params = {"filters": json.dumps({"id": [row["ID"]]})}
+            try:
+                self.api._raise_for_status(self.api._post(self.api._url("/build/prune"), params=params))
+            except docker.errors.APIError as e:
+                self.report.errors.append(f"cache mount {m.group(1)}: {e.explanation or e}")
+                continue
+            self.report.cache_mounts.append(m.group(1))
+
+
+_MOUNT_ID = re.compile(r'with id "/*([^"]+)"$')
 
 # --------------------------------------------------------------------------- selections
 
@@ -277,6 +308,7 @@ def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
         if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)
     ]
     sweep.image_refs(refs)
+    sweep.cache_mounts(prefix)
     return sweep.report
 
 
@@ -318,7 +350,7 @@ def clean_chapter(client: docker.DockerClient, namespace: Namespace) -> CleanRep
     (:func:`clean`) and whatever else carries its names (:func:`remove_prefixed`), in one report."""
     rep = clean(client, namespace=namespace)
     more = remove_prefixed(client, namespace.prefix)
-    for f in ("containers", "volumes", "networks", "images", "untagged", "errors"):
+    for f in ("containers", "volumes", "networks", "images", "untagged", "cache_mounts", "errors"):
         getattr(rep, f).extend(x for x in getattr(more, f) if x not in getattr(rep, f))
     return rep
 

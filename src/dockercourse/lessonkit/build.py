@@ -56,9 +56,10 @@ class Context:
     bytes: int
 
 
-def context_size(path) -> Context:
-    """Tar the folder exactly as docker-py does before a build (honouring .dockerignore)."""
-    exclude = read_dockerignore(path)
+def context_size(path, ignore: bool = True) -> Context:
+    """Tar the folder exactly as docker-py does before a build (honouring .dockerignore unless ``ignore``
+    is false)."""
+    exclude = read_dockerignore(path) if ignore else []
     f = _tar(str(path), exclude=exclude)
     f.seek(0, io.SEEK_END)
     size = f.tell()
@@ -267,34 +268,67 @@ def build(
     return BuildResult(image=image, tag=tag, steps=log.steps, seconds=time.monotonic() - t0, stages=stages)
 
 
+def _step_text(created_by: str) -> str:
+    """A history entry's ``CreatedBy`` as the Dockerfile line: the classic builder writes
+    ``/bin/sh -c #(nop) CMD ...`` and ``/bin/sh -c cmd``, BuildKit ``RUN /bin/sh -c cmd # buildkit``."""
+    text = created_by.strip()
+    text = re.sub(r"\s*# buildkit$", "", text)
+    text = text.replace("/bin/sh -c #(nop) ", "").strip()
+    if text.startswith("/bin/sh -c "):
+        text = "RUN " + text[len("/bin/sh -c ") :]
+    elif text.startswith("RUN /bin/sh -c "):
+        text = "RUN " + text[len("RUN /bin/sh -c ") :]
+    return text
+
+
 def layers(image) -> list[tuple[str, int]]:
     """``(instruction, size)`` of each history entry of ``image``, oldest first (``docker history``)."""
     out = []
     for h in reversed(image.history()):
-        created = (h.get("CreatedBy") or "").replace("/bin/sh -c #(nop) ", "").strip()
-        if created.startswith("/bin/sh -c "):
-            created = "RUN " + created[len("/bin/sh -c ") :]
+        created = _step_text(h.get("CreatedBy") or "")
         if created.startswith("LABEL ") and f"{L.PREFIX}." in created.split()[1]:
             created = "LABEL ... (added by the course: its labels)"
         out.append((created or "(a layer of the base image)", h.get("Size") or 0))
     return out
 
 
-def ancestry(client: docker.DockerClient) -> dict[str, str]:
-    """For every tagged image on the engine: the nearest tagged ancestor it was built on.
+def ancestry(client: docker.DockerClient, prefix: str = "") -> dict[str, str]:
+    """For every tagged image (whose name starts with ``prefix``): the nearest tagged image it was built on.
 
-    Uses the ``Parent`` links the classic builder records locally; an image whose chain
-    ends without a tagged ancestor was built ``FROM scratch`` (or pulled) and maps to ``"scratch"``.
+    An image's history begins with its parent's history, entry for entry (BuildKit records no
+    ``Parent``; the classic builder did): the parent is the tagged image whose history is the longest
+    strict beginning of this one's (of equal ones, the oldest). An image with no such image was built
+    ``FROM scratch`` (or pulled) and maps to ``"scratch"``. Instructions that add no history entry
+    (``ONBUILD`` alone, under BuildKit) make a child look like its parent: give such an image a ``LABEL``.
     """
-    rows = client.api.images(all=True)
-    parent = {r["Id"]: r.get("ParentId") or "" for r in rows}
-    tags = {r["Id"]: [t for t in (r.get("RepoTags") or []) if t != "<none>:<none>"] for r in rows}
+    hist: dict[str, tuple] = {}
+    tags: dict[str, list[str]] = {}
+    created: dict[str, int] = {}
+    for r in client.api.images():
+        its = [t for t in (r.get("RepoTags") or []) if t != "<none>:<none>"]
+        if not its:
+            continue
+        try:
+            h = client.api.history(r["Id"])
+        except docker.errors.NotFound:
+            continue
+        hist[r["Id"]] = tuple((e.get("Created"), e.get("CreatedBy") or "") for e in reversed(h))
+        tags[r["Id"]] = sorted(its)
+        created[r["Id"]] = r.get("Created") or 0
     out = {}
     for iid, its in tags.items():
-        p = parent.get(iid, "")
-        while p and not tags.get(p):
-            p = parent.get(p, "")
-        base = sorted(tags[p])[0] if p else "scratch"
+        if prefix and not any(t.startswith(prefix) for t in its):
+            continue
+        mine, best = hist[iid], None
+        for pid, ph in hist.items():
+            # a strict beginning; or the same history and made earlier (an image whose instructions
+            # added no history entry, such as only ONBUILD under BuildKit, looks like its parent)
+            if pid == iid or len(ph) > len(mine) or mine[: len(ph)] != ph:
+                continue
+            if len(ph) == len(mine) and created[pid] >= created[iid]:
+                continue
+            if best is None or (len(ph), -created[pid]) > (len(hist[best]), -created[best]):
+                best = pid
         for t in its:
-            out[t] = base
+            out[t] = tags[best][0] if best else "scratch"
     return out

@@ -56,6 +56,11 @@ def explain_error(exc: BaseException) -> str:
         return f"The command {exc.command!r} in {exc.image} exited with status {exc.exit_status}." + (
             f"\nIts error output: {err}" if err else ""
         )
+    if isinstance(exc, docker.errors.BuildError):
+        return (
+            f"The build failed: {exc.msg}\n"
+            "The steps and their output are above; fix the Dockerfile (or the files it copies) and build again."
+        )
     if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
         return str(
             EngineGoneError(

@@ -1,0 +1,299 @@
+"""Build with BuildKit, as ``docker build`` does since Engine 23: ``docker buildx build``, run for real.
+
+    from dockercourse.lessonkit.buildkit import build
+
+    r = build(client, folder, name("hi") + ":1")     # prints the steps, CACHED ones marked
+    r.image, r.cached, r.steps, r.stages, r.skipped, r.context_bytes
+
+docker-py has no BuildKit client (its ``images.build`` is the classic builder), so this runs the
+``docker`` command the ``%docker`` cells run (:func:`dockercourse.notebook.cli.find_cli`) as
+``docker buildx build --progress=rawjson`` against the course's engine, with the chapter's labels
+(``--label``: BuildKit makes no image per step, so the final image is the only one to label). It
+reads BuildKit's progress stream and prints it in a form that is the same on every run and engine:
+each step with its output and ``CACHED`` when it came from the cache, without the timings and
+step numbers that change from run to run, and in the order of the Dockerfile (BuildKit runs
+independent stages in parallel, so its own order varies).
+
+Where no ``docker buildx`` can be found, the build runs on the classic builder
+(:func:`dockercourse.lessonkit.build.build`) and says so in its first line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from dockercourse.lessonkit.build import Step
+
+
+@dataclass
+class BuildKitResult:
+    image: object  # docker.models.images.Image
+    tag: str
+    steps: list[Step]
+    seconds: float
+    stages: list[str]  # the stages BuildKit built, in Dockerfile order
+    skipped: list[str]  # the stages of the Dockerfile it did not need for the target
+    context_bytes: int  # what "load build context" transferred
+    builder: str = "BuildKit"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cached(self) -> int:
+        """How many steps (FROM excluded) came from the build cache."""
+        return sum(s.cached for s in self.steps)
+
+    @property
+    def output(self) -> str:
+        """Everything the steps printed (RUN output), one text."""
+        return "\n".join(line for s in self.steps for line in s.output)
+
+
+_STEP_NAME = re.compile(r"^\[(?:(?P<stage>[^\]\s]+) )?(?P<n>\d+)/(?P<m>\d+)\] (?P<instr>.*)$", re.S)
+_FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?\s*$", re.I | re.M)
+
+
+def stage_names(dockerfile_text: str) -> list[str]:
+    """The stages of a Dockerfile in order, as BuildKit names them (``AS name``, else ``stage-N``)."""
+    return [(m.group(2) or f"stage-{i}").lower() for i, m in enumerate(_FROM.finditer(dockerfile_text))]
+
+
+def _buildx_env(client) -> tuple[list[str], dict] | None:
+    """The ``docker buildx`` command for the course's engine, and its environment; None when there is none."""
+    from dockercourse.core.engine import engine_url
+    from dockercourse.notebook import cli as _cli
+
+    host = engine_url(client)
+    found = _cli.find_cli(host)
+    if found is None:
+        return None
+    env = dict(os.environ, DOCKER_CLI_HINTS="false")
+    if host.startswith(("unix://", "tcp://")):
+        env["DOCKER_HOST"] = host
+    for cli in _with_plugins(found):
+        cfg = _cli._config_dir(cli)
+        e = dict(env, DOCKER_CONFIG=cfg) if cfg else env
+        r = subprocess.run(
+            [cli.path, "buildx", "version"], env=e, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+        if r.returncode == 0:
+            return [cli.path, "buildx", "build"], e
+    return None
+
+
+def _with_plugins(found):
+    """The CLI as found, then the same CLI with the buildx plugin of the course's own packages."""
+    from dockercourse.notebook.cli import DockerCLI
+
+    yield found
+    try:
+        from dockercourse.engines.packages import package_home
+    except ImportError:  # pragma: no cover
+        return
+    for plug in sorted((package_home() / "pkgs").glob("*/root/usr/libexec/docker/cli-plugins"), reverse=True):
+        if (plug / "docker-buildx").is_file() and str(plug) != found.plugins:
+            yield DockerCLI(found.path, found.version, found.origin, str(plug))
+
+
+class _Stream:
+    """BuildKit's ``rawjson`` progress: the vertices (steps), their logs, the context transfer."""
+
+    def __init__(self):
+        self.vertices: dict[str, dict] = {}  # digest -> {name, cached, error, logs}
+        self.order: list[str] = []
+        self.context_bytes = 0
+        self.warnings: list[str] = []
+
+    def feed(self, msg: dict) -> None:
+        for v in msg.get("vertexes") or []:
+            d = self.vertices.get(v["digest"])
+            if d is None:
+                d = self.vertices[v["digest"]] = {"name": v.get("name", ""), "cached": False, "logs": b""}
+                self.order.append(v["digest"])
+            d["cached"] |= bool(v.get("cached"))
+            if v.get("error"):
+                d["error"] = v["error"]
+        for s in msg.get("statuses") or []:
+            vx = self.vertices.get(s.get("vertex"), {})
+            if (
+                s.get("id", "").startswith("transferring context")
+                and vx.get("name") == "[internal] load build context"
+            ):
+                self.context_bytes = max(self.context_bytes, int(s.get("current") or 0))
+        for lg in msg.get("logs") or []:
+            d = self.vertices.get(lg.get("vertex"))
+            if d is not None:
+                d["logs"] += base64.b64decode(lg.get("data") or "")
+        for w in msg.get("warnings") or []:
+            short = base64.b64decode(w.get("short") or "").decode("utf-8", "replace").strip()
+            if short:
+                self.warnings.append(short)
+
+
+def _label(name: str) -> str:
+    """A step's name without what changes between runs and machines (the base image's digest)."""
+    return re.sub(r"@sha256:[0-9a-f]{64}", "", name)
+
+
+def _steps(stream: _Stream, stages: list[str]) -> tuple[list[Step], list[str]]:
+    """The Dockerfile's steps BuildKit ran, in Dockerfile order, and the stages they belong to."""
+    index = {s: i for i, s in enumerate(stages)}
+    rows = []
+    for dg in stream.order:
+        v = stream.vertices[dg]
+        m = _STEP_NAME.match(v["name"])
+        if not m:
+            continue
+        stage = (m.group("stage") or (stages[0] if stages else "stage-0")).lower()
+        out = v["logs"].decode("utf-8", "replace").splitlines()
+        step = Step(
+            int(m.group("n")),
+            _label(m.group("instr")),
+            bool(v["cached"]),
+            "",
+            [ln for ln in out if ln.strip()],
+        )
+        if step.instruction.upper().startswith("FROM "):
+            step.cached = False  # a base image is taken, not built
+        rows.append(((index.get(stage, len(index)), stage, step.number), stage, m.group("m"), step))
+    rows.sort(key=lambda r: r[0])
+    built = []
+    for _, stage, _, _ in rows:
+        if stage not in built:
+            built.append(stage)
+    return rows, built
+
+
+def _print(rows, multi: bool) -> None:
+    for _, stage, total, s in rows:
+        where = f"{stage} {s.number}/{total}" if multi else f"{s.number}/{total}"
+        print(f"[{where}] {s.instruction}" + ("  CACHED" if s.cached else ""))
+        for line in s.output:
+            print("    " + line)
+
+
+def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
+    """Run the build; its progress stream, its other lines (errors), its exit status."""
+    from dockercourse.notebook.cli import _stop
+
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    stream, other = _Stream(), []
+    try:
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").strip()
+            try:
+                stream.feed(json.loads(line))
+            except (ValueError, AttributeError, TypeError):
+                if line:
+                    other.append(line)
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)  # the build and nothing else: its own process group
+        raise
+    finally:
+        proc.stderr.close()
+    return stream, other, rc
+
+
+def _options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache) -> list[str]:
+    """``docker buildx build``'s options for a build of the course (its labels, its names)."""
+    real_tag = ns.map_names(tag) if ns is not None and getattr(ns, "tag", None) else tag
+    args = ["--progress=rawjson", "-t", real_tag]
+    for k, v in (dict(ns.labels) if ns is not None else {}).items():
+        args += ["--label", f"{k}={v}"]
+    if dockerfile:
+        args += ["-f", str(Path(path) / dockerfile)]
+    for k, v in (buildargs or {}).items():
+        args += ["--build-arg", f"{k}={v}"]
+    for k, v in (secrets or {}).items():
+        args += ["--secret", f"id={k},src={v}"]
+    if target:
+        args += ["--target", target]
+    if nocache:
+        args.append("--no-cache")
+    return [*args, str(path)]
+
+
+def build(
+    client: docker.DockerClient,
+    path,
+    tag: str,
+    *,
+    dockerfile: str | None = None,
+    buildargs: dict | None = None,
+    target: str | None = None,
+    nocache: bool = False,
+    secrets: dict[str, str] | None = None,
+    show: bool = True,
+) -> BuildKitResult:
+    """``docker buildx build -t TAG PATH`` on the course's engine; prints the steps (``show``).
+
+    Args:
+        client: the course client (its namespace gives the labels, and the names in a grading run).
+        path: the build context folder.
+        tag: ``repo:tag`` of the result.
+        dockerfile, buildargs, target, nocache: ``-f``, ``--build-arg``, ``--target``, ``--no-cache``.
+        secrets: ``{id: file}``, each as ``--secret id=ID,src=FILE`` (for ``RUN --mount=type=secret``).
+        show: print the steps.
+
+    Raises:
+        docker.errors.BuildError: the build failed (the message is BuildKit's).
+    """
+    found = _buildx_env(client)
+    if found is None:
+        from dockercourse.lessonkit import build as classic
+
+        print("(no `docker buildx` here: this build ran on the classic builder, whose log follows)")
+        r = classic.build(
+            client,
+            path,
+            tag,
+            dockerfile=dockerfile,
+            buildargs=buildargs,
+            target=target,
+            nocache=nocache,
+            show=show,
+        )
+        return BuildKitResult(r.image, tag, r.steps, r.seconds, list(r.stages), [], 0, "classic")
+    cmd, env = found
+    ns = getattr(client.api, "namespace", None)
+    args = [*cmd, *_options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache)]
+    t0 = time.monotonic()
+    stream, other, rc = _run(args, env)
+    dfile = Path(path) / (dockerfile or "Dockerfile")
+    stages = stage_names(dfile.read_text()) if dfile.is_file() else []
+    rows, built = _steps(stream, stages)
+    if show:
+        _print(rows, len(stages) > 1)
+    if rc:
+        errs = [v["error"] for v in stream.vertices.values() if v.get("error")]
+        msg = errs[0] if errs else "\n".join(other) or f"docker buildx build exited with status {rc}"
+        raise docker.errors.BuildError(msg.strip(), [{"error": line} for line in other])
+    image = client.images.get(tag)
+    bases = {m.group(1).lower() for m in _FROM.finditer(dfile.read_text())} if dfile.is_file() else set()
+    return BuildKitResult(
+        image=image,
+        tag=tag,
+        steps=[r[3] for r in rows],
+        seconds=time.monotonic() - t0,
+        stages=built,
+        skipped=[s for s in stages if s not in built and s not in bases],
+        context_bytes=stream.context_bytes,
+        warnings=stream.warnings,
+    )

@@ -1,0 +1,127 @@
+"""Chapter 08's BuildKit builds (lessonkit.buildkit): the real ``docker buildx build`` on the engine.
+
+What the learner sees must be the same on every run: the steps in Dockerfile order, ``CACHED`` where
+the cache answered, the output of ``RUN``; stages the target does not need are skipped; a secret
+never lands in the image; a failing step raises BuildError with BuildKit's message; the chapter's
+cleanup removes its cache mounts and nothing else's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import docker.errors
+import pytest
+
+from dockercourse.core.cleanup import Sweep, remove_prefixed
+from dockercourse.core.engine import connect
+from dockercourse.lessonkit.build import write_files
+from dockercourse.lessonkit.buildkit import _steps, _Stream, build, stage_names
+
+MULTI = """\
+FROM {bb} AS unused
+RUN echo never needed
+FROM {bb} AS builder
+RUN echo compiling && echo bin > /app
+FROM scratch AS final
+COPY --from=builder /app /app
+"""
+
+
+@pytest.mark.unit
+def test_stage_names_and_order_follow_the_dockerfile():
+    assert stage_names(MULTI.format(bb="busybox")) == ["unused", "builder", "final"]
+    assert stage_names("FROM a\nFROM b AS Two\nfrom c\n") == ["stage-0", "two", "stage-2"]
+    s = _Stream()  # BuildKit reports parallel stages in any order: the record is in Dockerfile order
+    for name in (
+        "[final 1/1] COPY --from=builder /app /app",
+        "[builder 2/2] RUN echo compiling",
+        "[builder 1/2] FROM docker.io/library/busybox@sha256:" + "a" * 64,
+    ):
+        s.feed({"vertexes": [{"digest": name, "name": name, "cached": name.startswith("[final")}]})
+    rows, built = _steps(s, ["unused", "builder", "final"])
+    assert [r[3].instruction for r in rows] == [
+        "FROM docker.io/library/busybox",
+        "RUN echo compiling",
+        "COPY --from=builder /app /app",
+    ]
+    assert built == ["builder", "final"] and [r[3].cached for r in rows] == [False, False, True]
+
+
+@pytest.fixture
+def client(ns):
+    return connect(namespace=ns)
+
+
+def test_multi_stage_build_cache_and_skipped_stage(client, busybox, tmp_path, capsys):
+    uniq = client.api.namespace.tag  # a cold cache: the build cache is shared by every build on the engine
+    ctx = write_files(tmp_path / "m", {"Dockerfile": MULTI.format(bb=busybox).replace("compiling", uniq)})
+    tag = client.api.namespace.name("bk") + ":1"
+    first = build(client, ctx, tag)
+    out1 = capsys.readouterr().out
+    assert first.skipped == ["unused"] and first.stages == ["builder", "final"]
+    assert "never needed" not in out1 and f"    {uniq}" in out1
+    assert f"RUN echo {uniq} && echo bin > /app\n" in out1  # ran, not CACHED
+    assert out1.index("[builder 2/2]") < out1.index("[final 1/1]")
+    labels = first.image.labels
+    assert all(labels.get(k) == v for k, v in client.api.namespace.labels.items())
+    again = build(client, ctx, tag)
+    out2 = capsys.readouterr().out
+    assert again.cached == 2 and out2.count("  CACHED") == 2 and f"    {uniq}" not in out2
+    target = build(client, ctx, client.api.namespace.name("bk") + ":builder", target="builder", show=False)
+    assert target.stages == ["builder"] and "final" in target.skipped
+
+
+def test_a_secret_is_not_in_the_image_and_a_failing_step_raises(client, busybox, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("tok-9f8e7d6c5b\n")
+    ctx = write_files(
+        tmp_path / "s",
+        {
+            "Dockerfile": (
+                f"FROM {busybox}\nRUN --mount=type=secret,id=t test -s /run/secrets/t && echo read > /done\n"
+            )
+        },
+    )
+    r = build(client, ctx, client.api.namespace.name("sec") + ":1", secrets={"t": str(token)}, show=False)
+    blobs = []
+    with tarfile.open(fileobj=io.BytesIO(b"".join(r.image.save()))) as t:
+        for m in t.getmembers():
+            if m.isfile():
+                data = t.extractfile(m).read()
+                blobs.append(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    assert any(b"/done" in b or b"done" in b for b in blobs)  # the step's layer is there
+    assert not any(b"tok-9f8e7d6c5b" in b for b in blobs)
+    bad = write_files(tmp_path / "bad", {"Dockerfile": f"FROM {busybox}\nRUN echo oops && exit 3\n"})
+    with pytest.raises(docker.errors.BuildError, match="exit code: 3"):
+        build(client, bad, client.api.namespace.name("bad") + ":1")
+
+
+def test_cleanup_removes_the_chapters_cache_mounts_only(client, busybox, tmp_path):
+    ns = client.api.namespace
+    df = "FROM {bb}\nRUN --mount=type=cache,id={id},target=/c echo {id} > /c/n\n"
+    mine, other = ns.name("cm"), "dctest-other-" + ns.tag
+    for i, mid in enumerate((mine, other)):
+        ctx = write_files(tmp_path / f"c{i}", {"Dockerfile": df.format(bb=busybox, id=mid)})
+        build(client, ctx, ns.name(f"cm{i}") + ":1", show=False)
+
+    def mounts():
+        rows = client.api._result(
+            client.api._get(client.api._url("/system/df"), params={"type": "build-cache"}), True
+        ).get("BuildCache")
+        return {
+            r["Description"].rsplit('"', 2)[-2].lstrip("/")
+            for r in rows or []
+            if r["Type"] == "exec.cachemount"
+        }
+
+    assert {mine, other} <= mounts()
+    rep = remove_prefixed(client, ns.prefix)
+    assert rep.cache_mounts == [mine]
+    left = mounts()
+    assert mine not in left and other in left
+    sweep = Sweep(client)  # the test's own other mount, by its own id
+    sweep.cache_mounts("dctest-other-")
+    assert other not in mounts()
