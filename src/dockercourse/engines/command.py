@@ -103,7 +103,34 @@ def _act(a) -> int:
     if choice not in ("", "auto"):
         resolve(choice)  # an unknown name fails before anything starts
     up(choice, a.data_root)
+    ensure_buildx()
     return 0
+
+
+def ensure_buildx() -> None:
+    """Chapter 08 builds with BuildKit through ``docker buildx`` (docker-py has no BuildKit client). Where
+    the ``docker`` command has no buildx (Debian 12's docker.io 20.10 has none), the course's Docker 28.5
+    packages bring one (fetched once, as root; the engine stays the one chosen): the notebooks' builds
+    then find it (:mod:`dockercourse.lessonkit.buildkit`). Without it they use the classic builder."""
+    import shutil
+    import subprocess
+
+    primary = ENGINES[PRIMARY].pkgset
+    from dockercourse.engines.packages import package_home
+
+    plugin = package_home() / "pkgs" / primary / "root" / "usr/libexec/docker/cli-plugins/docker-buildx"
+    if plugin.is_file() or os.geteuid() != 0:
+        return
+    docker = shutil.which("docker")
+    if docker:
+        r = subprocess.run([docker, "buildx", "version"], capture_output=True, stdin=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return
+    log(f"the docker command has no buildx (chapter 08 builds with it): fetching Docker {primary}'s packages")
+    try:
+        ensure_packages(primary)
+    except EngineError as e:
+        log(f"could not fetch them ({e}); chapter 08's builds will use the classic builder")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,17 @@ def _steps(stream: _Stream, stages: list[str]) -> tuple[list[Step], list[str]]:
             step.cached = False  # a base image is taken, not built
         rows.append(((index.get(stage, len(index)), stage, step.number), stage, m.group("m"), step))
     rows.sort(key=lambda r: r[0])
+    # ONBUILD triggers run after the child's FROM: BuildKit 0.13 and newer name them "[2/3] ONBUILD COPY …",
+    # older ones "[2/1] COPY …" (numbered past the total). Both are printed the newer way.
+    for stage in {r[1] for r in rows}:
+        mine = [r for r in rows if r[1] == stage]
+        last = max(r[3].number for r in mine)
+        if last > int(mine[0][2]):
+            for i, r in enumerate(rows):
+                if r[1] == stage:
+                    if r[3].number > int(r[2]) and not r[3].instruction.startswith("ONBUILD "):
+                        r[3].instruction = "ONBUILD " + r[3].instruction
+                    rows[i] = (r[0], r[1], str(last), r[3])
     built = []
     for _, stage, _, _ in rows:
         if stage not in built:
