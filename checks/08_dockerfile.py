@@ -1,5 +1,7 @@
 """Checks for chapter 08, the Dockerfile: images built by the learner, read back from the engine."""
 
+import re
+
 import docker.errors
 
 from dockercourse import BUSYBOX
@@ -92,6 +94,30 @@ def health(ctx):
     ctx.require(status == "healthy", f"{c.name}'s health is {status!r}, not 'healthy'")
 
 
+def _fired_triggers(parent, child, triggers) -> bool:
+    """Whether the child's history shows the parent's triggers firing.
+
+    The classic builder writes the ONBUILD instruction into the child's history. BuildKit writes the
+    trigger itself (``COPY message.txt /message.txt # buildkit``) right after the parent's history: the
+    child's entries beyond the parent's must then be the triggers, in order. (A child FROM busybox
+    that runs exactly the trigger's instruction itself looks the same to the engine under BuildKit:
+    an ONBUILD-only parent adds no history entry of its own.)"""
+    mine = [h.get("CreatedBy") or "" for h in reversed(child.history())]
+    if any("ONBUILD" in c for c in mine):
+        return True
+    base = [h.get("CreatedBy") or "" for h in reversed(parent.history())]
+    extra = mine[len(base) :]
+    if mine[: len(base)] != base or len(extra) < len(triggers):
+        return False
+    fired = [
+        re.sub(r"^RUN (\|\d+ (\S+=\S* )*)?/bin/sh -c ", "RUN ", c.removesuffix(" # buildkit").strip())
+        for c in extra[: len(triggers)]
+    ]
+    return all(c.endswith(" # buildkit") for c in extra[: len(triggers)]) and fired == [
+        t.strip() for t in triggers
+    ]
+
+
 @exercise(
     "08.onbuild",
     title="an ONBUILD trigger fired in a child build",
@@ -113,11 +139,9 @@ def onbuild(ctx):
     ctx.require(
         child.attrs["RootFS"]["Layers"][: len(pl)] == pl, f"{ctx.name('app')}:1 is not built FROM the parent"
     )
-    # the parent's ONBUILD instruction is in the history the child inherits; a child FROM busybox that
-    # copies the file itself has the same layers below its own (ONBUILD adds none), but not that entry
     ctx.require(
-        any("ONBUILD" in (h.get("CreatedBy") or "") for h in child.history()),
-        f"{ctx.name('app')}:1 is not built FROM {ctx.name('base')}:1 (its history has no ONBUILD)",
+        _fired_triggers(parent, child, triggers),
+        f"{ctx.name('app')}:1 is not built FROM {ctx.name('base')}:1 (its history shows no trigger of it)",
     )
     c = ctx.client.containers.create(child.id, ["true"], labels=ctx.ns.labels)
     try:

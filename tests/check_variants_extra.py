@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from docker.types import Mount
-from test_check_variants import _context, _free_port, _run_registry, _tar_of, _wait_registry
+from test_check_variants import _context, _free_port, _run_registry, _tar_of, _wait_registry, buildkit
 
 from dockercourse.bench.containers import engine_time
 from dockercourse.core.images import BUILDER, BUSYBOX, DEBIAN, NGINX, PYTHON, REGISTRY
@@ -1191,6 +1191,11 @@ def nonroot_cli_numeric_uid(r):  # a numeric uid:gid needs no entry in /etc/pass
     r.cli("build -q -t {t} {d}", t=r.name("nonroot") + ":1", d=d)
 
 
+def nonroot_buildkit(r):
+    d = _context(r, "nonroot", {"Dockerfile": f'FROM {BUSYBOX}\nUSER nobody\nCMD ["id"]\n'})
+    buildkit(r, d, r.name("nonroot") + ":1")
+
+
 def nonroot_py(r):
     d = _context(r, "nonroot", {"Dockerfile": f"FROM {BUSYBOX}\nUSER nobody:nogroup\n"})
     r.client.images.build(path=str(d), tag=r.name("nonroot") + ":1", rm=True)
@@ -1221,6 +1226,13 @@ def health_cli(r):
     d = _context(r, "web", {"index.html": "<h1>ok</h1>\n", "Dockerfile": HEALTHY_HTTPD})
     r.cli("build -q -t {t} {d}", t=r.name("web") + ":1", d=d)
     r.cli("run -d --name {n} {t}", n=r.name("web"), t=r.name("web") + ":1")
+    _wait_health(r, "web")
+
+
+def health_buildkit(r):
+    d = _context(r, "web", {"index.html": "<h1>ok</h1>\n", "Dockerfile": HEALTHY_HTTPD})
+    buildkit(r, d, r.name("web") + ":1")
+    r.client.containers.run(r.name("web") + ":1", name=r.name("web"), detach=True)
     _wait_health(r, "web")
 
 
@@ -1285,6 +1297,25 @@ def onbuild_cli_add(r):  # ADD instead of COPY in the trigger
     r.cli("build -q -t {t} {d}", t=r.name("app") + ":1", d=_child(r, f"FROM {r.name('base')}:1\n"))
 
 
+def onbuild_buildkit(r):  # a trigger that copies and one that runs, both fired by BuildKit
+    parent = _context(
+        r,
+        "parent",
+        {
+            "Dockerfile": f"FROM {BUSYBOX}\nONBUILD COPY message.txt /message.txt\n"
+            "ONBUILD RUN cat /message.txt\n"
+        },
+    )
+    buildkit(r, parent, r.name("base") + ":1")
+    buildkit(r, _child(r, f"FROM {r.name('base')}:1\n"), r.name("app") + ":1")
+
+
+def onbuild_wrong_trigger_copies_all_buildkit(r):  # BuildKit fires it, but there is no /message.txt
+    parent = _context(r, "parent", {"Dockerfile": f"FROM {BUSYBOX}\nONBUILD COPY . /app/\n"})
+    buildkit(r, parent, r.name("base") + ":1")
+    buildkit(r, _child(r, f"FROM {r.name('base')}:1\n"), r.name("app") + ":1")
+
+
 def onbuild_py(r):
     parent = _context(r, "parent", {"Dockerfile": f"FROM {BUSYBOX}\nONBUILD COPY message.txt /message.txt\n"})
     r.client.images.build(path=str(parent), tag=r.name("base") + ":1", rm=True)
@@ -1328,6 +1359,17 @@ def tiny_cli(r):
     )
     d = _context(r, "tiny", {"tiny.c": TINY_C, "Dockerfile": dockerfile})
     r.cli("build -q -t {t} {d}", t=r.name("tiny") + ":1", d=d)
+
+
+def tiny_buildkit(r):  # the notebook's way: BuildKit, which also skips stages the target does not need
+    dockerfile = (
+        f"FROM {BUSYBOX} AS unused\nRUN echo never built\n"
+        f"FROM {BUILDER} AS build\nCOPY tiny.c /src/tiny.c\n"
+        "RUN gcc -static -O2 -o /tiny /src/tiny.c && strip /tiny\n"
+        'FROM scratch\nCOPY --from=build /tiny /tiny\nENTRYPOINT ["/tiny"]\n'
+    )
+    d = _context(r, "tiny", {"tiny.c": TINY_C, "Dockerfile": dockerfile})
+    buildkit(r, d, r.name("tiny") + ":1")
 
 
 def tiny_py(r):  # stage by number, CMD instead of ENTRYPOINT, built with docker-py
@@ -1565,6 +1607,7 @@ EXTRA = {
         (nonroot_cli, True),
         (nonroot_cli_numeric_uid, True),
         (nonroot_py, True),
+        (nonroot_buildkit, True),
         (nonroot_wrong_user_root, False),
         (nonroot_wrong_user_only_at_run, False),
         (nonroot_wrong_unknown_user, False),  # once accepted (fixed)
@@ -1572,6 +1615,7 @@ EXTRA = {
     "08.health": [
         (health_cli, True),
         (health_py, True),
+        (health_buildkit, True),
         (health_wrong_check_at_run, False),
         (health_wrong_test_fails, False),
         (health_wrong_exits, False),
@@ -1580,6 +1624,8 @@ EXTRA = {
         (onbuild_cli, True),
         (onbuild_cli_add, True),
         (onbuild_py, True),
+        (onbuild_buildkit, True),
+        (onbuild_wrong_trigger_copies_all_buildkit, False),
         (onbuild_wrong_copy_in_parent, False),
         (onbuild_wrong_trigger_copies_all, False),
         (onbuild_wrong_child_from_busybox, False),  # once accepted (fixed)
@@ -1587,6 +1633,7 @@ EXTRA = {
     "08.tiny": [
         (tiny_cli, True),
         (tiny_py, True),
+        (tiny_buildkit, True),
         (tiny_wrong_single_stage, False),
         (tiny_wrong_dynamic, False),
         (tiny_wrong_busybox_stage, False),

@@ -355,6 +355,18 @@ def cmd_cli_entrypoint_shell_form(r):  # ENTRYPOINT instead of CMD, shell form
     r.cli("build -q -t {t} {d}", t=r.name("greeter") + ":1", d=d)
 
 
+def buildkit(r, ctx, tag: str) -> None:
+    """Build as chapter 08's cells do: BuildKit, through the real ``docker buildx build``."""
+    from dockercourse.lessonkit.buildkit import build
+
+    build(r.client, ctx, tag, show=False)
+
+
+def cmd_buildkit(r):
+    d = _dockerfile(r, 'FROM busybox:1.35.0\nCMD ["echo", "hello from my Dockerfile"]\n')
+    buildkit(r, d, r.name("greeter") + ":1")
+
+
 def cmd_wrong_text(r):
     d = _dockerfile(r, 'FROM busybox:1.35.0\nCMD ["echo", "hello"]\n')
     r.cli("build -q -t {t} {d}", t=r.name("greeter") + ":1", d=d)
@@ -411,6 +423,7 @@ VARIANTS = {
         (cmd_py, True),
         (cmd_cli, True),
         (cmd_cli_entrypoint_shell_form, True),
+        (cmd_buildkit, True),
         (cmd_wrong_text, False),
         (cmd_wrong_base, False),
     ],

@@ -27,7 +27,9 @@ def test_other_refusals_keep_the_plain_form():
 
 def test_a_failed_build_says_so_not_that_the_engine_is_gone():
     # BuildError is a DockerException: it once fell through to "the engine stopped answering"
-    e = docker.errors.BuildError('process "/bin/sh -c exit 3" did not complete successfully: exit code: 3', [])
+    e = docker.errors.BuildError(
+        'process "/bin/sh -c exit 3" did not complete successfully: exit code: 3', []
+    )
     text = explain_error(e)
     assert text.startswith("The build failed: process")
     assert "exit code: 3" in text and "stopped answering" not in text
