@@ -70,9 +70,21 @@ def stage_names(dockerfile_text: str) -> list[str]:
 def _buildx_env(client) -> tuple[list[str], dict] | None:
     """The ``docker buildx`` command for the course's engine, and its environment; None when there is none."""
     from dockercourse.core.engine import engine_url
-    from dockercourse.notebook import cli as _cli
 
     host = engine_url(client)
+    key = (host, os.environ.get("DOCKERCOURSE_DOCKER_CLI"), os.environ.get("PATH"))
+    if not _FOUND.get(key):  # finding it takes two commands (0.2 s): once per engine, not per build
+        _FOUND[key] = _find_buildx(host)  # (not found: looked for again next time, once installed)
+    return _FOUND[key]
+
+
+#: ``docker buildx`` as found for an engine (and the settings that choose the CLI): see _buildx_env
+_FOUND: dict[tuple, tuple[list[str], dict] | None] = {}
+
+
+def _find_buildx(host: str) -> tuple[list[str], dict] | None:
+    from dockercourse.notebook import cli as _cli
+
     found = _cli.find_cli(host)
     if found is None:
         return None
