@@ -96,6 +96,17 @@ def test_each_engine_error_shows_one_block(kernel):
     text = kernel.error("client.containers.run(BUSYBOX, ['sh', '-c', 'echo oops >&2; exit 3'], remove=True)")
     assert "exit" in text and "3" in text and "oops" in text
 
+    # a failing build step (chapter 08's BuildKit builds): the build's own message, not "the engine stopped"
+    text = kernel.error(
+        "import tempfile, pathlib\nfrom dockercourse.lessonkit.build import write_files\n"
+        "from dockercourse.lessonkit.buildkit import build\n"
+        "ctx = write_files(pathlib.Path(tempfile.mkdtemp(prefix='dc02-build-')), "
+        "{'Dockerfile': f'FROM {BUSYBOX}\\nRUN echo oops && exit 3\\n'})\n"
+        "build(client, ctx, name('broken') + ':1')"
+    )
+    kernel.run("import shutil; shutil.rmtree(ctx)")
+    assert text.count("The build failed") == 1 and "exit code: 3" in text and "stopped answering" not in text
+
     if kernel.relay is not None:  # the engine stops answering in the middle of the notebook
         kernel.relay.cut()
         text = kernel.error("client.containers.list()")

@@ -10,12 +10,13 @@ docker-py has no BuildKit client (its ``images.build`` is the classic builder), 
 ``docker buildx build --progress=rawjson`` against the course's engine, with the chapter's labels
 (``--label``: BuildKit makes no image per step, so the final image is the only one to label). It
 reads BuildKit's progress stream and prints it in a form that is the same on every run and engine:
-each step with its output and ``CACHED`` when it came from the cache, without the timings and
-step numbers that change from run to run, and in the order of the Dockerfile (BuildKit runs
-independent stages in parallel, so its own order varies).
+each step (``[2/3] RUN …``) with its output and ``CACHED`` when it came from the cache, without
+the timings and progress numbers (``#5``) that change from run to run, and in the order of the
+Dockerfile (BuildKit runs independent stages in parallel, so its own order varies).
 
-Where no ``docker buildx`` can be found, the build runs on the classic builder
-(:func:`dockercourse.lessonkit.build.build`) and says so in its first line.
+Where no ``docker buildx`` can be found, or the engine is Podman (whose Docker API builds with
+Buildah), the build runs on the classic API (:func:`dockercourse.lessonkit.build.build`) and says
+so in its first line.
 """
 
 from __future__ import annotations
@@ -72,10 +73,20 @@ def _buildx_env(client) -> tuple[list[str], dict] | None:
     from dockercourse.core.engine import engine_url
 
     host = engine_url(client)
+    if _is_podman(client):
+        return None  # Podman's Docker API builds with Buildah: no BuildKit session to talk to
     key = (host, os.environ.get("DOCKERCOURSE_DOCKER_CLI"), os.environ.get("PATH"))
     if not _FOUND.get(key):  # finding it takes two commands (0.2 s): once per engine, not per build
         _FOUND[key] = _find_buildx(host)  # (not found: looked for again next time, once installed)
     return _FOUND[key]
+
+
+def _is_podman(client) -> bool:
+    try:
+        comps = client.version().get("Components") or []
+    except docker.errors.APIError:
+        return False
+    return any("podman" in (c.get("Name") or "").lower() for c in comps)
 
 
 #: ``docker buildx`` as found for an engine (and the settings that choose the CLI): see _buildx_env
@@ -282,7 +293,7 @@ def build(
     if found is None:
         from dockercourse.lessonkit import build as classic
 
-        print("(no `docker buildx` here: this build ran on the classic builder, whose log follows)")
+        print("(no `docker buildx` for this engine: this build ran on the classic builder; its log:)")
         r = classic.build(
             client,
             path,

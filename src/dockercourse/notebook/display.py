@@ -59,7 +59,7 @@ def explain_error(exc: BaseException) -> str:
     if isinstance(exc, docker.errors.BuildError):
         return (
             f"The build failed: {exc.msg}\n"
-            "The steps and their output are above; fix the Dockerfile (or the files it copies) and build again."
+            "The steps and their output are above: fix the Dockerfile (or what it copies), then build again."
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
         return str(
