@@ -6,7 +6,7 @@
     r.image, r.cached, r.steps, r.stages, r.skipped, r.context_bytes
 
 docker-py has no BuildKit client (its ``images.build`` is the classic builder), so this runs the
-``docker`` command the ``%docker`` cells run (:func:`dockercourse.notebook.cli.find_cli`) as
+``docker`` command the ``%docker`` cells run (:func:`dockercourse.core.dockercli.find_cli`) as
 ``docker buildx build --progress=rawjson`` against the course's engine, with the chapter's labels
 (``--label``: BuildKit makes no image per step, so the final image is the only one to label). It
 reads BuildKit's progress stream and prints it in a form that is the same on every run and engine:
@@ -33,6 +33,14 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from dockercourse import config
+from dockercourse.core.dockercli import (
+    DockerCLI,
+    config_dir,
+    course_plugin_dirs,
+    find_cli,
+    stop_process_group,
+)
 from dockercourse.lessonkit.build import Step
 
 
@@ -75,7 +83,7 @@ def _buildx_env(client) -> tuple[list[str], dict] | None:
     host = engine_url(client)
     if _is_podman(client):
         return None  # Podman's Docker API builds with Buildah: no BuildKit session to talk to
-    key = (host, os.environ.get("DOCKERCOURSE_DOCKER_CLI"), os.environ.get("PATH"))
+    key = (host, config.get("DOCKERCOURSE_DOCKER_CLI"), os.environ.get("PATH"))
     if not _FOUND.get(key):  # finding it takes two commands (0.2 s): once per engine, not per build
         _FOUND[key] = _find_buildx(host)  # (not found: looked for again next time, once installed)
     return _FOUND[key]
@@ -94,16 +102,20 @@ _FOUND: dict[tuple, tuple[list[str], dict] | None] = {}
 
 
 def _find_buildx(host: str) -> tuple[list[str], dict] | None:
-    from dockercourse.notebook import cli as _cli
-
-    found = _cli.find_cli(host)
+    found = find_cli(host)
     if found is None:
         return None
     env = dict(os.environ, DOCKER_CLI_HINTS="false")
     if host.startswith(("unix://", "tcp://")):
         env["DOCKER_HOST"] = host
-    for cli in _with_plugins(found):
-        cfg = _cli._config_dir(cli)
+    # the CLI as found; then the same CLI with the buildx plugin of the course's own packages
+    tries = [found] + [
+        DockerCLI(found.path, found.version, found.origin, d)
+        for d in course_plugin_dirs()
+        if d != found.plugins
+    ]
+    for cli in tries:
+        cfg = config_dir(cli)
         e = dict(env, DOCKER_CONFIG=cfg) if cfg else env
         r = subprocess.run(
             [cli.path, "buildx", "version"], env=e, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
@@ -111,20 +123,6 @@ def _find_buildx(host: str) -> tuple[list[str], dict] | None:
         if r.returncode == 0:
             return [cli.path, "buildx", "build"], e
     return None
-
-
-def _with_plugins(found):
-    """The CLI as found, then the same CLI with the buildx plugin of the course's own packages."""
-    from dockercourse.notebook.cli import DockerCLI
-
-    yield found
-    try:
-        from dockercourse.engines.packages import package_home
-    except ImportError:  # pragma: no cover
-        return
-    for plug in sorted((package_home() / "pkgs").glob("*/root/usr/libexec/docker/cli-plugins"), reverse=True):
-        if (plug / "docker-buildx").is_file() and str(plug) != found.plugins:
-            yield DockerCLI(found.path, found.version, found.origin, str(plug))
 
 
 class _Stream:
@@ -217,8 +215,6 @@ def _print(rows, multi: bool) -> None:
 
 def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
     """Run the build; its progress stream, its other lines (errors), its exit status."""
-    from dockercourse.notebook.cli import _stop
-
     proc = subprocess.Popen(
         args,
         env=env,
@@ -238,7 +234,7 @@ def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
                     other.append(line)
         rc = proc.wait()
     except KeyboardInterrupt:
-        _stop(proc)  # the build and nothing else: its own process group
+        stop_process_group(proc)  # the build and nothing else: its own process group
         raise
     finally:
         proc.stderr.close()
