@@ -355,6 +355,27 @@ def _vm_down(logfile: Path) -> None:
 # --------------------------------------------------------------------------- the table
 
 
+def _restore(before: dict | None) -> None:
+    """Start the engine that ran before the matrix again, with its mirror where the engine looks for it."""
+    if not (before and before.get("name") in ENGINES and local.answering() is None):
+        return
+    try:
+        rec = local.up(before["name"])
+        log(f"started {before['title']} again, as before the matrix")
+        # its mirror container still publishes the port of its own start, while the engine may have been
+        # given another (one was taken during the matrix): `dockercourse images` puts them together again
+        env = dict(os.environ, DOCKER_HOST=rec["docker_host"])
+        subprocess.run(
+            [sys.executable, "-m", "dockercourse.cli", "images"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            timeout=1800,
+        )
+    except (EngineError, subprocess.SubprocessError, OSError) as e:
+        log(f"could not start {before['name']} again: {e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="./course test --matrix", description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -413,12 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                 "chapters pass"
             )
     finally:
-        if before and before.get("name") in ENGINES and local.answering() is None:
-            try:
-                local.up(before["name"])
-                log(f"started {before['title']} again, as before the matrix")
-            except EngineError as e:
-                log(f"could not start {before['name']} again: {e}")
+        _restore(before)
     (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     print(table(results))
     print()
