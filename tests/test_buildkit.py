@@ -35,12 +35,20 @@ def test_stage_names_and_order_follow_the_dockerfile():
     assert stage_names(MULTI.format(bb="busybox")) == ["unused", "builder", "final"]
     assert stage_names("FROM a\nFROM b AS Two\nfrom c\n") == ["stage-0", "two", "stage-2"]
     s = _Stream()  # BuildKit reports parallel stages in any order: the record is in Dockerfile order
-    for name in (
-        "[final 1/1] COPY --from=builder /app /app",
-        "[builder 2/2] RUN echo compiling",
-        "[builder 1/2] FROM docker.io/library/busybox@sha256:" + "a" * 64,
+    for line in (
+        '#0 building with "default" instance using docker driver',
+        "#7 [final 1/1] COPY --from=builder /app /app",
+        "#6 [builder 2/2] RUN echo compiling",
+        "#5 [builder 1/2] FROM docker.io/library/busybox@sha256:" + "a" * 64,
+        "#6 0.117 compiling",
+        "#7 [final 1/1] COPY --from=builder /app /app",  # its header again: its output resumes
+        "#7 CACHED",
+        "#6 DONE 0.2s",
+        "#8 [internal] load build context",
+        "#8 transferring context: 3.15MB 0.1s done",
     ):
-        s.feed({"vertexes": [{"digest": name, "name": name, "cached": name.startswith("[final")}]})
+        s.feed_plain(line)
+    assert s.context_bytes == 3_150_000
     rows, built = _steps(s, ["unused", "builder", "final"])
     assert [r[3].instruction for r in rows] == [
         "FROM docker.io/library/busybox",
@@ -48,13 +56,16 @@ def test_stage_names_and_order_follow_the_dockerfile():
         "COPY --from=builder /app /app",
     ]
     assert built == ["builder", "final"] and [r[3].cached for r in rows] == [False, False, True]
+    assert rows[1][3].output == ["compiling"]
 
 
 @pytest.mark.unit
 def test_onbuild_triggers_are_named_alike_on_old_and_new_buildkit():
     s = _Stream()  # BuildKit before 0.13 (Engine 20.10) numbers a child's triggers past the total
-    for name in ("[1/1] FROM docker.io/library/dc08-base:1", "[2/1] COPY m.txt /m.txt", "[3/1] RUN echo hi"):
-        s.feed({"vertexes": [{"digest": name, "name": name}]})
+    for i, name in enumerate(
+        ("[1/1] FROM docker.io/library/dc08-base:1", "[2/1] COPY m.txt /m.txt", "[3/1] RUN echo hi")
+    ):
+        s.feed_plain(f"#{i + 1} {name}")
     rows, _ = _steps(s, ["stage-0"])
     got = [f"[{r[3].number}/{r[2]}] {r[3].instruction}" for r in rows]
     assert got == [

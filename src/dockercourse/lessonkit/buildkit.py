@@ -7,7 +7,7 @@
 
 docker-py has no BuildKit client (its ``images.build`` is the classic builder), so this runs the
 ``docker`` command the ``%docker`` cells run (:func:`dockercourse.core.dockercli.find_cli`) as
-``docker buildx build --progress=rawjson`` against the course's engine, with the chapter's labels
+``docker buildx build --progress=plain`` against the course's engine, with the chapter's labels
 (``--label``: BuildKit makes no image per step, so the final image is the only one to label). It
 reads BuildKit's progress stream and prints it in a form that is the same on every run and engine:
 each step (``[2/3] RUN …``) with its output and ``CACHED`` when it came from the cache, without
@@ -21,13 +21,11 @@ so in its first line.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -52,9 +50,8 @@ class BuildKitResult:
     seconds: float
     stages: list[str]  # the stages BuildKit built, in Dockerfile order
     skipped: list[str]  # the stages of the Dockerfile it did not need for the target
-    context_bytes: int  # what "load build context" transferred
+    context_bytes: int  # what "load build context" transferred (as BuildKit reports it: 3.15MB)
     builder: str = "BuildKit"
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def cached(self) -> int:
@@ -125,39 +122,44 @@ def _find_buildx(host: str) -> tuple[list[str], dict] | None:
     return None
 
 
+_PLAIN = re.compile(r"^#(\d+) (.*)$")
+_LOG = re.compile(r"^\d+\.\d+ ?(.*)$")
+_SIZE = re.compile(r"transferring context: ([\d.]+)([kMG]?B)")
+_UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
 class _Stream:
-    """BuildKit's ``rawjson`` progress: the vertices (steps), their logs, the context transfer."""
+    """BuildKit's ``plain`` progress, line by line: the vertices (steps), their logs, the context transfer.
+
+    ``#5 [2/3] RUN make`` names vertex 5 (the name comes again when its output resumes after another
+    vertex's); ``#5 0.412 text`` is a line of its output; ``#5 CACHED``, ``#5 ERROR: …``; ``#7 transferring
+    context: 3.15MB done``. (Plain, not ``rawjson``: buildx 0.13, Docker 26's, has no ``rawjson``.)"""
 
     def __init__(self):
-        self.vertices: dict[str, dict] = {}  # digest -> {name, cached, error, logs}
+        self.vertices: dict[str, dict] = {}  # "#5" -> {name, cached, error, logs}
         self.order: list[str] = []
         self.context_bytes = 0
-        self.warnings: list[str] = []
 
-    def feed(self, msg: dict) -> None:
-        for v in msg.get("vertexes") or []:
-            d = self.vertices.get(v["digest"])
-            if d is None:
-                d = self.vertices[v["digest"]] = {"name": v.get("name", ""), "cached": False, "logs": b""}
-                self.order.append(v["digest"])
-            d["cached"] |= bool(v.get("cached"))
-            if v.get("error"):
-                d["error"] = v["error"]
-        for s in msg.get("statuses") or []:
-            vx = self.vertices.get(s.get("vertex"), {})
-            if (
-                s.get("id", "").startswith("transferring context")
-                and vx.get("name") == "[internal] load build context"
-            ):
-                self.context_bytes = max(self.context_bytes, int(s.get("current") or 0))
-        for lg in msg.get("logs") or []:
-            d = self.vertices.get(lg.get("vertex"))
-            if d is not None:
-                d["logs"] += base64.b64decode(lg.get("data") or "")
-        for w in msg.get("warnings") or []:
-            short = base64.b64decode(w.get("short") or "").decode("utf-8", "replace").strip()
-            if short:
-                self.warnings.append(short)
+    def feed_plain(self, line: str) -> None:
+        m = _PLAIN.match(line.rstrip("\n"))
+        if not m:
+            return
+        key, rest = m.group(1), m.group(2)
+        d = self.vertices.get(key)
+        if d is None:
+            self.vertices[key] = {"name": rest, "cached": False, "logs": b""}
+            self.order.append(key)
+            return
+        if rest == d["name"]:
+            return  # the header again: its output resumes
+        if rest == "CACHED":
+            d["cached"] = True
+        elif rest.startswith("ERROR: "):
+            d["error"] = rest[len("ERROR: ") :]
+        elif (log := _LOG.match(rest)) is not None:
+            d["logs"] += log.group(1).encode() + b"\n"
+        elif d["name"] == "[internal] load build context" and (size := _SIZE.search(rest)):
+            self.context_bytes = max(self.context_bytes, int(float(size.group(1)) * _UNITS[size.group(2)]))
 
 
 def _label(name: str) -> str:
@@ -227,11 +229,10 @@ def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
     try:
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").strip()
-            try:
-                stream.feed(json.loads(line))
-            except (ValueError, AttributeError, TypeError):
-                if line:
-                    other.append(line)
+            if line.startswith("#"):
+                stream.feed_plain(line)
+            elif line:
+                other.append(line)
         rc = proc.wait()
     except KeyboardInterrupt:
         stop_process_group(proc)  # the build and nothing else: its own process group
@@ -244,7 +245,7 @@ def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
 def _options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache) -> list[str]:
     """``docker buildx build``'s options for a build of the course (its labels, its names)."""
     real_tag = ns.map_names(tag) if ns is not None and getattr(ns, "tag", None) else tag
-    args = ["--progress=rawjson", "-t", real_tag]
+    args = ["--progress=plain", "-t", real_tag]
     for k, v in (dict(ns.labels) if ns is not None else {}).items():
         args += ["--label", f"{k}={v}"]
     if dockerfile:
@@ -325,5 +326,4 @@ def build(
         stages=built,
         skipped=[s for s in stages if s not in built and s not in bases],
         context_bytes=stream.context_bytes,
-        warnings=stream.warnings,
     )
