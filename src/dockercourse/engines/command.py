@@ -122,14 +122,15 @@ def ensure_buildx() -> None:
     if plugin.is_file() or os.geteuid() != 0:
         return
     docker = shutil.which("docker")
-    if docker:
-        r = subprocess.run([docker, "buildx", "version"], capture_output=True, stdin=subprocess.DEVNULL)
-        if r.returncode == 0:
-            return
-    log(f"the docker command has no buildx (chapter 08 builds with it): fetching Docker {primary}'s packages")
     try:
+        own = docker and subprocess.run(
+            [docker, "buildx", "version"], capture_output=True, stdin=subprocess.DEVNULL, timeout=60
+        )
+        if own and own.returncode == 0:
+            return
+        log(f"docker has no buildx (chapter 08 uses it): fetching the course's Docker {primary} packages")
         ensure_packages(primary)
-    except EngineError as e:
+    except (EngineError, OSError, subprocess.SubprocessError) as e:  # the engine is up: say so, go on
         log(f"could not fetch them ({e}); chapter 08's builds will use the classic builder")
 
 
