@@ -1,5 +1,7 @@
 """Labels, names and label-only cleanup, on the real engine."""
 
+import uuid
+
 import docker
 import pytest
 
@@ -196,3 +198,38 @@ def test_shell_lines_in_a_grading_run_expand_where_the_learner_wrote_them(monkey
     home = __import__("os").environ["HOME"]  # $$HOME: IPython leaves $HOME, the shell expands it
     expected = f"5001 /tmp/dc02-x1y2 dc02g3-hello dc02g3-web {{.State.Status}} 5001 {home} cmd args"
     assert learners_function() == [expected]
+
+
+def test_prunes_at_once_wait_for_each_other(engine):
+    """The engine refuses a second prune while one runs (409 "a prune operation is already running"):
+    several notebooks on one engine (a class, a grading batch) prune at once; the course client waits."""
+    import threading
+
+    spaces = [Namespace(chapter="97", tag="p" + uuid.uuid4().hex[:6]) for _ in range(6)]
+    clients = [connect(namespace=ns) for ns in spaces]
+    for c, ns in zip(clients, spaces, strict=True):
+        c.volumes.create(name=ns.name("scratch"))
+    errors, start = [], threading.Barrier(len(clients))
+
+    def prune(c, ns):
+        start.wait()
+        try:
+            flt = {"label": [f"io.dockercourse.ns={ns.prefix}"]}
+            if docker.utils.version_gte(c.api.api_version, "1.42"):
+                flt["all"] = "true"  # Docker 23+: named volumes too
+            c.volumes.prune(filters=flt)
+        except docker.errors.APIError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=prune, args=pair) for pair in zip(clients, spaces, strict=True)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        for c, ns in zip(clients, spaces, strict=True):
+            assert not c.volumes.list(filters={"label": f"io.dockercourse.ns={ns.prefix}"})
+    finally:
+        for c, ns in zip(clients, spaces, strict=True):
+            clean(c, namespace=ns)
