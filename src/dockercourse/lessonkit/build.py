@@ -81,13 +81,10 @@ class Step:
     output: list[str] = field(default_factory=list)
 
 
-@dataclass
-class BuildResult:
-    image: object  # docker.models.images.Image
-    tag: str
+class StepsRecord:
+    """What a build result says of its ``steps``: shared by the classic and the BuildKit results."""
+
     steps: list[Step]
-    seconds: float
-    stages: dict[str, str]  # tagged non-final stages: stage name -> tag
 
     @property
     def cached(self) -> int:
@@ -98,6 +95,15 @@ class BuildResult:
     def output(self) -> str:
         """Everything the steps printed (RUN output, triggers), one text."""
         return "\n".join(line for s in self.steps for line in s.output)
+
+
+@dataclass
+class BuildResult(StepsRecord):
+    image: object  # docker.models.images.Image
+    tag: str
+    steps: list[Step]
+    seconds: float
+    stages: dict[str, str]  # tagged non-final stages: stage name -> tag
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -39,11 +39,11 @@ from dockercourse.core.dockercli import (
     find_cli,
     stop_process_group,
 )
-from dockercourse.lessonkit.build import Step
+from dockercourse.lessonkit.build import Step, StepsRecord
 
 
 @dataclass
-class BuildKitResult:
+class BuildKitResult(StepsRecord):
     image: object  # docker.models.images.Image
     tag: str
     steps: list[Step]
@@ -52,16 +52,6 @@ class BuildKitResult:
     skipped: list[str]  # the stages of the Dockerfile it did not need for the target
     context_bytes: int  # what "load build context" transferred (as BuildKit reports it: 3.15MB)
     builder: str = "BuildKit"
-
-    @property
-    def cached(self) -> int:
-        """How many steps (FROM excluded) came from the build cache."""
-        return sum(s.cached for s in self.steps)
-
-    @property
-    def output(self) -> str:
-        """Everything the steps printed (RUN output), one text."""
-        return "\n".join(line for s in self.steps for line in s.output)
 
 
 _STEP_NAME = re.compile(r"^\[(?:(?P<stage>[^\]\s]+) )?(?P<n>\d+)/(?P<m>\d+)\] (?P<instr>.*)$", re.S)
