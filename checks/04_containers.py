@@ -149,10 +149,9 @@ def renamed_really(ctx):
     c = ctx.container("final")
     created = datetime.datetime.fromisoformat(c.attrs["Created"][:19]).replace(tzinfo=datetime.UTC)
     since = int(created.timestamp()) - 1
-    until = int(datetime.datetime.now(datetime.UTC).timestamp()) + 1
     evs = ctx.client.events(
         since=since,
-        until=until,
+        until=ctx.engine_now(),
         decode=True,
         filters={"type": "container", "container": c.id, "event": "rename"},
     )

@@ -233,3 +233,36 @@ def test_prunes_at_once_wait_for_each_other(engine):
     finally:
         for c, ns in zip(clients, spaces, strict=True):
             clean(c, namespace=ns)
+
+
+def test_cleanup_at_once_leaves_no_anonymous_volume_of_volumes_from(engine, busybox, ns):
+    """The sweep removes containers several at once. `rm -v` keeps an anonymous volume another
+    container still uses, so a holder and its `--volumes-from` user removed at the same moment could
+    each keep it: the sweep then removes what one-after-the-other would have, never forced, so not a
+    volume still in use (here by a learner's own container, which the sweep does not touch)."""
+    from dockercourse.core.cleanup import _volume_name, clean_chapter
+
+    course = connect(namespace=ns)
+    anon = []
+    for i in range(4):
+        holder = course.containers.create(
+            busybox, ["true"], mounts=[docker.types.Mount("/data", None)], name=ns.name(f"holder{i}")
+        )
+        course.containers.create(busybox, ["true"], volumes_from=[holder.id], name=ns.name(f"user{i}"))
+        anon += [_volume_name(m) for m in holder.attrs["Mounts"]]
+    kept_holder = course.containers.create(
+        busybox, ["true"], mounts=[docker.types.Mount("/kept", None)], name=ns.name("kept")
+    )
+    shared = _volume_name(kept_holder.attrs["Mounts"][0])
+    assert len(anon) == 4 and all(anon) and shared
+    learners = engine.containers.create(busybox, ["true"], volumes={shared: {"bind": "/theirs"}})
+    try:
+        rep = clean_chapter(course, ns)
+        assert len(rep.containers) == 9 and not rep.errors, rep
+        left = {v.name for v in engine.volumes.list()}
+        assert not left & set(anon), "anonymous volumes of volumes-from pairs left behind"
+        assert shared in left, "a volume the learner's container still uses was removed"
+        engine.containers.get(learners.id)
+    finally:
+        learners.remove()
+        engine.volumes.get(shared).remove()

@@ -247,7 +247,6 @@ class Ctx:
         up to now, optionally of one type, one actor (container/image ID) and some actions
         (``exec_start`` matches ``exec_start: sh -c ...``)."""
         import datetime as _dt
-        import time as _time
 
         if isinstance(since, str):  # an engine timestamp, e.g. a container's "Created"
             text = since.rstrip("Z").split(".")[0]
@@ -255,13 +254,29 @@ class Ctx:
         flt = {}
         if type:
             flt["type"] = [type]
-        evs = self.client.events(since=int(since) - 1, until=int(_time.time()) + 1, decode=True, filters=flt)
+        evs = self.client.events(since=int(since) - 1, until=self.engine_now(), decode=True, filters=flt)
         return [
             e
             for e in evs
             if (actor is None or (e.get("Actor") or {}).get("ID") == actor)
             and (not actions or (e.get("Action") or "").split(":")[0] in actions)
         ]
+
+    def engine_now(self) -> str:
+        """The engine's clock now, as ``docker events --until`` takes it (``seconds.nanoseconds``).
+
+        A bound in the future makes the engine hold the stream open until then (a second per check
+        with ``int(time.time()) + 1``), and a VM engine's clock is not the host's."""
+        import datetime as _dt
+        import re as _re
+        import time as _time
+
+        text = str((self.client.info() or {}).get("SystemTime") or "")
+        m = _re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9})\d*)?(Z|[+-]\d\d:\d\d)", text)
+        if not m:  # an engine that does not say its time: the host's, a second ahead
+            return str(int(_time.time()) + 1)
+        when = _dt.datetime.fromisoformat(m.group(1) + m.group(3).replace("Z", "+00:00"))
+        return f"{int(when.timestamp())}.{(m.group(2) or '0').ljust(9, '0')}"
 
     def events_kept(self) -> bool:
         """Whether this engine reports the events the checks judge by (``exec_start``,

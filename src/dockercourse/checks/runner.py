@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,8 +152,11 @@ def run_chapter(
     hidden: bool = False,
     root: Path | None = None,
 ) -> list[Result]:
-    """Run every exercise of a chapter; the results in file order."""
-    return [run_exercise(ex, client, ns, hidden=hidden) for ex in load_exercises(chapter, root).values()]
+    """Run every exercise of a chapter, several at once (each only reads the engine's state, or makes
+    nameless helpers of its own); the results in file order."""
+    exercises = list(load_exercises(chapter, root).values())
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(exercises)))) as pool:
+        return list(pool.map(lambda ex: run_exercise(ex, client, ns, hidden=hidden), exercises))
 
 
 def progress_text(results: list[Result]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import docker
@@ -32,6 +33,10 @@ from dockercourse.core import labels as L
 from dockercourse.core.namespace import Namespace, chapter_number
 
 log = logging.getLogger(__name__)
+
+#: Removals sent to the engine at once (docker-py's connection pool holds 10).
+_WORKERS = 8
+_GONE = object()
 
 
 @dataclass
@@ -97,16 +102,43 @@ class Sweep:
         self.report = report or CleanReport()
 
     def _attempt(self, kind: str, name: str, fn, *args, **kwargs) -> bool:
+        return self._record(kind, name, self._call(fn, *args, **kwargs))
+
+    @staticmethod
+    def _call(fn, *args, **kwargs):
+        """None when removed, ``_GONE`` when it was gone already, else the engine's error."""
         try:
             fn(*args, **kwargs)
         except docker.errors.NotFound:  # gone meanwhile: nothing left to remove
-            return False
+            return _GONE
         except docker.errors.APIError as e:
-            self.report.errors.append(f"{kind} {name}: {e.explanation or e}")
-            log.info("could not remove %s %s: %s", kind, name, e)
+            return e
+        return None
+
+    def _record(self, kind: str, name: str, outcome) -> bool:
+        if outcome is _GONE:
+            return False
+        if outcome is not None:
+            self.report.errors.append(f"{kind} {name}: {outcome.explanation or outcome}")
+            log.info("could not remove %s %s: %s", kind, name, outcome)
             return False
         getattr(self.report, kind + "s").append(name)
         return True
+
+    def _attempt_all(self, kind: str, jobs: list[tuple]) -> None:
+        """``(name, fn, *args)`` jobs, several at once: on the containerd image store each removal
+        waits for the engine's garbage collection (about 0.2 s here), which concurrent removals share;
+        a chapter's 36 images went from 6.5 s to about 2 s. The report keeps the jobs' order, and what
+        failed among others (two tags of one image at once) is tried once more on its own."""
+        if len(jobs) < 2:
+            outcomes = [self._call(fn, *args) for _, fn, *args in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(_WORKERS, len(jobs))) as pool:
+                outcomes = list(pool.map(lambda job: self._call(job[1], *job[2:]), jobs))
+        for (name, fn, *args), outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, docker.errors.APIError):
+                outcome = self._call(fn, *args)
+            self._record(kind, name, outcome)
 
     @staticmethod
     def _check(filters, prefix):
@@ -118,11 +150,24 @@ class Sweep:
         flt = dict(filters or {})
         if prefix:
             flt["name"] = [prefix]
+        jobs, anonymous = [], []
         for row in self.api.containers(all=True, filters=flt):
             names = _names(row)
             if prefix and not any(n.startswith(prefix) for n in names):
                 continue
-            self._attempt("container", names[0], self.api.remove_container, row["Id"], v=True, force=True)
+            jobs.append((names[0], self._remove_container, row["Id"]))
+            anonymous += [v for v in map(_volume_name, row.get("Mounts") or []) if _ANONYMOUS.fullmatch(v)]
+        self._attempt_all("container", jobs)
+        # `rm -v` keeps an anonymous volume another container still uses (`--volumes-from`); removed at
+        # once, two such containers each saw the other: what rm -v one after the other would have removed
+        for vol in dict.fromkeys(anonymous):
+            try:
+                self.api.remove_volume(vol)  # never forced: one a container still uses stays
+            except docker.errors.APIError as e:
+                log.debug("anonymous volume %s stays: %s", vol[:12], e)
+
+    def _remove_container(self, cid: str) -> None:
+        self.api.remove_container(cid, v=True, force=True)
 
     def networks(self, *, filters: dict | None = None, prefix: str | None = None) -> None:
         self._check(filters, prefix)
@@ -149,16 +194,20 @@ class Sweep:
         flt = dict(filters or {})
         if prefix:
             flt["name"] = [prefix]
+        jobs = []
         for row in (self.api.volumes(filters=flt) or {}).get("Volumes") or []:
             name = row.get("Name", "")
             if prefix and not name.startswith(prefix):
                 continue
-            self._attempt("volume", name, self.api.remove_volume, name, force=True)
+            jobs.append((name, self._remove_volume, name))
+        self._attempt_all("volume", jobs)
+
+    def _remove_volume(self, name: str) -> None:
+        self.api.remove_volume(name, force=True)
 
     def image_refs(self, refs) -> None:
         """Remove these image names (a name shared with other images only untags)."""
-        for ref in refs:
-            self._attempt("image", ref, self.api.remove_image, ref)
+        self._attempt_all("image", [(ref, self.api.remove_image, ref) for ref in dict.fromkeys(refs)])
 
     def dangling(self, *, filters: dict) -> None:
         """Nameless images of the selection (a commit without a name, a build's steps), in passes:
@@ -205,6 +254,18 @@ class Sweep:
                 self.report.errors.append(f"cache mount {m.group(1)}: {e.explanation or e}")
                 continue
             self.report.cache_mounts.append(m.group(1))
+
+
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume so
+
+
+def _volume_name(mount: dict) -> str:
+    """A container's volume mount's name; Engine 28 leaves ``Name`` out of an anonymous one, whose
+    ``Source`` is ``…/volumes/<name>/_data``."""
+    if mount.get("Type") != "volume":
+        return ""
+    m = re.search(r"/volumes/([^/]+)/_data$", mount.get("Source") or "")
+    return mount.get("Name") or (m.group(1) if m else "")
 
 
 _MOUNT_ID = re.compile(r'with id "/*([^"]+)"$')
