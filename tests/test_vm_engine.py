@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import pwd
 import shutil
@@ -762,3 +763,58 @@ def test_engine_vm_podman_flavour():
             )
         finally:
             c.close()
+
+
+@pytest.mark.unit
+def test_the_vm_kernel_is_new_enough_for_docker_cp_or_says_why_not(monkeypatch, tmp_path):
+    """Docker 28's `docker cp` into a container fails on kernels before 6.6 ("chmod ...: via
+    /proc/self/fd/NN: no such file or directory"). A host's 6.1 kernel is passed over for a fetched
+    6.12; a cache holding 6.1 from before is fetched again once; when nothing newer can be had, the old
+    kernel boots with one line saying what fails there."""
+    assert kernel.version_tuple("6.12.117+deb13-cloud-amd64") == (6, 12, 117)
+    assert kernel.version_tuple("6.1.0-57-cloud-amd64") == (6, 1, 0)
+    old = kernel.KernelInfo(tmp_path / "vmlinuz-6.1.0-57", "6.1.0-57-cloud-amd64", None, "host")
+    new = kernel.KernelInfo(tmp_path / "vmlinuz-6.12.117", "6.12.117+deb13-cloud-amd64", None, "apt")
+    assert not kernel.new_enough(old) and kernel.new_enough(new) and not kernel.new_enough(None)
+    monkeypatch.delenv("DOCKERCOURSE_VM_KERNEL", raising=False)
+    lines: list[str] = []
+
+    def pick(host, cached, fetched):
+        monkeypatch.setattr(kernel, "_CURRENT", None)
+        monkeypatch.setattr(kernel, "_host_kernel", lambda: host)
+        monkeypatch.setattr(kernel, "_cached_kernel", lambda any_policy=False: cached)
+
+        def fetch(log):
+            if isinstance(fetched, Exception):
+                raise fetched
+            return fetched
+
+        monkeypatch.setattr(kernel, "_fetch_kernel", fetch)
+        lines.clear()
+        return kernel.find_kernel(log=lines.append)
+
+    assert pick(old, None, new) is new and not lines  # the host's 6.1 is passed over
+    assert pick(new, None, CourseError("unreachable")) is new  # a new enough host kernel: nothing fetched
+    assert pick(old, new, CourseError("unreachable")) is new  # the cache's 6.12
+    got = pick(old, None, CourseError("apt knows no kernel package"))
+    assert got is old and "apt knows no kernel package" in lines[0]
+    assert "older than 6.6" in lines[1] and "docker cp" in lines[1]
+    with pytest.raises(CourseError, match="unreachable"):
+        pick(None, None, CourseError("unreachable"))
+
+
+@pytest.mark.unit
+def test_a_cached_kernel_from_the_old_choice_is_fetched_again_once(monkeypatch, tmp_path):
+    """The cache marker records the kernel choice it was made under: an old 6.1 from before is not
+    used (the course's archive may give 6.12 now), one fetched under today's choice is (it was the
+    best the archives gave), and any is the fallback when fetching fails."""
+    monkeypatch.setenv("DOCKERCOURSE_VM_CACHE", str(tmp_path))
+    root = tmp_path / "kernel" / "linux-image-6.1.0-57-cloud-amd64"
+    (root / "boot").mkdir(parents=True)
+    (root / "boot" / "vmlinuz-6.1.0-57-cloud-amd64").write_bytes(b"kernel")
+    marker = kernel._kernel_root() / "current.json"
+    marker.write_text(json.dumps({"root": str(root), "packages": ["linux-image-6.1.0-57-cloud-amd64"]}))
+    assert kernel._cached_kernel() is None
+    assert kernel._cached_kernel(any_policy=True).version == "6.1.0-57-cloud-amd64"
+    marker.write_text(json.dumps({"root": str(root), "packages": [], "policy": kernel._POLICY}))
+    assert kernel._cached_kernel().version == "6.1.0-57-cloud-amd64"

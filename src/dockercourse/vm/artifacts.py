@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,42 @@ class Artifacts:
     flavor: str = "docker"
     engine: dict = field(default_factory=dict)  # source, version, title (the disk's metadata)
 
+    @property
+    def disk_format(self) -> str:
+        """qemu's name of the disk's format: ``qcow2`` (compressed, what a build makes when qemu-img is
+        there) or ``raw`` (a sparse ext4 image: without qemu-img, or cached from before)."""
+        return "qcow2" if self.disk.suffix == ".qcow2" else "raw"
+
+
+def _disk_path(ecache: Path, name: str, new: bool = False) -> Path:
+    """The cached disk ``name`` (no suffix) in whichever format it was made; a new one (``new``: a
+    rebuild) is qcow2 when qemu-img is there. A raw image is sparse: copied into a container image
+    layer (Binder) it becomes a dense 6 GB, the compressed qcow2 of the same disk about 190 MB."""
+    for suffix in () if new else (".qcow2", ".img"):
+        if (ecache / (name + suffix)).is_file():
+            return ecache / (name + suffix)
+    return ecache / (name + (".qcow2" if shutil.which("qemu-img") else ".img"))
+
+
+def _compact(raw: Path, disk: Path, log) -> None:
+    """Write the seeded raw ``raw`` as ``disk`` in its format (qcow2: ``qemu-img convert -c``); the same
+    disk in the other format goes (a running VM keeps reading an unlinked one)."""
+    disk.with_suffix(".img" if disk.suffix == ".qcow2" else ".qcow2").unlink(missing_ok=True)
+    if disk.suffix != ".qcow2":
+        os.replace(raw, disk)
+        return
+    tmp = disk.with_name(disk.name + ".qcow2.part")  # beside the seeded raw one, which is "<disk>.part"
+    r = subprocess.run(
+        ["qemu-img", "convert", "-c", "-O", "qcow2", str(raw), str(tmp)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
+        raise CourseError(f"qemu-img could not write the VM's disk as qcow2: {r.stderr.strip()[-200:]}")
+    os.replace(tmp, disk)
+    raw.unlink(missing_ok=True)
+    log(f"vm: disk compacted to qcow2, {disk.stat().st_size / 1e6:.0f} MB")
+
 
 def flavor_inputs(flavor: str, log, rebuild: bool = False) -> tuple[dict, list[str], str]:
     """(cache-key inputs, kernel modules, disk file prefix) of a flavour."""
@@ -86,7 +123,7 @@ def build(
         docker_disk.initrd_path(k.version, modules).unlink(missing_ok=True)
     initrd = docker_disk.initrd_for(modules, log)
     disk_key = f"{sys_key}-{docker_disk.key(images)}"
-    disk = ecache / f"{prefix}-{disk_key}.img"
+    disk = _disk_path(ecache, f"{prefix}-{disk_key}", new=rebuild)
     meta = ecache / f"{prefix}-{disk_key}.json"
 
     def artifacts() -> Artifacts:
@@ -160,7 +197,7 @@ def _build_disk(
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    os.replace(part, disk)
+    _compact(part, disk, log)
     meta.write_text(
         json.dumps(
             {

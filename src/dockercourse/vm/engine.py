@@ -247,7 +247,9 @@ def _boot_engine(
         memory_mb,
         accel=accel,
         hostfwd=[(port, GUEST_API_PORT)],
-        drives=[{"file": art.disk, "format": "raw", "if": "virtio", "snapshot": "on", "cache": "unsafe"}],
+        drives=[
+            {"file": art.disk, "format": art.disk_format, "if": "virtio", "snapshot": "on", "cache": "unsafe"}
+        ],
         cpus=cpus,
         workdir=sd,
         die_with_parent=die_with_parent,

@@ -1,17 +1,22 @@
 """A bootable x86_64 kernel and its modules, found or fetched without root.
 
-Order of preference:
+Order of preference, among kernels of at least :data:`MIN_VERSION` (6.6: Docker 28's ``docker cp``
+into a container fails on older ones):
 
 1. the host's own ``/boot/vmlinuz-*`` when it is readable and its modules are under
    ``/lib/modules/<version>`` (Debian hosts with a kernel installed);
 2. a kernel already unpacked in the cache (``~/.cache/dockercourse/vm/kernel/``,
    ``DOCKERCOURSE_VM_CACHE`` moves it);
 3. Debian's (or Ubuntu's) small VM kernel package, fetched with ``apt-get download`` and
-   unpacked with ``dpkg-deb -x`` into the cache. This works as an ordinary user; when
-   the system's apt lists are missing (Binder images delete them) a private copy of
+   unpacked with ``dpkg-deb -x`` into the cache. This works as an ordinary user. On Debian the
+   course's own package archive (the private apt configuration the engines come from) is asked
+   first, for Debian 13's ``linux-image-cloud-amd64`` (6.12): Debian 12's is 6.1. Then the
+   system's apt lists; when they are missing (Binder images delete them) a private copy of
    the lists is fetched into the cache first (``apt-get update`` with ``Dir::State``
    pointing there). On Ubuntu, whose ``/boot/vmlinuz-*`` is readable by root only, this
-   is the way too.
+   is the way too (Ubuntu 24.04's is 6.8).
+
+When nothing newer can be had, an older kernel boots, with one line saying what fails there.
 
 ``DOCKERCOURSE_VM_KERNEL`` (a kernel image path) and ``DOCKERCOURSE_VM_MODULES`` (its
 ``/lib/modules/<version>`` directory) override the search.
@@ -38,7 +43,15 @@ from dockercourse.vm import cache_dir
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KernelInfo", "find_kernel", "get_kernel", "get_modules", "kernel_packages"]
+__all__ = [
+    "MIN_VERSION",
+    "KernelInfo",
+    "find_kernel",
+    "get_kernel",
+    "get_modules",
+    "kernel_packages",
+    "new_enough",
+]
 
 
 @dataclass
@@ -52,6 +65,27 @@ class KernelInfo:
 
 
 _CURRENT: KernelInfo | None = None
+
+#: The oldest kernel the VM engine boots without a warning. Docker 28 extracts ``docker cp``'s archive
+#: in a namespace without /proc and sets modes with fchmodat2 (Linux 6.6); on 6.1 it falls back to
+#: /proc/self/fd and the copy ends in "chmod ...: via /proc/self/fd/NN: no such file or directory".
+MIN_VERSION = (6, 6)
+
+#: The Debian release whose kernel the course's archive gives the VM (6.12 LTS in Debian 13).
+KERNEL_SUITE = "trixie"
+
+#: Bumped when the choice of kernel changes, so a cache made under the old choice is fetched again once.
+_POLICY = 2
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"6.12.117+deb13-cloud-amd64"`` -> ``(6, 12, 117)``."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    return tuple(int(g) for g in m.groups() if g is not None) if m else ()
+
+
+def new_enough(info: KernelInfo | None) -> bool:
+    return info is not None and version_tuple(info.version)[:2] >= MIN_VERSION
 
 
 def _readable(p: Path) -> bool:
@@ -121,12 +155,18 @@ def _from_dir(root: Path, source: str) -> KernelInfo | None:
     return None
 
 
-def _cached_kernel() -> KernelInfo | None:
+def _cached_kernel(*, any_policy: bool = False) -> KernelInfo | None:
+    """The kernel the cache holds: one new enough, or the best the archives gave under today's choice
+    of kernel (``any_policy``: whatever it holds, the fallback when fetching fails)."""
     marker = _kernel_root() / "current.json"
     try:
         data = json.loads(marker.read_text())
         info = _from_dir(Path(data["root"]), "cache")
-        if info and info.image.is_file():
+        if (
+            info
+            and info.image.is_file()
+            and (any_policy or new_enough(info) or data.get("policy") == _POLICY)
+        ):
             return info
     except (OSError, ValueError, KeyError) as e:
         logger.debug("no kernel in the cache (%s)", e)
@@ -183,6 +223,26 @@ def _resolve(meta: str, opts: list[str]) -> list[str]:
     return names
 
 
+def _course_archive_opts(log) -> list[str]:
+    """apt options for the course's own archive (the engines' private configuration), with Debian 13
+    as the default release; ``[]`` on Ubuntu (its own VM kernel is new enough) or when it cannot be read."""
+    from dockercourse.engines import packages
+    from dockercourse.errors import EngineError
+
+    osr = _os_release()
+    if "ubuntu" in (osr.get("ID", "") + " " + osr.get("ID_LIKE", "")).split():
+        return []
+    try:
+        packages._write_apt_config()
+        if f" {KERNEL_SUITE} " not in (packages.apt_dir() / "sources.list").read_text():
+            return []
+        packages._apt_update()
+    except (EngineError, OSError) as e:
+        log(f"kernel: the course's package archive cannot be read ({e}); trying the system's")
+        return []
+    return [*packages._apt_options(), "-o", f"APT::Default-Release={KERNEL_SUITE}"]
+
+
 def _fetch_kernel(log) -> KernelInfo:
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
         raise CourseError(
@@ -191,9 +251,11 @@ def _fetch_kernel(log) -> KernelInfo:
         )
     pkgs: list[str] = []
     opts: list[str] = []
-    for private in (False, True):
-        opts = _apt_opts(private)
-        if private:
+    for private in ("course", False, True):
+        opts = _course_archive_opts(log) if private == "course" else _apt_opts(private)
+        if private == "course" and not opts:
+            continue
+        if private is True:
             log("kernel: no usable apt lists; fetching a private copy into " + str(cache_dir() / "apt"))
             r = _run(["apt-get", *opts, "-qq", "update"], timeout=900)
             if r.returncode != 0:
@@ -246,7 +308,9 @@ def _fetch_kernel(log) -> KernelInfo:
         raise CourseError(f"no /boot/vmlinuz-* in {', '.join(pkgs)}; fix: set DOCKERCOURSE_VM_KERNEL")
     if info.moddir is not None:
         _ensure_depmod(info.moddir)
-    (root_base / "current.json").write_text(json.dumps({"root": str(dest), "packages": pkgs}))
+    (root_base / "current.json").write_text(
+        json.dumps({"root": str(dest), "packages": pkgs, "policy": _POLICY})
+    )
     # drop older unpacked kernels
     for old in root_base.iterdir():
         if old.is_dir() and old != dest and old.name.startswith("linux-"):
@@ -307,7 +371,21 @@ def find_kernel(log=print) -> KernelInfo:
         ver = moddir.name if moddir else img.name.replace("vmlinuz-", "")
         _CURRENT = KernelInfo(img, ver, moddir, "env")
         return _CURRENT
-    info = _host_kernel() or _cached_kernel() or _fetch_kernel(log)
+    host = _host_kernel()
+    info = host if new_enough(host) else _cached_kernel()
+    if info is None:
+        try:
+            info = _fetch_kernel(log)
+        except CourseError as e:
+            info = host or _cached_kernel(any_policy=True)
+            if info is None:
+                raise
+            log(f"kernel: {e}")
+    if not new_enough(info):
+        log(
+            f"kernel: booting {info.version}, older than 6.6: `docker cp` into a container ends in an "
+            "error there (the files are copied); fix: DOCKERCOURSE_VM_KERNEL"
+        )
     _CURRENT = info
     return info
 
