@@ -71,12 +71,13 @@ class Terminal:
         """Type ``text`` (add ``\\n`` yourself to press Enter)."""
         self.sock.sendall(text.encode() if isinstance(text, str) else text)
 
-    def read(self, until: str | None = None, timeout: float = 5.0, quiet: float = 0.3) -> str:
+    def read(self, until: str | None = None, timeout: float = 5.0, quiet: float | None = 0.3) -> str:
         """Read what the terminal prints.
 
         Stops when the cleaned text ends with ``until`` (a prompt), when the stream
         closes, when ``timeout`` seconds have passed, or — without ``until`` — when
-        nothing more arrived for ``quiet`` seconds.
+        nothing more arrived for ``quiet`` seconds (``quiet=None``: only the first three, to wait
+        for a process that is ending to close its stream, however slow the engine).
         """
         data = b""
         start = last = time.monotonic()
@@ -84,7 +85,7 @@ class Terminal:
             now = time.monotonic()
             if now - start >= timeout:
                 break
-            if until is None and now - last >= quiet:
+            if until is None and quiet is not None and now - last >= quiet:
                 break
             try:
                 chunk = self.sock.recv(65536)
