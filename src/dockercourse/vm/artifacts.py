@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockercourse.core.images import COURSE_IMAGES
 from dockercourse.errors import CourseError
 from dockercourse.vm import disk as docker_disk
 from dockercourse.vm import podman
@@ -33,14 +34,9 @@ logger = logging.getLogger(__name__)
 #: Guest RAM. With the TCG translation cache (128 MB) and qemu itself, qemu's RSS
 #: stays under 1 GB.
 DEFAULT_MEMORY_MB = 768
-#: The course images loaded by default (gcc:12, 1.3 GB, only on request).
-DEFAULT_IMAGES = (
-    "busybox:1.35.0",
-    "debian:bookworm-slim",
-    "python:3.11-slim-bookworm",
-    "nginx:1.22",
-    "registry:2.8",
-)
+#: The course images loaded by default: all of them, the image kit's (its gcc:12 is 101 MB of content;
+#: chapters 03 and 08 use it). ``--images`` chooses others.
+DEFAULT_IMAGES = tuple(COURSE_IMAGES.values())
 #: the guest's flavours: Docker (:mod:`.disk`) and Podman (:mod:`.podman`)
 FLAVORS = ("docker", "podman")
 
