@@ -15,7 +15,7 @@ import tarfile
 import docker.errors
 import pytest
 
-from dockercourse.core.cleanup import _MOUNT_ID, Sweep, remove_prefixed
+from dockercourse.core.cleanup import _MOUNT_ID, Sweep, build_cache, remove_prefixed
 from dockercourse.core.engine import connect
 from dockercourse.lessonkit.build import write_files
 from dockercourse.lessonkit.buildkit import _steps, _Stream, build, stage_names
@@ -133,10 +133,9 @@ def test_cleanup_removes_the_chapters_cache_mounts_only(client, busybox, tmp_pat
         build(client, ctx, ns.name(f"cm{i}") + ":1", show=False)
 
     def mounts():
-        rows = client.api._result(client.api._get(client.api._url("/system/df")), True).get("BuildCache")
         rows = [
             r
-            for r in rows or []
+            for r in build_cache(client.api)
             if r["Type"] == "exec.cachemount" and f"echo {ns.tag}" not in r["Description"]
         ]
         return {m.group(1) for r in rows if (m := _MOUNT_ID.search(r["Description"]))}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -231,19 +232,12 @@ class Sweep:
     def cache_mounts(self, prefix: str) -> None:
         """BuildKit cache mounts whose id carries the prefix (``RUN --mount=type=cache,id=dc08-…``): they
         live in the builder's cache, not in an image, so only their id says whose they are."""
-        m = re.match(r"(\d+)\.(\d+)", str(getattr(self.api, "_version", "")))
-        if not m:
-            return
-        # API 1.42 (Engine 23) can list the build cache alone; before, the whole disk usage is listed
-        params = {"type": "build-cache"} if (int(m.group(1)), int(m.group(2))) >= (1, 42) else None
         try:
-            rows = self.api._result(self.api._get(self.api._url("/system/df"), params=params), True).get(
-                "BuildCache"
-            )
+            rows = build_cache(self.api)
         except (docker.errors.APIError, ValueError) as e:
             log.info("could not list the build cache: %s", e)
             return
-        for row in rows or []:
+        for row in rows:
             m = _MOUNT_ID.search(row.get("Description") or "")
             if row.get("Type") != "exec.cachemount" or not m or not m.group(1).startswith(prefix):
                 continue
@@ -254,6 +248,26 @@ class Sweep:
                 self.report.errors.append(f"cache mount {m.group(1)}: {e.explanation or e}")
                 continue
             self.report.cache_mounts.append(m.group(1))
+
+
+def build_cache(api, attempts: int = 10) -> list[dict]:
+    """The builder's cache records (``docker system df -v``'s build cache), ``[]`` before API 1.24.
+
+    While an image or a build's snapshots are being removed, listing can fail for a moment with 404
+    "snapshot … does not exist" (BuildKit sizes a record whose snapshot just went): that is tried again."""
+    m = re.match(r"(\d+)\.(\d+)", str(getattr(api, "_version", "")))
+    if not m:
+        return []
+    # API 1.42 (Engine 23) can list the build cache alone; before, the whole disk usage is listed
+    params = {"type": "build-cache"} if (int(m.group(1)), int(m.group(2))) >= (1, 42) else None
+    for attempt in range(attempts):
+        try:
+            return api._result(api._get(api._url("/system/df"), params=params), True).get("BuildCache") or []
+        except docker.errors.NotFound as e:
+            if "does not exist" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    return []
 
 
 _ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume so
