@@ -129,7 +129,7 @@ class Sweep:
     def _attempt_all(self, kind: str, jobs: list[tuple], *, gone_is_removed: bool = False) -> None:
         """``(name, fn, *args)`` jobs, several at once: on the containerd image store each removal
         waits for the engine's garbage collection (about 0.2 s here), which concurrent removals share;
-        a chapter's 36 images went from 6.5 s to about 2 s. The report keeps the jobs' order, and what
+        a chapter's 36 images went from 6.5 s to 3.4 s. The report keeps the jobs' order, and what
         failed among others (two tags of one image at once) is tried once more on its own.
 
         ``gone_is_removed``: a name listed a moment ago and gone when its turn came was taken with
@@ -258,7 +258,8 @@ class Sweep:
 
 
 def build_cache(api, attempts: int = 10) -> list[dict]:
-    """The builder's cache records (``docker system df -v``'s build cache), ``[]`` before API 1.24.
+    """The builder's cache records (``docker system df -v``'s build cache); ``[]`` when the client
+    does not know the API version.
 
     While an image or a build's snapshots are being removed, listing can fail for a moment with 404
     "snapshot … does not exist" (BuildKit sizes a record whose snapshot just went): that is tried again."""

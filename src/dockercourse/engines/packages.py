@@ -152,6 +152,14 @@ def _apt_update(force: bool = False) -> None:
         )
 
 
+def archive_options() -> list[str]:
+    """apt options for the course's private archive (its sources written, its lists read at most daily):
+    what the engines' packages, and the VM engine's kernel, are fetched with."""
+    _write_apt_config()
+    _apt_update()
+    return _apt_options()
+
+
 def _madison(pkg: str) -> list[tuple[str, str]]:
     """``(version, suite)`` pairs the private archive offers for ``pkg``."""
     r = subprocess.run(["apt-cache", *_apt_options(), "madison", pkg], capture_output=True, text=True)
@@ -214,8 +222,7 @@ def ensure_packages(pkgset_name: str) -> Path:
             "the course's own engine comes from Debian's packages and needs apt-get and dpkg "
             "(Debian or Ubuntu); elsewhere install Docker 25 or newer yourself"
         )
-    _write_apt_config()
-    _apt_update()
+    archive_options()
     try:
         versions = {p: _pick(ps, p, pin) for p, pin in ps.pins.items()}
     except EngineError:

@@ -233,14 +233,13 @@ def _course_archive_opts(log) -> list[str]:
     if "ubuntu" in (osr.get("ID", "") + " " + osr.get("ID_LIKE", "")).split():
         return []
     try:
-        packages._write_apt_config()
-        if f" {KERNEL_SUITE} " not in (packages.apt_dir() / "sources.list").read_text():
-            return []
-        packages._apt_update()
+        opts = packages.archive_options()
     except (EngineError, OSError) as e:
         log(f"kernel: the course's package archive cannot be read ({e}); trying the system's")
         return []
-    return [*packages._apt_options(), "-o", f"APT::Default-Release={KERNEL_SUITE}"]
+    if f" {KERNEL_SUITE} " not in (packages.apt_dir() / "sources.list").read_text():
+        return []
+    return [*opts, "-o", f"APT::Default-Release={KERNEL_SUITE}"]
 
 
 def _fetch_kernel(log) -> KernelInfo:
