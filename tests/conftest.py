@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 
-from dockercourse.core.cleanup import clean
+from dockercourse.core import buildcache
+from dockercourse.core.cleanup import Sweep, clean
 from dockercourse.core.engine import connect
 from dockercourse.core.images import BUSYBOX
 from dockercourse.core.namespace import Namespace
@@ -41,4 +42,6 @@ def ns(engine):
     space = Namespace(chapter="97", tag="t" + uuid.uuid4().hex[:6])
     yield space
     clean(engine, namespace=space)
+    if buildcache.noted(space.prefix):  # the build cache records its builds made
+        Sweep(engine).build_records(space.prefix)
     assert not engine.containers.list(all=True, filters=space.filters())

@@ -3,22 +3,28 @@
 What the learner sees must be the same on every run: the steps in Dockerfile order, ``CACHED`` where
 the cache answered, the output of ``RUN``; stages the target does not need are skipped; a secret
 never lands in the image; a failing step raises BuildError with BuildKit's message; the chapter's
-cleanup removes its cache mounts and nothing else's.
+cleanup removes its cache mounts and the cache records its builds made, and nothing else's.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
+import re
 import tarfile
+import time
+import uuid
 
 import docker.errors
 import pytest
 
-from dockercourse.core.cleanup import _MOUNT_ID, Sweep, build_cache, remove_prefixed
+from dockercourse.core import buildcache
+from dockercourse.core.buildcache import MOUNT_ID, build_cache
+from dockercourse.core.cleanup import Sweep, remove_prefixed
 from dockercourse.core.engine import connect
 from dockercourse.lessonkit.build import write_files
-from dockercourse.lessonkit.buildkit import _steps, _Stream, build, stage_names
+from dockercourse.lessonkit.buildkit import _buildx_env, _run, _steps, _Stream, build, stage_names
 
 MULTI = """\
 FROM {bb} AS unused
@@ -138,7 +144,7 @@ def test_cleanup_removes_the_chapters_cache_mounts_only(client, busybox, tmp_pat
             for r in build_cache(client.api)
             if r["Type"] == "exec.cachemount" and f"echo {ns.tag}" not in r["Description"]
         ]
-        return {m.group(1) for r in rows if (m := _MOUNT_ID.search(r["Description"]))}
+        return {m.group(1) for r in rows if (m := MOUNT_ID.search(r["Description"]))}
 
     if client.api._version < "1.42":
         pytest.skip("Engine 20.10's BuildKit names no cache mount's id: the course cannot tell its own there")
@@ -148,5 +154,79 @@ def test_cleanup_removes_the_chapters_cache_mounts_only(client, busybox, tmp_pat
     left = mounts()
     assert mine not in left and other in left
     sweep = Sweep(client)  # the test's own other mount, by its own id
-    sweep.cache_mounts("dctest-other-")
+    sweep.build_records("dctest-other-")
     assert other not in mounts()
+
+
+@pytest.mark.unit
+def test_engine_times_and_build_spans(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert buildcache.epoch("2026-12-05T21:31:57.873803332Z") == pytest.approx(1796506317.873803, abs=1e-5)
+    assert buildcache.epoch("2026-12-05T22:31:57+01:00") == pytest.approx(1796506317.0)
+    with pytest.raises(ValueError):
+        buildcache.epoch("yesterday")
+    buildcache.note("ID:with:colons", "dc08-", 100.0, 101.5)
+    buildcache.note("ID:with:colons", "dc08-", 200.0, 200.4)
+    with (tmp_path / "dockercourse/builds/ID_with_colons/dc08.jsonl").open("a") as f:
+        f.write("damaged\n")
+    assert buildcache.spans("ID:with:colons", "dc08-") == [(100.0, 101.5), (200.0, 200.4)]
+    assert buildcache.spans("ID:with:colons", "dc07-") == [] and buildcache.spans("other", "dc08-") == []
+
+    def row(t, **kw):
+        return {"Type": "regular", "InUse": False, "CreatedAt": t, **kw}
+
+    spans = buildcache.spans("ID:with:colons", "dc08-")
+    inside, before = "1970-01-01T00:01:41.9Z", "1970-01-01T00:01:39.4Z"  # 101.9 s; 99.4 s
+    assert buildcache.created_within(row(inside), spans)
+    assert not buildcache.created_within(row(before), spans)  # a learner's build a second before
+    assert not buildcache.created_within(row(inside, InUse=True), spans)  # a build still running
+    assert not buildcache.created_within(row(inside, Type="exec.cachemount"), spans)  # by its id only
+    assert not buildcache.created_within(row(inside, Type="internal"), spans)
+    assert buildcache.created_within(row(inside, Type="source.local"), spans)
+    assert buildcache.noted("dc08-") and not buildcache.noted("dc07-")
+    buildcache.forget("ID:with:colons", "dc08-")
+    assert buildcache.spans("ID:with:colons", "dc08-") == [] and not buildcache.noted("dc08-")
+    buildcache.forget("ID:with:colons", "dc08-")  # twice: nothing to forget
+
+
+def _records(api, *words):
+    return {w: [r["ID"] for r in build_cache(api) if w in (r.get("Description") or "")] for w in words}
+
+
+def test_cleanup_removes_the_build_cache_records_of_the_courses_builds_only(client, busybox, tmp_path):
+    """A learner's own builds just before and after the course's keep their records, also one the
+    course's build reused (CACHED); the records the course's build made go with the chapter's clean-up."""
+    api, ns, u = client.api, client.api.namespace, uuid.uuid4().hex[:10]
+    found = _buildx_env(client)
+    if found is None:
+        pytest.skip("no docker buildx for this engine")
+    learner_tag = f"learner-{u}:1"  # not the course's: no prefix, no label, never noted
+
+    def learners_build(folder, text):
+        ctx = write_files(tmp_path / folder, {"Dockerfile": text})
+        _, other, rc = _run([*found[0], "--progress=plain", "-t", learner_tag, str(ctx)], found[1])
+        assert rc == 0, other
+        time.sleep(buildcache.MARGIN_S + 0.3)  # the learner's builds are outside the course's spans
+
+    shared = f"RUN echo learner-{u} > /l\n"
+    try:
+        learners_build("l1", f"FROM {busybox}\n{shared}")
+        course_df = f"FROM {busybox}\n{shared}RUN echo course-{u} > /c\n"
+        ctx = write_files(tmp_path / "c", {"Dockerfile": course_df})
+        r = build(client, ctx, ns.name("bc") + ":1", show=False)
+        assert r.cached == 1  # the learner's step, reused
+        time.sleep(buildcache.MARGIN_S + 0.3)
+        learners_build("l2", f"FROM {busybox}\nRUN echo later-{u} > /l\n")
+        before = _records(api, f"learner-{u}", f"course-{u}", f"later-{u}")
+        assert all(before.values()), before
+        rep = remove_prefixed(client, ns.prefix)
+        after = _records(api, f"learner-{u}", f"course-{u}", f"later-{u}")
+        assert after[f"course-{u}"] == [] and rep.build_records >= 1
+        assert after[f"learner-{u}"] == before[f"learner-{u}"] and after[f"later-{u}"] == before[f"later-{u}"]
+        assert buildcache.spans(buildcache.engine_clock(api)[0], ns.prefix) == []  # forgotten
+    finally:  # the test's own "learner" leaves nothing either
+        client.images.remove(learner_tag, force=True)
+        ids = [i for v in _records(api, f"learner-{u}", f"later-{u}").values() for i in v]
+        if ids:
+            flt = json.dumps({"id": ["^(" + "|".join(map(re.escape, ids)) + ")$"]})
+            api._raise_for_status(api._post(api._url("/build/prune"), params={"filters": flt}))

@@ -23,14 +23,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import docker
 import docker.errors
 
+from dockercourse.core import buildcache
 from dockercourse.core import labels as L
+from dockercourse.core.buildcache import MOUNT_ID, build_cache
 from dockercourse.core.namespace import Namespace, chapter_number
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class CleanReport:
     images: list[str] = field(default_factory=list)  # image names (tags) removed
     untagged: list[str] = field(default_factory=list)  # short IDs of nameless images removed (build steps)
     cache_mounts: list[str] = field(default_factory=list)  # BuildKit cache mounts (``id=dc08-…``) removed
+    build_records: int = 0  # other build cache records the course's builds made (see core.buildcache)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -236,46 +238,38 @@ class Sweep:
             if not removed:
                 return
 
-    def cache_mounts(self, prefix: str) -> None:
-        """BuildKit cache mounts whose id carries the prefix (``RUN --mount=type=cache,id=dc08-…``): they
-        live in the builder's cache, not in an image, so only their id says whose they are."""
+    def build_records(self, prefix: str) -> None:
+        """The build cache the namespace's builds made: BuildKit cache mounts whose id carries the prefix
+        (``RUN --mount=type=cache,id=dc08-…``), and the records the course's builds created (see
+        :mod:`dockercourse.core.buildcache`). Neither carries a label; one prune removes them all."""
+        clock = buildcache.engine_clock(self.api)
+        spans = buildcache.spans(clock[0], prefix) if clock else []
         try:
             rows = build_cache(self.api)
         except (docker.errors.APIError, ValueError) as e:
             log.info("could not list the build cache: %s", e)
             return
+        mounts, records = {}, []
         for row in rows:
-            m = _MOUNT_ID.search(row.get("Description") or "")
-            if row.get("Type") != "exec.cachemount" or not m or not m.group(1).startswith(prefix):
-                continue
-            params = {"filters": json.dumps({"id": [row["ID"]]})}
+            m = MOUNT_ID.search(row.get("Description") or "")
+            if row.get("Type") == "exec.cachemount" and m and m.group(1).startswith(prefix):
+                mounts[row["ID"]] = m.group(1)
+            elif spans and buildcache.created_within(row, spans):
+                records.append(row["ID"])
+        ids = [*mounts, *records]
+        for i in range(0, len(ids), 200):  # the ids as one pattern: the engine reads the id filter as one
+            chunk = ids[i : i + 200]
+            params = {"filters": json.dumps({"id": ["^(" + "|".join(map(re.escape, chunk)) + ")$"]})}
             try:
-                self.api._raise_for_status(self.api._post(self.api._url("/build/prune"), params=params))
+                res = self.api._result(self.api._post(self.api._url("/build/prune"), params=params), True)
             except docker.errors.APIError as e:
-                self.report.errors.append(f"cache mount {m.group(1)}: {e.explanation or e}")
-                continue
-            self.report.cache_mounts.append(m.group(1))
-
-
-def build_cache(api, attempts: int = 10) -> list[dict]:
-    """The builder's cache records (``docker system df -v``'s build cache); ``[]`` when the client
-    does not know the API version.
-
-    While an image or a build's snapshots are being removed, listing can fail for a moment with 404
-    "snapshot … does not exist" (BuildKit sizes a record whose snapshot just went): that is tried again."""
-    m = re.match(r"(\d+)\.(\d+)", str(getattr(api, "_version", "")))
-    if not m:
-        return []
-    # API 1.42 (Engine 23) can list the build cache alone; before, the whole disk usage is listed
-    params = {"type": "build-cache"} if (int(m.group(1)), int(m.group(2))) >= (1, 42) else None
-    for attempt in range(attempts):
-        try:
-            return api._result(api._get(api._url("/system/df"), params=params), True).get("BuildCache") or []
-        except docker.errors.NotFound as e:
-            if "does not exist" not in str(e) or attempt == attempts - 1:
-                raise
-            time.sleep(0.2)
-    return []
+                self.report.errors.append(f"build cache: {e.explanation or e}")
+                return
+            gone = set((res or {}).get("CachesDeleted") or [])
+            self.report.cache_mounts += [mounts[k] for k in chunk if k in mounts and k in gone]
+            self.report.build_records += sum(1 for k in chunk if k not in mounts and k in gone)
+        if clock and spans:
+            buildcache.forget(clock[0], prefix)
 
 
 _ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the engine names an anonymous volume so
@@ -289,8 +283,6 @@ def _volume_name(mount: dict) -> str:
     m = re.search(r"/volumes/([^/]+)/_data$", mount.get("Source") or "")
     return mount.get("Name") or (m.group(1) if m else "")
 
-
-_MOUNT_ID = re.compile(r'with id "/*([^"]+)"$')
 
 # --------------------------------------------------------------------------- selections
 
@@ -391,7 +383,7 @@ def remove_prefixed(client: docker.DockerClient, prefix: str) -> CleanReport:
         if r.rsplit(":", 1)[0].rsplit("/", 1)[-1].startswith(prefix)
     ]
     sweep.image_refs(refs)
-    sweep.cache_mounts(prefix)
+    sweep.build_records(prefix)
     return sweep.report
 
 
@@ -435,6 +427,7 @@ def clean_chapter(client: docker.DockerClient, namespace: Namespace) -> CleanRep
     more = remove_prefixed(client, namespace.prefix)
     for f in ("containers", "volumes", "networks", "images", "untagged", "cache_mounts", "errors"):
         getattr(rep, f).extend(x for x in getattr(more, f) if x not in getattr(rep, f))
+    rep.build_records += more.build_records
     return rep
 
 

@@ -14,6 +14,9 @@ each step (``[2/3] RUN …``) with its output and ``CACHED`` when it came from t
 the timings and progress numbers (``#5``) that change from run to run, and in the order of the
 Dockerfile (BuildKit runs independent stages in parallel, so its own order varies).
 
+Each build notes when it ran (:mod:`dockercourse.core.buildcache`), so that the chapter's clean-up
+removes the cache records it made and none of anybody else's.
+
 Where no ``docker buildx`` can be found, or the engine is Podman (whose Docker API builds with
 Buildah), the build runs on the classic API (:func:`dockercourse.lessonkit.build.build`) and says
 so in its first line.
@@ -32,6 +35,7 @@ import docker
 import docker.errors
 
 from dockercourse import config
+from dockercourse.core import buildcache
 from dockercourse.core.dockercli import (
     DockerCLI,
     config_dir,
@@ -295,8 +299,11 @@ def build(
     cmd, env = found
     ns = getattr(client.api, "namespace", None)
     args = [*cmd, *_options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache)]
+    clock = buildcache.engine_clock(client.api) if ns is not None else None
     t0 = time.monotonic()
     stream, other, rc = _run(args, env)
+    if clock:  # so that clean-up removes this build's cache records (and only the course's)
+        buildcache.note(clock[0], ns.prefix, clock[1], clock[1] + time.monotonic() - t0)
     dfile = Path(path) / (dockerfile or "Dockerfile")
     stages = stage_names(dfile.read_text()) if dfile.is_file() else []
     rows, built = _steps(stream, stages)
