@@ -230,3 +230,23 @@ def test_cleanup_removes_the_build_cache_records_of_the_courses_builds_only(clie
         if ids:
             flt = json.dumps({"id": ["^(" + "|".join(map(re.escape, ids)) + ")$"]})
             api._raise_for_status(api._post(api._url("/build/prune"), params={"filters": flt}))
+
+
+@pytest.mark.unit
+def test_the_buildx_plugin_is_run_directly_only_when_it_is_the_one_docker_runs(tmp_path):
+    from dockercourse.core.dockercli import DockerCLI
+    from dockercourse.lessonkit.buildkit import _plugin_binary
+
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    fake = plugins / "docker-buildx"
+    fake.write_text("#!/bin/sh\necho 'github.com/docker/buildx 0.29.1 0.29.1+ds1-4'\n")
+    fake.chmod(0o755)
+    cli = DockerCLI("/usr/bin/docker", "28.5.2", "PATH")
+    line = b"github.com/docker/buildx 0.29.1 0.29.1+ds1-4\n"
+    assert _plugin_binary(cli, str(tmp_path), {}, line) == str(fake)
+    # another version than `docker buildx version` printed: not the plugin docker runs, so through docker
+    assert _plugin_binary(cli, str(tmp_path), {}, b"github.com/docker/buildx 0.13.1\n") is None
+    fake.chmod(0o644)  # not runnable: docker would not run it either; the next folder is looked at
+    other = DockerCLI("/usr/bin/docker", "28.5.2", "PATH", plugins=str(tmp_path / "none"))
+    assert _plugin_binary(other, str(tmp_path), {}, b"no such version\n") is None

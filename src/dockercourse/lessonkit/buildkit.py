@@ -112,7 +112,39 @@ def _find_buildx(host: str) -> tuple[list[str], dict] | None:
             [cli.path, "buildx", "version"], env=e, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
         )
         if r.returncode == 0:
-            return [cli.path, "buildx", "build"], e
+            plugin = _plugin_binary(cli, cfg, e, r.stdout)
+            return ([plugin, "build"] if plugin else [cli.path, "buildx", "build"]), e
+    return None
+
+
+#: Where the ``docker`` command looks for plugins besides its configuration's folder and
+#: ``cliPluginsExtraDirs`` (docker/cli's system plugin folders on Linux).
+_SYSTEM_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
+def _plugin_binary(cli: DockerCLI, cfg: str | None, env: dict, version: bytes) -> str | None:
+    """The ``docker-buildx`` that ``docker buildx`` runs, when it can be told for sure (it prints the
+    same version line). ``docker build`` is this program; run directly, a build skips the ``docker``
+    command's own start and its plugin lookup (two more processes, about 0.1 s a build: chapter 08 runs
+    38 builds). ``None``: the build goes through ``docker buildx build``."""
+    home = Path(cfg or os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    dirs = [home / "cli-plugins", *([cli.plugins] if cli.plugins else []), *_SYSTEM_PLUGIN_DIRS]
+    for d in dirs:
+        p = Path(d) / "docker-buildx"
+        if not (p.is_file() and os.access(p, os.X_OK)):
+            continue
+        try:
+            r = subprocess.run(
+                [str(p), "version"], env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return str(p) if r.returncode == 0 and r.stdout == version else None  # the first found is the one
     return None
 
 
