@@ -13,7 +13,8 @@ import jupyter_client
 import pytest
 from relay import Relay
 
-from dockercourse.core.cleanup import clean, leftovers
+from dockercourse.core import buildcache
+from dockercourse.core.cleanup import Sweep, clean, leftovers
 from dockercourse.core.engine import connect, engine_url
 from dockercourse.core.namespace import Namespace
 
@@ -75,6 +76,8 @@ def kernel():
     k.close()
     ns = Namespace(chapter="02", tag=tag)
     clean(engine, namespace=ns)  # from here: the kernel's engine may have been cut off
+    if buildcache.noted(ns.prefix):  # the build cache records of the kernel's builds
+        Sweep(engine).build_records(ns.prefix)
     assert not any(leftovers(engine, namespace=ns).values())
 
 
