@@ -31,7 +31,6 @@ import docker.errors
 
 from dockercourse.core import buildcache
 from dockercourse.core import labels as L
-from dockercourse.core.buildcache import MOUNT_ID, build_cache
 from dockercourse.core.namespace import Namespace, chapter_number
 
 log = logging.getLogger(__name__)
@@ -245,13 +244,13 @@ class Sweep:
         clock = buildcache.engine_clock(self.api)
         spans = buildcache.spans(clock[0], prefix) if clock else []
         try:
-            rows = build_cache(self.api)
+            rows = buildcache.build_cache(self.api)
         except (docker.errors.APIError, ValueError) as e:
             log.info("could not list the build cache: %s", e)
             return
         mounts, records = {}, []
         for row in rows:
-            m = MOUNT_ID.search(row.get("Description") or "")
+            m = buildcache.MOUNT_ID.search(row.get("Description") or "")
             if row.get("Type") == "exec.cachemount" and m and m.group(1).startswith(prefix):
                 mounts[row["ID"]] = m.group(1)
             elif spans and buildcache.created_within(row, spans):
