@@ -148,7 +148,13 @@ def test_nginx_serves_default_page_on_loopback(client):
         assert body is not None and "Welcome to nginx" in body
         ct.reload()
         assert ct.status == "running"  # foreground: the container lives while nginx does
-        assert "GET / HTTP" in ct.logs(stdout=True, stderr=False).decode()  # access log on stdout
+        # access log on stdout: nginx writes it after the response, and the engine copies it to the
+        # container's log a moment later, so the line may not be there yet when the page has arrived
+        logged, deadline = "", time.monotonic() + 10
+        while "GET / HTTP" not in logged and time.monotonic() < deadline:
+            time.sleep(0.1)
+            logged = ct.logs(stdout=True, stderr=False).decode()
+        assert "GET / HTTP" in logged
     finally:
         ct.remove(force=True, v=True)
 
