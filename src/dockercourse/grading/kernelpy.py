@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -66,7 +67,6 @@ def kernel_python(root: Path) -> str:
 
 
 def _toolkit_key() -> tuple[str, Path]:
-    import hashlib
     from importlib import metadata
 
     import dockercourse
@@ -110,10 +110,20 @@ def _prune(home: Path, keep: Path) -> None:
 
 def _grading_venv() -> Path:
     """See :func:`kernel_python`: the venv's python, built when missing."""
+    return shared_python("sandbox-python")
+
+
+def shared_python(folder: str, extras: tuple[str, ...] = ()) -> Path:
+    """The python of a venv other users can run, under /var/lib/dockercourse/``folder``/: the system's
+    ``python3`` with this environment's versions of the toolkit's dependencies and of ``extras``
+    (distribution names, e.g. ``jupyterlab``) and a copy of the toolkit; made once per toolkit version
+    and set of extras, and held (so that pruning spares it) for as long as this process lives."""
     from importlib import metadata
 
     key, pkg = _toolkit_key()
-    home = state_root().parent / "sandbox-python"
+    if extras:
+        key += "-" + hashlib.sha256(" ".join(sorted(extras)).encode()).hexdigest()[:6]
+    home = state_root().parent / folder
     venv = home / key
     py = venv / "bin" / "python"
     base = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if Path(p).exists()), None)
@@ -128,7 +138,7 @@ def _grading_venv() -> Path:
             return py
         shutil.rmtree(venv, ignore_errors=True)
         pins = []
-        for req in metadata.requires("dockercourse") or []:
+        for req in [*(metadata.requires("dockercourse") or []), *extras]:
             if "extra ==" in req:
                 continue
             name = req.split(";")[0].strip()
@@ -138,7 +148,7 @@ def _grading_venv() -> Path:
                 pins.append(f"{name}=={metadata.version(name)}")
             except metadata.PackageNotFoundError:
                 pins.append(req.split(";")[0].strip())
-        log.warning("making the grading kernels' Python (once per toolkit version): %s", venv)
+        log.warning("making a Python other users can run (once per toolkit version): %s", venv)
         _run([base, "-m", "venv", str(venv)])
         _run([str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", *pins])
         site = next(venv.glob("lib/python3*/site-packages"))
