@@ -10,6 +10,7 @@
     dockercourse bench [...]                  chapter 01 benchmarks
     dockercourse engine up|down|status|remove|list   the course's engines on this machine
     dockercourse engine vm up|down|status|build      a Docker engine inside a qemu VM
+    dockercourse classroom up|down|status     JupyterHub for a class, an engine per student
 
 A subcommand is a module ``dockercourse/cli/<name>.py`` with two functions:
 
@@ -59,6 +60,7 @@ def _commands() -> tuple:
     from dockercourse.cli import (
         bench,
         check,
+        classroom,
         clean,
         doctor,
         engine,
@@ -68,7 +70,7 @@ def _commands() -> tuple:
         release,
     )
 
-    return (doctor, images, clean, check, release, grade, gradebook, bench, engine)
+    return (doctor, images, clean, check, release, grade, gradebook, bench, engine, classroom)
 
 
 def parser() -> Parser:

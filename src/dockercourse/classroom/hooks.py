@@ -1,0 +1,92 @@
+"""What JupyterHub runs when a student's server starts and stops (``Spawner.pre_spawn_hook`` and
+``Spawner.post_stop_hook``; the hub's configuration, written by :mod:`.hub`, names them).
+
+Start: the student's own rootless ``dockerd`` (:func:`dockercourse.grading.rootless.start_rootless`:
+rootlesskit + slirp4netns, as the user, its socket in a folder only the student can open), with the
+classroom's course images pulled through the course mirror (the first time; the engine's data root is
+in the student's home, so they stay), then ``DOCKER_HOST`` in the server's environment.
+Stop: that engine, its containers and whatever else the student left running.
+
+The engine is started from a thread the hub keeps for as long as it lives: the engine is started with
+a parent-death signal, so it stops with the hub and is never orphaned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from dockercourse.classroom import state_root, students
+
+log = logging.getLogger(__name__)
+
+#: threads that start engines (two per CPU: a start mostly waits on the engine and the mirror); they live
+#: as long as the hub (see the module's docstring)
+_STARTERS = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)), thread_name_prefix="dc-engine")
+
+
+def settings() -> dict:
+    """What ``classroom up`` wrote for the hooks: the images, the servers' environment."""
+    return json.loads((state_root() / "settings.json").read_text())
+
+
+def start_engine(name: str, images: list[str]) -> str:
+    """Start student ``name``'s engine and put ``images`` into it; its ``DOCKER_HOST``."""
+    import docker
+
+    from dockercourse.errors import CourseError
+    from dockercourse.grading.rootless import start_rootless
+    from dockercourse.grading.users import _kill_all
+    from dockercourse.vm.seed import find_mirror_port, load_images
+
+    ident = students.load(name)
+    _kill_all(ident)  # an engine of an earlier server that did not stop (the hub was killed)
+    port = find_mirror_port()
+    host = start_rootless(ident, port)
+    client = docker.DockerClient(base_url=host, timeout=300)
+    try:
+        got = load_images(client, images, mirror=bool(port), log=lambda *_: None)
+    finally:
+        client.close()
+    lost = [i for i in images if i not in got]
+    if lost:
+        stop_engine(name)
+        raise CourseError(
+            f"{name}'s engine could not get {', '.join(lost)}: no course mirror answered (start the "
+            "course's engine on this machine: scripts/engine-up, then `dockercourse images`)"
+        )
+    return host
+
+
+def stop_engine(name: str) -> None:
+    """Stop student ``name``'s engine and every process the student still runs."""
+    from dockercourse.grading.users import _kill_all
+
+    _kill_all(students.load(name))
+
+
+async def pre_spawn(spawner) -> None:
+    """JupyterHub's ``pre_spawn_hook``: the student's engine, then the server's environment."""
+    s = settings()
+    name = spawner.user.name
+    spawner.log.info("starting %s's Docker engine", name)
+    loop = asyncio.get_running_loop()
+    host = await loop.run_in_executor(_STARTERS, start_engine, name, s["images"])
+    ident = students.load(name)
+    spawner.environment.update(s["environment"])
+    spawner.environment.update(
+        DOCKER_HOST=host,
+        DOCKERCOURSE_ROOT=str(ident.home / "course"),
+        XDG_RUNTIME_DIR=str(ident.dir / "run"),
+    )
+    spawner.log.info("%s's Docker engine answers at %s", name, host)
+
+
+async def post_stop(spawner) -> None:
+    """JupyterHub's ``post_stop_hook``: the student's engine and leftovers stop with the server."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(_STARTERS, stop_engine, spawner.user.name)
+    spawner.log.info("stopped %s's Docker engine", spawner.user.name)
