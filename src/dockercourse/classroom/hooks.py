@@ -45,19 +45,22 @@ def start_engine(name: str, images: list[str]) -> str:
     ident = students.load(name)
     _kill_all(ident)  # an engine of an earlier server that did not stop (the hub was killed)
     port = find_mirror_port()
-    host = start_rootless(ident, port)
-    client = docker.DockerClient(base_url=host, timeout=300)
     try:
-        got = load_images(client, images, mirror=bool(port), log=lambda *_: None)
-    finally:
-        client.close()
-    lost = [i for i in images if i not in got]
-    if lost:
-        stop_engine(name)
-        raise CourseError(
-            f"{name}'s engine could not get {', '.join(lost)}: no course mirror answered (start the "
-            "course's engine on this machine: scripts/engine-up, then `dockercourse images`)"
-        )
+        host = start_rootless(ident, port)
+        client = docker.DockerClient(base_url=host, timeout=300)
+        try:
+            got = load_images(client, images, mirror=bool(port), log=lambda *_: None)
+        finally:
+            client.close()
+        lost = [i for i in images if i not in got]
+        if lost:
+            raise CourseError(
+                f"{name}'s engine could not get {', '.join(lost)}: no course mirror answered (start the "
+                "course's engine on this machine: scripts/engine-up, then `dockercourse images`)"
+            )
+    except BaseException:
+        stop_engine(name)  # no half-started engine is left: the server does not start
+        raise
     return host
 
 
