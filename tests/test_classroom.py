@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -133,6 +134,9 @@ def test_an_idle_server_is_culled_and_its_engine_with_it():
         s = session.login(url, "idlestudent", session.passwords()["idlestudent"])
         session.start_server(url, "idlestudent", s)
         assert _pids_of(students.load("idlestudent"))  # the server and the engine
+        st = _cli("classroom", "status", timeout=60)
+        assert st.returncode == 0 and f"hub: runs, pid {hub.running_pid()}" in st.stdout
+        assert re.search(r"^idlestudent +server running +processes [1-9]", st.stdout, re.M), st.stdout
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and hub.api("/users/idlestudent").json().get("servers"):
             time.sleep(1)
