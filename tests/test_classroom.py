@@ -151,6 +151,47 @@ def test_an_idle_server_is_culled_and_its_engine_with_it():
 
 
 @pytest.mark.classroom
+@pytest.mark.timeout(600)
+def test_a_killed_hub_orphans_no_engine_and_the_next_up_starts_clean():
+    import signal
+
+    _need_root_and_rootless()
+    port = free_port()
+    args = ["classroom", "up", "--names", "hubkill", "--port", str(port), "--chapters", "02"]
+    r = _cli(*args)
+    try:
+        assert r.returncode == 0, r.stderr + r.stdout
+        url = f"http://127.0.0.1:{port}/"
+        s = session.login(url, "hubkill", session.passwords()["hubkill"])
+        session.start_server(url, "hubkill", s)
+        server = int(session.server_environment("hubkill")["_PID"])
+        engine = students.load("hubkill").engine_pid
+        assert engine and Path(f"/proc/{engine}").exists()
+        os.kill(hub.running_pid(), signal.SIGKILL)  # not a shutdown: no hook runs
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{engine}").exists():
+            time.sleep(0.2)
+        assert not Path(f"/proc/{engine}").exists(), "the engine outlived its hub"
+        assert Path(f"/proc/{server}").exists()  # the student's server outlives the hub: their work goes on
+        again = _cli(*args)  # the killed hub's proxy still holds the port; the server runs without engine
+        assert again.returncode == 0, again.stderr + again.stdout
+        for left in ("stopped the proxy", "stopped the idle culler", "stopped what hubkill still ran"):
+            assert left in again.stdout, again.stdout
+        assert not Path(f"/proc/{server}").exists()
+        s = session.login(url, "hubkill", session.passwords()["hubkill"])
+        session.start_server(url, "hubkill", s)  # and starts again, with an engine
+        env = session.server_environment("hubkill")
+        c = docker.DockerClient(base_url=env["DOCKER_HOST"])
+        assert c.containers.run("busybox:1.35.0", ["echo", "back"], remove=True) == b"back\n"
+        c.close()
+    finally:
+        d = _cli("classroom", "down", timeout=600)
+    assert d.returncode == 0 and not students.names()
+    with pytest.raises(KeyError):
+        pwd.getpwnam("hubkill")
+
+
+@pytest.mark.classroom
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_four_students_each_with_an_engine_of_their_own():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -63,7 +64,10 @@ def running_pid() -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:PORT (connections a server closed there moments ago, in
+    TIME_WAIT, do not count: the proxy binds as servers do, with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -104,6 +108,7 @@ def preflight(n: int, port: int) -> None:
         raise CourseError(
             f"a classroom hub already runs (pid {running_pid()}): `dockercourse classroom down` first"
         )
+    _stop_orphans(print)  # of a hub that was killed: its proxy may still hold the port
     if not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port")
     if not _port_free(port):
@@ -156,13 +161,15 @@ def server_python() -> Path:
 def config_text(*, port: int, names: list[str], python: Path, proxy: str, idle: int = 3600) -> str:
     """JupyterHub's configuration for this classroom (a Python file, as JupyterHub reads it)."""
     root = state_root()
+    hub_port = _free_port()
     cfg = {
         "JupyterHub.ip": "127.0.0.1",
         "JupyterHub.port": port,
         "JupyterHub.hub_ip": "127.0.0.1",
-        "JupyterHub.hub_port": _free_port(),
+        "JupyterHub.hub_port": hub_port,
         "ConfigurableHTTPProxy.api_url": f"http://127.0.0.1:{_free_port()}",
         "ConfigurableHTTPProxy.command": [proxy],
+        "ConfigurableHTTPProxy.pid_file": str(root / "jupyterhub-proxy.pid"),
         "JupyterHub.db_url": f"sqlite:///{root / 'jupyterhub.sqlite'}",
         "JupyterHub.cookie_secret_file": str(root / "cookie_secret"),
         "JupyterHub.authenticator_class": "pam",
@@ -194,7 +201,14 @@ def config_text(*, port: int, names: list[str], python: Path, proxy: str, idle: 
     ]
     if idle:  # jupyterhub-idle-culler stops a server idle that long (and with it the student's engine)
         every = max(5, min(300, idle // 4))
-        cull = [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={idle}", f"--cull-every={every}"]
+        cull = [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={idle}",
+            f"--cull-every={every}",
+            f"--url=http://127.0.0.1:{hub_port}/hub/api",
+        ]  # fmt: skip (also how a killed hub's is found)
         lines += [
             f"c.JupyterHub.services.append({{'name': 'idle-culler', 'command': {cull!r}}})",
             "c.JupyterHub.load_roles.append({'name': 'idle-culler', 'services': ['idle-culler'], "
@@ -226,7 +240,6 @@ def up(names: list[str], port: int, images: list[str], course: Path, idle: int =
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o711)
-    _stop_orphans(log)
     log("classroom: the students' Python (JupyterLab, the toolkit; made once) ...")
     python = server_python()
     proxy = proxy_command()
@@ -281,11 +294,16 @@ def up(names: list[str], port: int, images: list[str], course: Path, idle: int =
 
 
 def _stop_orphans(log) -> None:
-    """No hub runs (checked before): whatever the students still run is left from a hub that was killed
-    (their servers outlive it; their engines stop with it). Stop it, so that each server starts again
-    with its engine. Their files stay."""
+    """No hub runs (checked before): what still runs is left from a hub that was killed. Its proxy
+    (configurable-http-proxy, which JupyterHub started and would have stopped) still holds the hub's port,
+    and its idle culler still runs; the students' servers outlive it (their engines stop with it). Stop
+    them, so that each server starts again with its engine. The students' files stay."""
     from dockercourse.grading.users import _kill_all, _pids_of
 
+    for pid, what in _left_of_hub():
+        _stop_single(pid)
+        log(f"classroom: stopped the {what} (pid {pid}) of a hub that was killed")
+    (state_root() / "jupyterhub-proxy.pid").unlink(missing_ok=True)
     for n in students.names():
         ident = students.load(n)
         if _pids_of(ident):
@@ -319,6 +337,51 @@ def _stop_pid(pid: int, timeout: float = 30) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _left_of_hub() -> list[tuple[int, str]]:
+    """The proxy and the idle culler a killed hub left running (JupyterHub starts each in a session of its
+    own, so that they may outlive it): the proxy by the pid file JupyterHub wrote, the culler by the hub
+    address in its command line; each only while its command line is still that program's."""
+    root = state_root()
+    try:
+        proxy = int((root / "jupyterhub-proxy.pid").read_text().strip())
+    except (OSError, ValueError):
+        proxy = 0
+    m = re.search(r"^c\.JupyterHub\.hub_port = (\d+)$", _read(root / "jupyterhub_config.py"), re.M)
+    culler = f"--url=http://127.0.0.1:{m.group(1)}/hub/api".encode() if m else None
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(p.name) == proxy and b"configurable-http-proxy" in cmd:
+            found.append((proxy, "proxy"))
+        elif culler and b"jupyterhub_idle_culler" in cmd and culler in cmd.split(b"\0"):
+            found.append((int(p.name), "idle culler"))
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _stop_single(pid: int, timeout: float = 10) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
 def api(path: str, method: str = "GET", **kw) -> requests.Response:
     """The hub's REST API as the classroom's own service (its token is root's)."""
     root = state_root()
@@ -339,11 +402,21 @@ def down(log=print) -> list[str]:
     if pid:
         _stop_pid(pid)
         log(f"classroom: stopped the hub (pid {pid}) and the students' servers")
+    for left, what in _left_of_hub():  # of a hub that was killed
+        _stop_single(left)
+        log(f"classroom: stopped the {what} (pid {left}) of a hub that was killed")
     problems = []
     for n in students.names():
         problems += students.remove(n)
         log(f"classroom: removed student {n}")
-    for f in ("hub.pid", "jupyterhub.sqlite", "passwords", "api-token", "settings.json"):
+    for f in (
+        "hub.pid",
+        "jupyterhub.sqlite",
+        "passwords",
+        "api-token",
+        "settings.json",
+        "jupyterhub-proxy.pid",
+    ):
         (state_root() / f).unlink(missing_ok=True)
     return problems
 
