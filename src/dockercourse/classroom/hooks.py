@@ -35,33 +35,16 @@ def settings() -> dict:
 
 def start_engine(name: str, images: list[str]) -> str:
     """Start student ``name``'s engine and put ``images`` into it; its ``DOCKER_HOST``."""
-    import docker
-
-    from dockercourse.errors import CourseError
-    from dockercourse.grading.rootless import start_rootless
+    from dockercourse.grading.rootless import start_with_images
     from dockercourse.grading.users import _kill_all
-    from dockercourse.vm.seed import find_mirror_port, load_images
 
     ident = students.load(name)
     _kill_all(ident)  # an engine of an earlier server that did not stop (the hub was killed)
-    port = find_mirror_port()
     try:
-        host = start_rootless(ident, port)
-        client = docker.DockerClient(base_url=host, timeout=300)
-        try:
-            got = load_images(client, images, mirror=bool(port), log=lambda *_: None)
-        finally:
-            client.close()
-        lost = [i for i in images if i not in got]
-        if lost:
-            raise CourseError(
-                f"{name}'s engine could not get {', '.join(lost)}: no course mirror answered (start the "
-                "course's engine on this machine: scripts/engine-up, then `dockercourse images`)"
-            )
+        return start_with_images(ident, images)
     except BaseException:
         stop_engine(name)  # no half-started engine is left: the server does not start
         raise
-    return host
 
 
 def stop_engine(name: str) -> None:

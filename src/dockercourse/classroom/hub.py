@@ -26,6 +26,7 @@ from pathlib import Path
 import requests
 
 from dockercourse.classroom import state_root, students
+from dockercourse.engines.procs import alive, terminate
 from dockercourse.errors import CourseError, UsageError
 
 #: what each student's server needs besides the toolkit's own dependencies: JupyterLab, the hub's
@@ -49,8 +50,6 @@ class Hub:
 
 
 def _alive(pid: int) -> bool:
-    from dockercourse.engines.procs import alive
-
     return pid > 0 and alive(pid)
 
 
@@ -301,7 +300,7 @@ def _stop_orphans(log) -> None:
     from dockercourse.grading.users import _kill_all, _pids_of
 
     for pid, what in _left_of_hub():
-        _stop_single(pid)
+        terminate(pid)
         log(f"classroom: stopped the {what} (pid {pid}) of a hub that was killed")
     (state_root() / "jupyterhub-proxy.pid").unlink(missing_ok=True)
     for n in students.names():
@@ -370,18 +369,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _stop_single(pid: int, timeout: float = 10) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
 def api(path: str, method: str = "GET", **kw) -> requests.Response:
     """The hub's REST API as the classroom's own service (its token is root's)."""
     root = state_root()
@@ -403,7 +390,7 @@ def down(log=print) -> list[str]:
         _stop_pid(pid)
         log(f"classroom: stopped the hub (pid {pid}) and the students' servers")
     for left, what in _left_of_hub():  # of a hub that was killed
-        _stop_single(left)
+        terminate(left)
         log(f"classroom: stopped the {what} (pid {left}) of a hub that was killed")
     problems = []
     for n in students.names():

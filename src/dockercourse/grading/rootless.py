@@ -153,6 +153,29 @@ def start_rootless(ident: Identity, mirror_port: int | None) -> str:
     raise CourseError("the rootless engine did not start: " + " | ".join(ln[-200:] for ln in tail))
 
 
+def start_with_images(ident: Identity, images: list[str]) -> str:
+    """Start ``ident``'s rootless engine and put ``images`` into it (through the course mirror, else
+    copied from the host's engine); its ``DOCKER_HOST``. Raises when an image cannot be had."""
+    import docker
+
+    from dockercourse.vm.seed import find_mirror_port, load_images
+
+    port = find_mirror_port()
+    host = start_rootless(ident, port)
+    client = docker.DockerClient(base_url=host, timeout=300)
+    try:
+        got = load_images(client, images, mirror=bool(port), log=lambda *_: None)
+    finally:
+        client.close()
+    lost = [i for i in images if i not in got]
+    if lost:
+        raise CourseError(
+            f"the rootless engine could not get {', '.join(lost)}: no course mirror answered and the "
+            "host's engine does not have them (run `dockercourse images` first)"
+        )
+    return host
+
+
 def _mirror_at_loopback(ident: Identity, port: int) -> None:
     """Make ``127.0.0.1:PORT`` in the engine's network namespace the host's course mirror (slirp4netns
     reaches the host's loopback as 10.0.2.2), as the VM engine does: the engine reports the mirror at

@@ -43,6 +43,7 @@ from dockercourse.grading.rootless import (
     rootless_limits,
     rootless_missing,
     start_rootless,
+    start_with_images,
 )
 from dockercourse.grading.users import (
     SUBID_BASE,
@@ -168,24 +169,7 @@ def boundary():
 
 def _rootless_with_images(ident: Identity) -> str:
     """Start ``ident``'s rootless engine and put the chapter's images in it; its ``DOCKER_HOST``."""
-    import docker
-
-    from dockercourse.vm.seed import find_mirror_port, load_images
-
-    port = find_mirror_port()
-    host = start_rootless(ident, port)
-    client = docker.DockerClient(base_url=host, timeout=300)
-    try:
-        got = load_images(client, _images, mirror=bool(port), log=lambda *_: None)
-    finally:
-        client.close()
-    lost = [i for i in _images if i not in got]
-    if lost:
-        raise CourseError(
-            f"the rootless engine could not get {', '.join(lost)}: no course mirror answered and the "
-            "host's engine does not have them (run `dockercourse images` first)"
-        )
-    return host
+    return start_with_images(ident, _images)
 
 
 def kernel_manager_class(ident: Identity):
