@@ -338,3 +338,43 @@ def test_cli_check_and_bad_mode(client, capsys):
         assert ref in out
     with pytest.raises(imagekit.ImageKitError):
         imagekit.ensure(client, mode="sideways")
+
+
+@pytest.mark.timeout(300)
+def test_debian_is_bootstrapped_in_a_container_as_mmdebstrap_would(client):
+    """The debian image needs no root and no mmdebstrap on the host: its minbase is bootstrapped in a
+    busybox container of the engine (as on Binder or Docker Desktop). Every package installed, apt and
+    bash working, /usr merged, the slim exclusions applied, and what it was made of on its label."""
+    tmp = build_mod.build_debian(client, DEBIAN, log=lambda *a, **k: None)
+    try:
+        img = client.images.get(tmp)
+        source = img.labels[labels.KIT_SOURCE]
+        assert source.startswith("built locally from Debian bookworm: minbase, bootstrapped in a container")
+        assert "apt 2.6" in source and "libc6 2.36" in source
+        out = run(
+            client,
+            tmp,
+            [
+                "bash",
+                "-c",
+                "dpkg-query -W -f '${db:Status-Abbrev}\\n' | sort | uniq -c; apt-get --version | head -1; "
+                "readlink /bin; ls /usr/share/man | wc -l; ls /usr/share/doc/bash; cat /etc/debian_version",
+            ],
+        )
+        lines = out.split("\n")
+        # every package installed (no other state), about 90 of them
+        assert lines[0].split()[1] == "ii" and int(lines[0].split()[0]) >= 80, out
+        assert lines[1].startswith("apt 2.6"), out
+        assert lines[2:6] == ["usr/bin", "0", "copyright", lines[5]] and lines[5].startswith("12."), out
+        assert img.attrs["Config"]["Cmd"] == ["bash"]
+        assert not [c for c in client.containers.list(all=True) if c.name.startswith(BUILD_CONTAINER_PREFIX)]
+    finally:
+        client.api.remove_image(tmp)
+
+
+@pytest.mark.timeout(30)
+def test_the_vm_seed_never_builds_what_is_not_a_course_image(client):
+    from dockercourse.imagekit.kit import build_refs
+
+    with pytest.raises(imagekit.ImageKitError, match="not a course image"):
+        build_refs(client, ["dockercourse-kittest/other:1"])

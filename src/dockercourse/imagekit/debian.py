@@ -1,7 +1,10 @@
-"""Host side of the offline builds: Debian packages, mmdebstrap, the .deb cache.
+"""Host side of the offline builds: Debian bookworm's packages and the .deb cache.
 
 Everything that needs the network (apt) happens here, on the host; containers
-that build images never get a network.
+that build images never get a network. apt reads Debian bookworm's archive through a
+private configuration under the kit's cache (the system's sources stay as they are), so
+the kit builds the same images on any host with apt: Debian 12, Ubuntu (Binder), Debian 13.
+No root is needed: the root file system is bootstrapped inside the engine (:mod:`.build`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from dockercourse import config
 from dockercourse.errors import ImageKitError
 
-#: Downloaded .debs are kept here so a rebuild needs no network.
-CACHE_DIR = config.path("DOCKERCOURSE_KIT_CACHE")
 SUITE = "bookworm"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+#: how old the private package lists may get before they are read again
+LISTS_MAX_AGE = 86400
 
 #: Paths the official slim images leave out (docs, man pages, translations).
 SLIM_DPKG_OPTS = [
@@ -34,8 +40,17 @@ SLIM_DPKG_OPTS = [
 ]
 
 
+def kit_cache() -> Path:
+    """The kit's cache (downloaded .debs, the private package lists): ``DOCKERCOURSE_KIT_CACHE``,
+    by default ``/var/cache/dockercourse`` as root and ``~/.cache/dockercourse/kit`` for anyone else."""
+    if config.is_set("DOCKERCOURSE_KIT_CACHE") or os.geteuid() == 0:
+        return config.path("DOCKERCOURSE_KIT_CACHE")
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dockercourse" / "kit"
+
+
 def apt_cache() -> Path:
-    d = CACHE_DIR / "apt"
+    """Where the downloaded .debs are kept, so a rebuild needs no network."""
+    d = kit_cache() / "apt"
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -68,22 +83,9 @@ def _run(cmd: list[str], what: str, timeout: int = 600, env: dict | None = None)
         lines = [ln for ln in err if ln.startswith(("E:", "ERROR", "dpkg:"))] or err[-1:] or ["(no message)"]
         msg = lines[-1] if not lines[0].startswith("E: Unable to locate") else lines[0]
         if "Unable to locate package" in msg or "has no installation candidate" in msg:
-            msg += " (is this a Debian bookworm host with `apt-get update` run?)"
+            msg += f" (not in Debian {SUITE}'s archive?)"
         raise ImageKitError(f"{what} failed: {msg[:300]}")
     return p.stdout
-
-
-def host_version(package: str) -> str | None:
-    """The version of an installed host package, or None."""
-    try:
-        p = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Status}\t${Version}", package], capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    if p.returncode != 0 or "install ok installed" not in p.stdout:
-        return None
-    return p.stdout.split("\t", 1)[1].strip()
 
 
 def _apt_env() -> dict:
@@ -93,8 +95,94 @@ def _apt_env() -> dict:
     return env
 
 
+def _archive_dir() -> Path:
+    return kit_cache() / "archive"
+
+
+def sources_text(mirror: str) -> str:
+    """bookworm, its updates and its security fixes (where the mirror is Debian's layout)."""
+    m = mirror.rstrip("/")
+    repos = [(m, SUITE), (m, f"{SUITE}-updates")]
+    if m.endswith("/debian"):
+        repos.append((f"{m}-security", f"{SUITE}-security"))
+    lines = [f"deb [signed-by={KEYRING}] {url} {suite} main" for url, suite in repos]
+    return "\n".join(lines) + "\n"
+
+
+def _archive_opts() -> list[str]:
+    a = _archive_dir()
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={a / 'sources.list'}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={a / 'lists'}",
+        "-o",
+        f"Dir::Cache={a / 'cache'}",
+        "-o",
+        "Dir::Etc::Preferences=/dev/null",
+        "-o",
+        "Dir::Etc::PreferencesParts=/dev/null",
+        "-o",
+        "APT::Sandbox::User=root",
+        "-o",
+        "Acquire::Retries=3",
+    ]
+
+
+_ARCHIVE_LOCK = threading.Lock()
+_archive_read = False
+
+
+def _lists(a: Path) -> list[Path]:
+    return list((a / "lists").glob("*_Packages*"))
+
+
+def ensure_archive(log=None) -> None:
+    """Write the private apt configuration and read bookworm's package lists (at most daily; with
+    lists already there, a failed read keeps them: the kit then works from its cache, offline)."""
+    global _archive_read
+    from dockercourse.engines.specs import DEBIAN_MIRROR
+
+    with _ARCHIVE_LOCK:
+        if _archive_read:
+            return
+        need_tool("apt-get", "apt")
+        if not os.path.exists(KEYRING):
+            raise ImageKitError(
+                f"the image kit reads Debian's archive, signed with {KEYRING}, which is missing: "
+                "apt-get install debian-archive-keyring"
+            )
+        a = _archive_dir()
+        for d in (a / "lists" / "partial", a / "cache" / "archives" / "partial"):
+            d.mkdir(parents=True, exist_ok=True)
+        text = sources_text(DEBIAN_MIRROR)
+        src = a / "sources.list"
+        if not src.exists() or src.read_text() != text:
+            src.write_text(text)
+            for f in _lists(a):
+                f.unlink()
+        lists = _lists(a)
+        if not lists or time.time() - min(f.stat().st_mtime for f in lists) > LISTS_MAX_AGE:
+            if log:
+                log(f"reading Debian {SUITE}'s package lists ({DEBIAN_MIRROR}) ...")
+            p = subprocess.run(
+                ["apt-get", *_archive_opts(), "update", "-qq"], capture_output=True, text=True, env=_apt_env()
+            )
+            if p.returncode != 0 and not _lists(a):
+                last = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no package lists"]
+                raise ImageKitError(
+                    f"cannot read Debian {SUITE}'s package lists from {DEBIAN_MIRROR}: {last[0][:200]} "
+                    "(set DOCKERCOURSE_DEBIAN_MIRROR to a reachable Debian mirror)"
+                )
+        _archive_read = True
+
+
 def _apt_opts(status_file: Path | None) -> list[str]:
+    ensure_archive()
     opts = [
+        *_archive_opts(),
         "-o",
         f"Dir::Cache::archives={apt_cache()}",
         "-o",
@@ -142,7 +230,8 @@ def fetch(pkgs: list[tuple[str, str, str]]) -> list[Path]:
     missing = [f"{n}={v}" for (n, v, a), f in zip(pkgs, files, strict=True) if not f.exists()]
     if missing:
         _run(
-            ["sh", "-c", 'cd "$0" && exec apt-get -q download "$@"', str(cache), *missing],
+            ["sh", "-c", 'cd "$0" && exec apt-get -q "$@"', str(cache), *_apt_opts(None), "download"]
+            + missing,
             f"downloading {len(missing)} Debian packages",
             env=_apt_env(),
         )
@@ -153,8 +242,9 @@ def fetch(pkgs: list[tuple[str, str, str]]) -> list[Path]:
 
 
 def candidate_version(package: str) -> str | None:
+    """The version Debian bookworm's archive offers (the private lists), or None."""
     try:
-        p = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True)
+        p = subprocess.run(["apt-cache", *_apt_opts(None), "policy", package], capture_output=True, text=True)
     except OSError:
         return None
     m = re.search(r"Candidate:\s*(\S+)", p.stdout)
@@ -162,54 +252,33 @@ def candidate_version(package: str) -> str | None:
 
 
 def busybox_binary(workdir: Path) -> tuple[Path, str]:
-    """Debian's static busybox: the host's busybox-static, else its .deb from the cache."""
-    ver = host_version("busybox-static")
-    if ver and Path("/bin/busybox").exists():
-        return Path("/bin/busybox"), ver
+    """Debian bookworm's static busybox, from its .deb (in the cache, else downloaded): the same
+    binary on every host, whatever busybox the host has."""
     ver = candidate_version("busybox-static")
     if not ver:
-        raise ImageKitError(
-            "the Debian package busybox-static is neither installed nor known to apt: "
-            "apt-get update && apt-get install busybox-static"
-        )
-    arch = _run(["dpkg", "--print-architecture"], "dpkg --print-architecture").strip()
-    (deb,) = fetch([("busybox-static", ver, arch)])
+        raise ImageKitError(f"Debian {SUITE}'s archive offers no busybox-static")
+    (deb,) = fetch([("busybox-static", ver, _arch())])
     _run(["dpkg-deb", "-x", str(deb), str(workdir / "bb")], "unpacking busybox-static")
     return workdir / "bb" / "bin" / "busybox", ver
 
 
-def mmdebstrap_minbase(out_tar: Path, log=None) -> str:
-    """Build a Debian bookworm minbase root file system as a tarball; return its dpkg status."""
-    need_tool("mmdebstrap", "mmdebstrap")
-    cache = apt_cache()
-    status_copy = out_tar.with_suffix(".status")
-    cmd = [
-        "mmdebstrap",
-        "--variant=minbase",
-        "--mode=auto",
-        "--quiet",
-        "--skip=download/empty",
-        "--skip=essential/unlink",
-        "--setup-hook",
-        'mkdir -p "$1"/var/cache/apt/archives/',
-        "--setup-hook",
-        f"sync-in {cache} /var/cache/apt/archives/",
-        "--customize-hook",
-        f"sync-out /var/cache/apt/archives {cache}",
-        "--customize-hook",
-        f'cp "$1"/var/lib/dpkg/status {status_copy}',
-        # the engine provides these per container
-        "--customize-hook",
-        'rm -f "$1"/etc/hostname "$1"/etc/resolv.conf',
-    ]
-    hooks = Path("/usr/share/mmdebstrap/hooks/merged-usr")
-    if hooks.is_dir():
-        cmd += ["--hook-dir", str(hooks)]
-    for o in SLIM_DPKG_OPTS:
-        cmd += ["--dpkgopt", o]
-    cmd += [SUITE, str(out_tar)]
-    _run(cmd, "mmdebstrap --variant=minbase bookworm", timeout=900, env=_apt_env())
-    return status_copy.read_text()
+def _arch() -> str:
+    return _run(["dpkg", "--print-architecture"], "dpkg --print-architecture").strip()
+
+
+def minbase_packages() -> list[str]:
+    """What ``mmdebstrap --variant=minbase`` installs: every package that is Essential or of
+    priority required, and apt; ``usr-is-merged`` says /usr is merged (no ``usrmerge`` run)."""
+    out = _run(["apt-cache", *_apt_opts(None), "dumpavail"], f"listing Debian {SUITE}'s packages")
+    names = set()
+    for stanza in out.split("\n\n"):
+        if re.search(r"^(Essential: yes|Priority: required)$", stanza, re.M):
+            m = re.search(r"^Package: (\S+)$", stanza, re.M)
+            if m:
+                names.add(m.group(1))
+    if "dpkg" not in names:
+        raise ImageKitError(f"Debian {SUITE}'s package lists name no essential packages")
+    return sorted(names | {"apt", "usr-is-merged"})
 
 
 def dpkg_versions(status_text: str, names) -> dict[str, str]:

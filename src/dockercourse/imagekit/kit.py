@@ -53,7 +53,8 @@ def cleanup_leftovers(client, log=_quiet) -> None:
 
 
 def _check_disk(client) -> None:
-    paths = [debian.CACHE_DIR if debian.CACHE_DIR.exists() else debian.CACHE_DIR.parent]
+    cache = debian.kit_cache()
+    paths = [cache if cache.exists() else cache.parent]
     try:
         root = client.info().get("DockerRootDir")
         if root and os.path.isdir(root):
@@ -171,10 +172,11 @@ class _Run:
         self.log(f"{ref}: built in {time.monotonic() - t:.0f} s ({self.current[role].source})")
 
     def _build(self, to_build: list[str]) -> None:
-        """The base images first, then the layers on Debian (big ones first: two workers finish together)."""
-        firsts = [r for r in to_build if RECIPES[r].kind != "layer"]
+        """busybox, then Debian (bootstrapped in a busybox container), then the layers on Debian (big
+        ones first: two workers finish together)."""
+        firsts = [[r] for r in ("busybox", "debian") if r in to_build]
         layers = sorted((r for r in to_build if RECIPES[r].kind == "layer"), key=lambda r: r != "builder")
-        for batch in (firsts, layers):
+        for batch in (*firsts, layers):
             if not batch:
                 continue
             with ThreadPoolExecutor(max_workers=2) as ex:
@@ -213,6 +215,30 @@ class _Run:
                 )
             else:
                 _record_repo_digests(self.client, refs, self.log)
+
+
+def build_refs(client, refs, log=print) -> list[str]:
+    """Build the course images ``refs`` offline in the engine behind ``client`` (with the images they
+    are built from, when missing): the VM engine's disk when no mirror or host engine has them. No
+    mirror is started. The references now present, of those asked for."""
+    by_ref = {ref: role for role, ref in COURSE_IMAGES.items()}
+    unknown = [r for r in refs if r not in by_ref]
+    if unknown:
+        raise ImageKitError(f"not a course image, the kit cannot build it: {', '.join(unknown)}")
+    run = _Run(client, "offline", False, log)
+    run.current = {r: image_status(client, r, ref) for r, ref in run.roles}
+    roles = {by_ref[r] for r in refs}
+    if any(RECIPES[r].kind == "layer" for r in roles):
+        roles.add("debian")
+    if "debian" in roles:
+        roles.add("busybox")  # the debian image is bootstrapped in a busybox container
+    todo = [r for r, _ in run.roles if r in roles and not run.current[r].present]
+    run.bar = steps(len(todo), False, "course images")
+    try:
+        run._build(todo)
+    finally:
+        run.bar.close()
+    return [r for r in refs if image_status(client, by_ref[r], r).present]
 
 
 def _record_repo_digests(client, refs: list[str], log) -> None:
