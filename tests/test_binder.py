@@ -21,7 +21,7 @@ def _post_build(tmp_path: Path, vm_build_status: int) -> subprocess.CompletedPro
     bin_dir.mkdir()
     (bin_dir / "pip").write_text('#!/bin/sh\necho pip "$@" >> "$CALLS"\n')
     (bin_dir / "dockercourse").write_text(
-        '#!/bin/sh\necho dockercourse "$@" >> "$CALLS"\n'
+        '#!/bin/sh\necho "DOCKERCOURSE_VM_SEED=$DOCKERCOURSE_VM_SEED" dockercourse "$@" >> "$CALLS"\n'
         f"[ {vm_build_status} -eq 0 ] || echo 'vm: cannot fetch the kernel' >&2\nexit {vm_build_status}\n"
     )
     for f in bin_dir.iterdir():
@@ -37,7 +37,8 @@ def test_a_failed_vm_build_fails_the_binder_build_with_a_reason(tmp_path):
     assert r.returncode != 0, "the image would build without the VM's disk and rebuild it at every launch"
     assert "vm: cannot fetch the kernel" in r.stderr and "postBuild: FAILED" in r.stderr
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls == ["pip install --no-deps -e .", "dockercourse engine vm build"]
+    # the images come from the kit in the VM, never from Docker Hub
+    assert calls == ["pip install --no-deps -e .", "DOCKERCOURSE_VM_SEED=kit dockercourse engine vm build"]
 
 
 def test_a_good_vm_build_passes(tmp_path):

@@ -95,7 +95,8 @@ SETTINGS: dict[str, Setting] = {
             "DOCKERCOURSE_MIRROR_PORT",
             None,
             "The loopback port of the course's registry mirror (default: the port "
-            "`scripts/engine-up` chose, in DOCKERCOURSE_STATE/mirror-port).",
+            "`scripts/engine-up` chose, in DOCKERCOURSE_STATE/mirror-port); `0`: no mirror (the VM "
+            "engine then uses none).",
             "engine",
         ),
         # --- the course and its notebooks
@@ -135,7 +136,8 @@ SETTINGS: dict[str, Setting] = {
         _S(
             "DOCKERCOURSE_KIT_CACHE",
             "/var/cache/dockercourse",
-            "The image kit's cache of Debian packages and root file systems.",
+            "The image kit's cache of Debian packages and package lists (as root; anyone else: "
+            "`~/.cache/dockercourse/kit`).",
             "images",
         ),
         # --- the VM engine
@@ -149,6 +151,20 @@ SETTINGS: dict[str, Setting] = {
             "DOCKERCOURSE_VM_CACHE",
             None,
             "The VM engine's kernel, initramfs and disks (default: `~/.cache/dockercourse/vm`).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_MEMORY",
+            None,
+            "The VM engine's guest memory in MB, when `engine vm up`/`build` get no `--memory` "
+            "(default: 768).",
+            "vm",
+        ),
+        _S(
+            "DOCKERCOURSE_VM_SEED",
+            "auto",
+            "Where the VM's disk gets the course images: `auto` (the host's mirror, else its engine, else "
+            "built in the VM by the image kit) or `kit` (built in the VM only; Binder).",
             "vm",
         ),
         _S("DOCKERCOURSE_VM_UP_LOG", None, "Where `binder/start` logs the VM engine's boot.", "vm"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 
+from dockercourse import config
 from dockercourse.cli._args import log
 from dockercourse.errors import EngineError
 
@@ -223,7 +224,10 @@ def _register_vm(acts) -> None:
         a.add_argument("--name", default="default", help="which VM engine (default: default)")
         if act in ("up", "build"):
             a.add_argument(
-                "--memory", type=int, default=DEFAULT_MEMORY_MB, help="guest RAM in MB (default %(default)s)"
+                "--memory",
+                type=int,
+                default=int(config.number("DOCKERCOURSE_VM_MEMORY") or DEFAULT_MEMORY_MB),
+                help="guest RAM in MB (default %(default)s; DOCKERCOURSE_VM_MEMORY)",
             )
             a.add_argument("--images", help="comma-separated references or roles, 'all' or 'none'")
             a.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))

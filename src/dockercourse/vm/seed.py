@@ -1,8 +1,9 @@
 """Loading the course images into a fresh system disk, and waiting for a guest's engine API.
 
 A new disk is *seeded* once: booted writable, the images loaded into its engine (pulled
-through the host's registry mirror when it answers, else from Docker Hub; else copied from
-the host's engine), then the guest is told through a virtio console to stop its engine,
+through the host's registry mirror when it answers, else copied from the host's engine, else
+built there by the image kit from Debian's packages; never pulled from Docker Hub), then
+the guest is told through a virtio console to stop its engine,
 sync, remount read-only and power off (``halt``, see ``guest/stage2-*.sh``). Every later
 boot opens the disk with ``snapshot=on``.
 """
@@ -83,6 +84,8 @@ def find_mirror_port() -> int | None:
     """The host's course registry mirror port, when it answers on 127.0.0.1."""
     cands = []
     env = config.get("DOCKERCOURSE_MIRROR_PORT")
+    if env == "0":  # none: as on Binder, where no course mirror runs
+        return None
     if env and env.isdigit():
         cands.append(int(env))
     try:
@@ -158,14 +161,26 @@ def _copy_from_host(client, host, ref: str) -> None:
     client.api.load_image(_IterFile(stream))
 
 
+def seed_sources() -> str:
+    """``DOCKERCOURSE_VM_SEED``: "auto" (the host's mirror, else its engine, else the image kit) or
+    "kit" (the kit only: Binder, whose build has neither and must not pull from Docker Hub)."""
+    v = (config.get("DOCKERCOURSE_VM_SEED") or "auto").strip()
+    if v not in ("auto", "kit"):
+        raise CourseError(f"DOCKERCOURSE_VM_SEED must be auto or kit, not {v!r}")
+    return v
+
+
 def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
-    """Put ``images`` into the engine behind ``client``: pull (through the mirror when the
-    engine has one, else from Docker Hub), else copy from the host's engine."""
+    """Put ``images`` into the engine behind ``client``: pulled through the host's course mirror
+    (when the engine has it), else copied from the host's engine, else built by the image kit from
+    Debian's packages in that engine. Never pulled from Docker Hub: its anonymous pulls are rate
+    limited (Binder's builds share an address) and the course runs without a registry."""
     import docker.errors
 
     errors = engine_api_errors()
-    done = []
+    done, left = [], []
     host = None
+    kit_only = seed_sources() == "kit"
     for ref in images:
         try:
             client.images.get(ref)
@@ -174,28 +189,51 @@ def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
         except docker.errors.ImageNotFound:
             pass  # not there yet: load it
         t0 = time.monotonic()
-        how = None
-        try:
-            repo, tag = ref.rsplit(":", 1)
-            client.images.pull(repo, tag=tag)
-            how = "pulled through the host's mirror" if mirror else "pulled"
-        except errors as e:  # the pull failed: copy it from the host's engine
-            err = _first_line(e)
+        how, err = None, "not tried"
+        if mirror and not kit_only:
+            try:
+                repo, tag = ref.rsplit(":", 1)
+                client.images.pull(repo, tag=tag)
+                how = "pulled through the host's mirror"
+            except errors as e:
+                err = _first_line(e)
+        if how is None and not kit_only:
             host = host or host_engine()
             if host is not None:
                 try:
                     _copy_from_host(client, host, ref)
-                    how = f"copied from the host's engine; the pull failed: {err}"
-                except errors as e2:
-                    err = _first_line(e2)
-            if how is None:
-                log(f"vm: {ref}: not loaded ({err})")
-                continue
+                    how = "copied from the host's engine"
+                except errors as e:
+                    err = _first_line(e)
+        if how is None:
+            left.append(ref)
+            continue
         done.append(ref)
         log(f"vm: {ref}: {how} ({time.monotonic() - t0:.0f} s)")
     if host is not None:
         host.close()
+    if left:
+        done += _build_with_kit(client, left, log, err if not kit_only else "")
     return done
+
+
+def _build_with_kit(client, refs: list[str], log, why: str) -> list[str]:
+    """Build ``refs`` (course images) in the engine behind ``client`` with the image kit."""
+    from dockercourse.errors import ImageKitError
+    from dockercourse.imagekit.kit import build_refs
+
+    t0 = time.monotonic()
+    log(
+        f"vm: building {', '.join(refs)} from Debian's packages in the VM's engine (the image kit)"
+        + (f"; no mirror or host engine has them ({why})" if why else "")
+    )
+    try:
+        built = build_refs(client, refs, log=lambda m: log(f"vm: {m}"))
+    except (ImageKitError, *engine_api_errors()) as e:
+        log(f"vm: the image kit failed: {_first_line(e)}")
+        return []
+    log(f"vm: built {len(built)} images in {time.monotonic() - t0:.0f} s")
+    return built
 
 
 # --------------------------------------------------------------------------- seeding a disk
@@ -222,7 +260,10 @@ def _send(ctl: Path, cmd: str) -> None:
 
 def seed(kernel: Path, initrd: Path, disk: Path, images, *, log, accel, memory_mb, mirror_port) -> list[str]:
     """Boot ``disk`` writable, load ``images``, shut the guest down cleanly."""
-    mirror_port = mirror_port if mirror_port is not None else find_mirror_port()
+    if seed_sources() == "kit":
+        mirror_port = None  # the kit only: the guest gets no mirror
+    elif mirror_port is None:
+        mirror_port = find_mirror_port()
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="seed-", dir=engine_cache()))
     ctl = work / "ctl.sock"
