@@ -219,9 +219,16 @@ def load_images(client, images, *, mirror: bool, log=print) -> list[str]:
 
 def _build_with_kit(client, refs: list[str], log, why: str) -> list[str]:
     """Build ``refs`` (course images) in the engine behind ``client`` with the image kit."""
+    from dockercourse.core.images import COURSE_IMAGES
     from dockercourse.errors import ImageKitError
     from dockercourse.imagekit.kit import build_refs
 
+    others = [r for r in refs if r not in COURSE_IMAGES.values()]
+    for r in others:
+        log(f"vm: {r}: not loaded: no mirror or host engine has it (the kit makes course images only)")
+    refs = [r for r in refs if r not in others]
+    if not refs:
+        return []
     t0 = time.monotonic()
     log(
         f"vm: building {', '.join(refs)} from Debian's packages in the VM's engine (the image kit)"
