@@ -54,3 +54,10 @@ def test_binder_installs_qemu_img_for_the_compact_disk():
         if line.strip() and not line.startswith("#")
     ]
     assert {"qemu-system-x86", "qemu-utils"} <= set(packages)
+
+
+def test_binder_serves_published_pages_through_the_session():
+    """On Binder the browser is not on the session's machine: course.link prints
+    <session>/proxy/PORT/, which jupyter-server-proxy serves."""
+    text = (REPO / "binder" / "environment.yml").read_text()
+    assert "\n  - jupyter-server-proxy" in text
