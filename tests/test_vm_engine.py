@@ -235,8 +235,8 @@ def _as_test_user() -> list[str] | None:
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_engine_vm_unprivileged_up_run_down():
-    """`engine vm up` as a user with no privileges, a container and chapter 02 (nbval) through it,
-    `down` leaves nothing."""
+    """`engine vm up` as a user with no privileges, a container, a bind mount of a host folder (the
+    temporary folder is shared into the VM) and chapter 02 (nbval) through it, `down` leaves nothing."""
     from dockercourse.vm import engine as vme
 
     # what the VM needs on the host now: qemu, runc, iptables, busybox, mke2fs, and either
@@ -301,7 +301,18 @@ def test_engine_vm_unprivileged_up_run_down():
                     "out=c.containers.run('busybox:1.35.0', ['sh','-c','echo hello from $(uname -n)'], "
                     "remove=True);"
                     "print(out.decode().strip(), round(time.monotonic()-t,1)); "
-                    "print(c.info()['OperatingSystem'])",
+                    "print(c.info()['OperatingSystem'])\n"
+                    # a bind mount of a folder made on the host (the temporary folder is shared into
+                    # the VM at the same path), both ways, as chapter 06 does
+                    "import os, pathlib, shutil, tempfile\n"
+                    "d = pathlib.Path(tempfile.mkdtemp(prefix='dc-vmshare-'))\n"
+                    "(d / 'in.txt').write_text('written on the host')\n"
+                    "out = c.containers.run('busybox:1.35.0', ['sh', '-c', "
+                    "'cat /w/in.txt; echo; echo written in the container > /w/out.txt'], "
+                    "volumes={str(d): {'bind': '/w', 'mode': 'rw'}}, user=f'{os.getuid()}:{os.getgid()}', "
+                    "remove=True)\n"
+                    "print(out.decode().strip()); print((d / 'out.txt').read_text().strip())\n"
+                    "shutil.rmtree(d)",
                 ],
                 capture_output=True,
                 text=True,
@@ -309,10 +320,12 @@ def test_engine_vm_unprivileged_up_run_down():
             )
             assert run.returncode == 0, run.stderr[-2000:]
             assert "hello from" in run.stdout
+            assert "written on the host\nwritten in the container" in run.stdout, run.stdout
             st = subprocess.run(
                 [*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True
             )
             assert "answers" in st.stdout, st.stdout + st.stderr
+            assert f"host folders shared (bind mounts of them work): {tempfile.gettempdir()}" in st.stdout
             _check_published_ports(
                 host,
                 lambda *a: subprocess.run(
@@ -835,3 +848,9 @@ def test_a_cached_kernel_from_the_old_choice_is_fetched_again_once(monkeypatch, 
     assert kernel._cached_kernel(any_policy=True).version == "6.1.0-57-cloud-amd64"
     marker.write_text(json.dumps({"root": str(root), "packages": [], "policy": kernel._POLICY}))
     assert kernel._cached_kernel().version == "6.1.0-57-cloud-amd64"
+    # a new enough kernel of an older choice (the cloud kernel, which has no 9p) is fetched again too
+    new = tmp_path / "kernel" / "linux-image-6.12.117+deb13-cloud-amd64"
+    (new / "boot").mkdir(parents=True)
+    (new / "boot" / "vmlinuz-6.12.117+deb13-cloud-amd64").write_bytes(b"kernel")
+    marker.write_text(json.dumps({"root": str(new), "packages": [], "policy": kernel._POLICY - 1}))
+    assert kernel._cached_kernel() is None

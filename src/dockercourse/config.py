@@ -161,6 +161,13 @@ SETTINGS: dict[str, Setting] = {
             "vm",
         ),
         _S(
+            "DOCKERCOURSE_VM_SHARES",
+            None,
+            "Host folders `engine vm up` mounts in the VM at the same paths, for bind mounts (`:` between "
+            "them; `none`: none; default: the temporary folder).",
+            "vm",
+        ),
+        _S(
             "DOCKERCOURSE_VM_SEED",
             "auto",
             "Where the VM's disk gets the course images: `auto` (the host's mirror, else its engine, else "

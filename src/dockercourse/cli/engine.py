@@ -242,6 +242,14 @@ def _register_vm(acts) -> None:
             a.add_argument("--cpus", type=int, default=None, help="vCPUs (default: host's, at most 2)")
             a.add_argument("--port", type=int, help="loopback port for the API (default: a free one)")
             a.add_argument("--export", action="store_true", help="print `export DOCKER_HOST=...`")
+            a.add_argument(
+                "--share",
+                action="append",
+                metavar="FOLDER",
+                help="a host folder to mount in the VM at the same path, for bind mounts (repeatable; "
+                "default: the temporary folder, or DOCKERCOURSE_VM_SHARES)",
+            )
+            a.add_argument("--no-share", action="store_true", help="share no host folder with the VM")
         if act == "status":
             a.add_argument("--json", action="store_true", help="print the state as JSON")
 
@@ -277,13 +285,24 @@ def vm_up(args) -> int:
         log=log,
         port=args.port,
         flavor=args.flavor,
+        shares=_shares(args),
     )
     log(
         f"vm: engine {eng.name!r} pid {eng.pid} ({_mode(eng.accel)}): {eng.engine or eng.flavor}; "
-        f"images: {', '.join(eng.images) or 'none'}"
+        f"images: {', '.join(eng.images) or 'none'}; host folders shared: {', '.join(eng.shares) or 'none'}"
     )
     print(f"export DOCKER_HOST={eng.docker_host}" if args.export else f"DOCKER_HOST={eng.docker_host}")
     return 0
+
+
+def _shares(args):
+    from pathlib import Path
+
+    from dockercourse.vm import shares
+
+    if args.no_share:
+        return []
+    return [Path(p).expanduser().resolve() for p in args.share] if args.share else shares.configured()
 
 
 def vm_down(args) -> int:
@@ -332,6 +351,7 @@ def vm_status(args) -> int:
         f"booted in {st.get('boot_seconds')} s"
     )
     print(f"engine: {st.get('engine') or st.get('flavor', 'docker')}")
+    print(f"host folders shared (bind mounts of them work): {', '.join(st.get('shares') or []) or 'none'}")
     if st["running"]:
         print(_forwards_text(st))
     return 0 if st["answers"] else 3

@@ -1,7 +1,7 @@
 """Run Linux guests under qemu without privileges.
 
 * :mod:`.kernel`    - a bootable x86_64 kernel and its modules (host's /boot, or Debian's
-  cloud kernel unpacked from its ``.deb``; no root needed).
+  kernel unpacked from its ``.deb``; no root needed).
 * :mod:`.initramfs` - write a gzip'd newc cpio archive in pure Python.
 * :mod:`.boot`      - start qemu (KVM when it really works, else TCG), watch its serial
   console, measure it, and clean up.
@@ -18,6 +18,7 @@ The VM engine (a Docker engine inside such a VM, ``dockercourse engine vm``):
   binaries come from, the disks' cache keys.
 * :mod:`.podman`    - the ``podman`` flavour: Podman 5's Docker API on a Debian trixie guest.
 * :mod:`.seed`      - loading the course images into a fresh disk; waiting for a guest's API.
+* :mod:`.shares`    - host folders shared into the guest at the same paths (bind mounts).
 * :mod:`.scripts`   - the guest's shell scripts (package files in ``guest/``).
 """
 

@@ -42,6 +42,10 @@ LAYOUT_VERSION = "3"
 MODULES = [
     "virtio_pci",
     "virtio_blk",
+    # the system disk's file system: built into the cloud kernel, modules of the generic one (ext4 asks
+    # for a crc32c driver when it mounts, which modules.dep does not list)
+    "crc32c_generic",
+    "ext4",
     "virtio_net",
     "virtio_console",
     "overlay",
@@ -65,6 +69,7 @@ MODULES = [
     "xt_multiport",
 ]
 OPTIONAL_MODULES = {
+    "crc32c_generic",
     "virtio_console",
     "xt_mark",
     "ipt_REJECT",
@@ -85,8 +90,13 @@ DOCKER_MODULES = MODULES + [
     "nf_reject_ipv6",
     "ip6t_REJECT",
     "nf_conntrack_netlink",
+    # host folders shared into the guest (:mod:`.shares`); Debian's cloud kernel has no 9p
+    "9p",
+    "9pnet_virtio",
 ]
 OPTIONAL_MODULES |= {
+    "9p",
+    "9pnet_virtio",
     "iptable_raw",
     "ip6_tables",
     "ip6table_filter",

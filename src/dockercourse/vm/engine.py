@@ -48,6 +48,7 @@ import uuid
 from pathlib import Path
 
 from dockercourse.errors import CourseError
+from dockercourse.vm import shares as vm_shares
 from dockercourse.vm.artifacts import (
     DEFAULT_IMAGES,
     DEFAULT_MEMORY_MB,
@@ -163,6 +164,7 @@ def up(
     die_with_parent: bool = False,
     forward_ports: bool = True,
     flavor: str = "docker",
+    shares=(),
 ) -> VMEngine:
     """Boot a VM engine (building its artifacts on first use) and wait for its API.
 
@@ -175,6 +177,9 @@ def up(
 
     ``flavor``: "docker" (Docker 28.5, cgroup v2, containerd image store) or "podman"
     (Podman 5's Docker-compatible API on a Debian trixie guest, :mod:`.podman`).
+
+    ``shares``: host folders mounted in the guest at the same paths (:mod:`.shares`), so that bind
+    mounts of them work; none by default (the command line shares the temporary folder).
 
     Returns:
         A :class:`VMEngine`; ``.docker_host`` is ``tcp://127.0.0.1:<port>``.
@@ -192,7 +197,10 @@ def up(
     sd.chmod(0o700)  # the monitor socket and the overlay are this user's only
     port = port or free_port()
     cpus = cpus or default_cpus()
-    b, t_api = _boot_engine(art, sd, port, cpus, accel, memory_mb, die_with_parent, forward_ports, log)
+    shared = vm_shares.usable(shares, log)
+    b, t_api = _boot_engine(
+        art, sd, port, cpus, accel, memory_mb, die_with_parent, forward_ports, log, shared
+    )
     eng = VMEngine(
         docker_host=f"tcp://127.0.0.1:{port}",
         pid=b.proc.pid,
@@ -206,6 +214,7 @@ def up(
         started=time.time(),
         flavor=flavor,
         engine=art.engine.get("title", ""),
+        shares=[str(p) for p in shared if f"dockercourse: shared {p}" in b.console],
         _boot=b,
     )
     try:
@@ -231,11 +240,12 @@ def _boot_engine(
     die_with_parent: bool,
     forward_ports: bool,
     log,
+    shared=(),
 ):
     """Boot the VM of ``art`` (its disk behind a throwaway overlay) and wait for its API:
     (the :class:`Boot`, seconds to the API). A failure leaves neither qemu nor ``sd``."""
     mirror = find_mirror_port()
-    append = "quiet" + (f" dc.mirror={mirror}" if mirror else "")
+    append = "quiet" + (f" dc.mirror={mirror}" if mirror else "") + vm_shares.cmdline(list(shared))
     log(
         f"vm: booting {art.engine.get('title') or art.flavor} "
         f"({accel.upper()}{', emulated' if accel == 'tcg' else ''}, {memory_mb} MB) ..."
@@ -254,9 +264,13 @@ def _boot_engine(
         workdir=sd,
         die_with_parent=die_with_parent,
         monitor=forward_ports,
+        extra_args=vm_shares.qemu_args(list(shared)),
     )
     try:
         t_api = wait_api(b, port, timeout=api_timeout(accel))
+        for line in b.console.splitlines():
+            if line.startswith("dockercourse: cannot share "):
+                log("vm: " + line[len("dockercourse: ") :])
     except BaseException:
         b.close()
         shutil.rmtree(sd, ignore_errors=True)

@@ -7,10 +7,11 @@ into a container fails on older ones):
    ``/lib/modules/<version>`` (Debian hosts with a kernel installed);
 2. a kernel already unpacked in the cache (``~/.cache/dockercourse/vm/kernel/``,
    ``DOCKERCOURSE_VM_CACHE`` moves it);
-3. Debian's (or Ubuntu's) small VM kernel package, fetched with ``apt-get download`` and
-   unpacked with ``dpkg-deb -x`` into the cache. This works as an ordinary user. On Debian the
-   course's own package archive (the private apt configuration the engines come from) is asked
-   first, for Debian 13's ``linux-image-cloud-amd64`` (6.12): Debian 12's is 6.1. Then the
+3. Debian's (or Ubuntu's) kernel package, fetched with ``apt-get download`` and unpacked with
+   ``dpkg-deb -x`` into the cache. This works as an ordinary user. On Debian the course's own
+   package archive (the private apt configuration the engines come from) is asked first, for
+   Debian 13's ``linux-image-amd64`` (6.12; Debian 12's is 6.1): the generic kernel, which has the
+   9p file system the shared host folders need (:mod:`.shares`), before the cloud one, which has not. Then the
    system's apt lists; when they are missing (Binder images delete them) a private copy of
    the lists is fetched into the cache first (``apt-get update`` with ``Dir::State``
    pointing there). On Ubuntu, whose ``/boot/vmlinuz-*`` is readable by root only, this
@@ -74,8 +75,9 @@ MIN_VERSION = (6, 6)
 #: The Debian release whose kernel the course's archive gives the VM (6.12 LTS in Debian 13).
 KERNEL_SUITE = "trixie"
 
-#: Bumped when the choice of kernel changes, so a cache made under the old choice is fetched again once.
-_POLICY = 2
+#: Bumped when the choice of kernel changes, so a cache made under the old choice is fetched again once
+#: (3: Debian's generic kernel before the cloud one, for the 9p file system).
+_POLICY = 3
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -135,7 +137,9 @@ def kernel_packages() -> list[str]:
     ids = (osr.get("ID", "") + " " + osr.get("ID_LIKE", "")).split()
     if "ubuntu" in ids:
         return ["linux-image-virtual", "linux-image-generic", "linux-image-kvm"]
-    return ["linux-image-cloud-amd64", "linux-image-amd64"]
+    # the generic kernel first: it has the 9p file system that shares host folders into the guest
+    # (shares.py); the cloud kernel (a third of the size) has none
+    return ["linux-image-amd64", "linux-image-cloud-amd64"]
 
 
 def _kernel_root() -> Path:
@@ -162,11 +166,7 @@ def _cached_kernel(*, any_policy: bool = False) -> KernelInfo | None:
     try:
         data = json.loads(marker.read_text())
         info = _from_dir(Path(data["root"]), "cache")
-        if (
-            info
-            and info.image.is_file()
-            and (any_policy or new_enough(info) or data.get("policy") == _POLICY)
-        ):
+        if info and info.image.is_file() and (any_policy or data.get("policy") == _POLICY):
             return info
     except (OSError, ValueError, KeyError) as e:
         logger.debug("no kernel in the cache (%s)", e)

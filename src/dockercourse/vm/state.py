@@ -48,6 +48,7 @@ class VMEngine:
     portfwd_pid: int = 0
     flavor: str = "docker"
     engine: str = ""  # what runs in the guest ("Docker 28.5.2 (the course's Debian packages: ...)")
+    shares: list = field(default_factory=list)  # host folders mounted in the guest at the same paths
     _boot: Boot | None = field(default=None, repr=False, compare=False)
     _portfwd: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 

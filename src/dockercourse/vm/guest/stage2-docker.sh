@@ -9,6 +9,17 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 mount -t tmpfs -o mode=755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
+# host folders shared by qemu (virtio-9p, tag dcshareN) at the paths they have on the host, so that
+# bind mounts of them work as on a native engine (see shares.py)
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.share=*)
+    s="${a#dc.share=}"; tag="${s%%:*}"; dir="${s#*:}"
+    if mkdir -p "$dir" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none "$tag" "$dir" 2>/dev/null
+    then echo "dockercourse: shared $dir"
+    else echo "dockercourse: cannot share $dir (this kernel has no 9p file system: DOCKERCOURSE_VM_KERNEL_PKG=linux-image-amd64)"
+    fi;;
+  esac
+done
 cgroup=v2
 for a in $(cat /proc/cmdline); do
   case "$a" in dc.cgroup=v1) cgroup=v1;; esac
