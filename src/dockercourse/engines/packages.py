@@ -102,7 +102,12 @@ def apt_dir() -> Path:
 
 
 def _apt_options() -> list[str]:
-    a = apt_dir()
+    return private_apt_options(apt_dir())
+
+
+def private_apt_options(a: Path) -> list[str]:
+    """apt options that read only the configuration under ``a`` (``sources.list``, ``lists/``,
+    ``cache/``), never the system's sources or preferences: the engines' archive, and the image kit's."""
     return [
         "-o",
         f"Dir::Etc::SourceList={a / 'sources.list'}",

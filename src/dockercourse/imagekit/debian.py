@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from dockercourse import config
+from dockercourse.engines.specs import DEBIAN_MIRROR, KEYRING
 from dockercourse.errors import ImageKitError
 
 SUITE = "bookworm"
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 #: how old the private package lists may get before they are read again
 LISTS_MAX_AGE = 86400
 
@@ -110,25 +110,9 @@ def sources_text(mirror: str) -> str:
 
 
 def _archive_opts() -> list[str]:
-    a = _archive_dir()
-    return [
-        "-o",
-        f"Dir::Etc::SourceList={a / 'sources.list'}",
-        "-o",
-        "Dir::Etc::SourceParts=/dev/null",
-        "-o",
-        f"Dir::State::Lists={a / 'lists'}",
-        "-o",
-        f"Dir::Cache={a / 'cache'}",
-        "-o",
-        "Dir::Etc::Preferences=/dev/null",
-        "-o",
-        "Dir::Etc::PreferencesParts=/dev/null",
-        "-o",
-        "APT::Sandbox::User=root",
-        "-o",
-        "Acquire::Retries=3",
-    ]
+    from dockercourse.engines.packages import private_apt_options
+
+    return private_apt_options(_archive_dir())
 
 
 _ARCHIVE_LOCK = threading.Lock()
@@ -143,8 +127,6 @@ def ensure_archive(log=None) -> None:
     """Write the private apt configuration and read bookworm's package lists (at most daily; with
     lists already there, a failed read keeps them: the kit then works from its cache, offline)."""
     global _archive_read
-    from dockercourse.engines.specs import DEBIAN_MIRROR
-
     with _ARCHIVE_LOCK:
         if _archive_read:
             return
