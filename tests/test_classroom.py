@@ -77,6 +77,23 @@ def test_bad_names_are_refused_before_anything_is_made():
     ]
 
 
+def _kernel_never_started(run: subprocess.CompletedProcess) -> bool:
+    return "Kernel didn't respond in" in run.stdout and " passed" not in run.stdout
+
+
+def _chapter_as(name: str, env: dict, nbval: list[str]) -> subprocess.CompletedProcess:
+    """Run the chapter under nbval as the student. Students start a second apart (as people do), and a run
+    whose kernel never answered (jupyter_client's known race between kernels started at the same moment
+    by separate processes: a kernel starts in under a second or never; jupyter_client issue 276, mystmd
+    PR 2874) is run once more, saying so: the test is about the students' engines, not that race."""
+    time.sleep(int(name.removeprefix("student")) - 1)
+    run = session.run_as(name, env, *nbval)
+    if _kernel_never_started(run):
+        print(f"{name}: the kernel did not start (jupyter_client's race); running the chapter once more")
+        run = session.run_as(name, env, *nbval)
+    return run
+
+
 def _need_root_and_rootless():
     import os
 
@@ -235,9 +252,7 @@ def test_four_students_each_with_an_engine_of_their_own():
         nbval = ["python", "-m", "pytest", f"verify/{master.name}", "--nbval", "--nbval-current-env", "-q",
                  "-p", "no:cacheprovider", "--nbval-sanitize-with", "verify/nbval_sanitize.cfg"]  # fmt: skip
         with ThreadPoolExecutor(4) as pool:  # chapter 02, all four students at once
-            runs = dict(
-                zip(names, pool.map(lambda n: session.run_as(n, envs[n], *nbval), names), strict=True)
-            )
+            runs = dict(zip(names, pool.map(lambda n: _chapter_as(n, envs[n], nbval), names), strict=True))
         for n, run in runs.items():
             assert run.returncode == 0, f"{n}: {run.stdout[-3000:]}{run.stderr[-1000:]}"
 
