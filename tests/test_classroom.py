@@ -77,16 +77,44 @@ def test_bad_names_are_refused_before_anything_is_made():
     ]
 
 
+@pytest.mark.unit
+def test_a_vm_per_student_needs_more_memory_and_an_unknown_engine_is_refused():
+    from dockercourse.classroom import vmengines
+
+    fits = hub.HUB_MB + 5 * hub.STUDENT_MB  # five rootless students, but fewer VMs
+    with pytest.raises(
+        UsageError, match=rf"5 students need .*{vmengines.STUDENT_MB} MB each.* at most 2 here"
+    ):
+        hub.check_capacity(5, fits, vmengines.STUDENT_MB)
+    r = _cli("classroom", "up", "--users", "2", "--engine", "kvm", timeout=60)
+    assert r.returncode == 2 and "argument --engine: invalid choice: 'kvm'" in r.stderr
+    r = _cli("classroom", "up", "--users", "2", "--engine", "vm", "--vm-memory", "64", timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().endswith("--vm-memory 64: give 256 to 16384 MB")
+
+
+@pytest.mark.unit
+def test_a_students_vm_keeper_gets_the_class_disk_and_a_private_state_folder(tmp_path):
+    from dockercourse.classroom import vmengines
+    from dockercourse.grading.users import Identity
+
+    ident = Identity("ana", 1234, 1234, tmp_path / "home", tmp_path / "students/ana", 1_600_000_000, 0)
+    env = vmengines.environment(ident, 512)
+    assert env["DOCKERCOURSE_VM_CACHE"] == str(vmengines.cache_dir())  # the one disk of the class
+    assert env["DOCKERCOURSE_VM_STATE"] == str(tmp_path / "students/ana/run/vm")  # mode 700, the student's
+    assert env["DOCKERCOURSE_VM_MEMORY"] == "512" and env["HOME"] == str(tmp_path / "home")
+    assert not any(k.endswith(("TOKEN", "KEY", "PASSWORD")) for k in env)  # nothing of root's
+
+
 def _kernel_never_started(run: subprocess.CompletedProcess) -> bool:
     return "Kernel didn't respond in" in run.stdout and " passed" not in run.stdout
 
 
-def _chapter_as(name: str, env: dict, nbval: list[str]) -> subprocess.CompletedProcess:
+def _chapter_as(name: str, env: dict, nbval: list[str], delay: float = 0) -> subprocess.CompletedProcess:
     """Run the chapter under nbval as the student. Students start a second apart (as people do), and a run
     whose kernel never answered (jupyter_client's known race between kernels started at the same moment
     by separate processes: a kernel starts in under a second or never; jupyter_client issue 276, mystmd
     PR 2874) is run once more, saying so: the test is about the students' engines, not that race."""
-    time.sleep(int(name.removeprefix("student")) - 1)
+    time.sleep(delay)
     run = session.run_as(name, env, *nbval)
     if _kernel_never_started(run):
         print(f"{name}: the kernel did not start (jupyter_client's race); running the chapter once more")
@@ -252,7 +280,10 @@ def test_four_students_each_with_an_engine_of_their_own():
         nbval = ["python", "-m", "pytest", f"verify/{master.name}", "--nbval", "--nbval-current-env", "-q",
                  "-p", "no:cacheprovider", "--nbval-sanitize-with", "verify/nbval_sanitize.cfg"]  # fmt: skip
         with ThreadPoolExecutor(4) as pool:  # chapter 02, all four students at once
-            runs = dict(zip(names, pool.map(lambda n: _chapter_as(n, envs[n], nbval), names), strict=True))
+            done = pool.map(
+                lambda i: _chapter_as(names[i], envs[names[i]], nbval, delay=i), range(len(names))
+            )
+            runs = dict(zip(names, done, strict=True))
         for n, run in runs.items():
             assert run.returncode == 0, f"{n}: {run.stdout[-3000:]}{run.stderr[-1000:]}"
 
@@ -311,3 +342,120 @@ def test_four_students_each_with_an_engine_of_their_own():
             pwd.getpwnam(n)
         assert not Path(f"/home/{n}").exists()
     assert not any(ln.startswith("student") for ln in Path("/etc/subuid").read_text().splitlines())
+
+
+@pytest.mark.classroom
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_two_students_each_with_a_vm_engine_of_their_own():
+    """`--engine vm`: the class's VM disk is built once, as root, readable by all; each student's server
+    boots a VM of the student's own from it, its API on mutual TLS with the student's certificate in a
+    folder only the student opens; both run chapter 02 under strict nbval (with the VM engine's sanitizer
+    rules) at the same time; neither can drive the other's engine; a server's stop leaves no qemu."""
+    from dockercourse.classroom import vmengines
+    from dockercourse.grading.users import _pids_of
+
+    if os.geteuid() != 0:
+        pytest.skip("the classroom runs as root")
+    if vmengines.missing():
+        pytest.skip(f"no VM engines here: {', '.join(vmengines.missing())}")
+    if hub.running_pid():
+        pytest.fail(f"a classroom hub already runs (pid {hub.running_pid()}): not ours to stop")
+    port = free_port()
+    names = ["vmstudent1", "vmstudent2"]
+    r = _cli("classroom", "up", "--names", ",".join(names), "--port", str(port), "--chapters", "02",
+             "--engine", "vm", timeout=1800)  # fmt: skip
+    try:
+        assert r.returncode == 0, r.stderr + r.stdout
+        assert "each with a VM engine of their own" in r.stdout
+        from dockercourse.vm.boot import kvm_usable
+
+        if not kvm_usable():  # no KVM device: emulated, and `up` says so
+            assert "no usable /dev/kvm here: each student's VM is emulated (TCG)" in r.stdout, r.stdout
+        disk = [p for p in vmengines.cache_dir().rglob("*") if p.is_file() and p.suffix in (".qcow2", ".img")]
+        assert disk and all(p.stat().st_mode & 0o004 for p in disk)  # every student reads the one disk
+        url = f"http://127.0.0.1:{port}/"
+        passwords = session.passwords()
+        with ThreadPoolExecutor(2) as pool:
+            sessions = dict(
+                zip(names, pool.map(lambda n: session.login(url, n, passwords[n]), names), strict=True)
+            )
+            list(pool.map(lambda n: session.start_server(url, n, sessions[n], timeout=1200), names))
+        envs = {n: session.server_environment(n) for n in names}
+        for n in names:
+            ident = students.load(n)
+            e = envs[n]
+            assert e["DOCKER_HOST"].startswith("tcp://127.0.0.1:") and e["DOCKER_TLS_VERIFY"] == "1"
+            certs = Path(e["DOCKER_CERT_PATH"])
+            assert certs.is_relative_to(ident.dir / "run") and certs.stat().st_uid == ident.uid
+            assert certs.stat().st_mode & 0o077 == 0
+            argv0 = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] for p in _pids_of(ident)}
+            qemu = [p for p, a in argv0.items() if b"qemu-system" in a]
+            assert len(qemu) == 1, f"{n}: {qemu}"  # the student's own VM, run as the student
+            assert str(vmengines.cache_dir()) in Path(f"/proc/{qemu[0]}/cmdline").read_bytes().decode()
+
+        # neither student can drive the other's engine: no certificate of theirs is accepted, and the
+        # other's folder of certificates cannot be opened
+        a, b = envs[names[0]], envs[names[1]]
+        probe = (
+            "import docker, sys\n"
+            "open(sys.argv[1] + '/key.pem').read()\n"
+            f"env = dict(DOCKER_HOST={b['DOCKER_HOST']!r}, DOCKER_TLS_VERIFY='1',\n"
+            "           DOCKER_CERT_PATH=sys.argv[1])\n"
+            "docker.DockerClient(**docker.utils.kwargs_from_env(environment=env), version='1.41').ping()\n"
+        )
+        for certs in (a["DOCKER_CERT_PATH"], b["DOCKER_CERT_PATH"]):
+            peek = session.run_as(names[0], a, "python", "-c", probe, certs)
+            assert peek.returncode != 0, peek.stdout
+            own = certs == a["DOCKER_CERT_PATH"]  # theirs: the TLS handshake fails; the other's: unreadable
+            assert ("SSL" in peek.stderr) if own else ("PermissionError" in peek.stderr), peek.stderr[-600:]
+        ping = (
+            f"import urllib.request as u; u.urlopen('http://{b['DOCKER_HOST'][6:]}/_ping', timeout=10).read()"
+        )
+        plain = session.run_as(names[0], a, "python", "-c", ping)  # plain HTTP: no answer
+        assert plain.returncode != 0
+
+        # chapter 02 for both at once, through their VMs (emulated here: TCG)
+        master = ROOT / "notebooks" / "02_core_concepts.ipynb"
+        for n in names:
+            ident = students.load(n)
+            verify = ident.home / "verify"
+            verify.mkdir()
+            shutil.copy(master, verify / master.name)
+            (verify / "sanitize.cfg").write_text(
+                (ROOT / "tests/nbval_sanitize.cfg").read_text()
+                + "\n"
+                + (ROOT / "tests/nbval_sanitize_vm.cfg").read_text()
+            )
+            for p in (verify, *verify.iterdir()):
+                os.chown(p, ident.uid, ident.gid)
+        nbval = ["python", "-m", "pytest", f"verify/{master.name}", "--nbval", "--nbval-current-env", "-q",
+                 "-p", "no:cacheprovider", "--nbval-sanitize-with", "verify/sanitize.cfg",
+                 "--nbval-cell-timeout", "300"]  # fmt: skip
+        with ThreadPoolExecutor(2) as pool:
+            done = pool.map(
+                lambda i: _chapter_as(names[i], envs[names[i]], nbval, delay=i), range(len(names))
+            )
+            runs = dict(zip(names, done, strict=True))
+        for n, run in runs.items():
+            assert run.returncode == 0, f"{n}: {run.stdout[-3000:]}{run.stderr[-1000:]}"
+
+        # a server's stop stops the student's VM (qemu, the forwarder) and all else of theirs
+        first = students.load(names[0])
+        assert sessions[names[0]].delete(
+            f"{url}hub/api/users/{names[0]}/server", timeout=120
+        ).status_code in (
+            202,
+            204,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (
+            hub.api(f"/users/{names[0]}").json().get("servers") or _pids_of(first)
+        ):
+            time.sleep(0.5)
+        assert not _pids_of(first), f"{names[0]} still runs processes"
+        assert _pids_of(students.load(names[1]))  # the other's VM runs on
+    finally:
+        d = _cli("classroom", "down", timeout=600)
+    assert d.returncode == 0, d.stderr + d.stdout
+    assert not hub.running_pid() and not students.names()

@@ -854,3 +854,80 @@ def test_a_cached_kernel_from_the_old_choice_is_fetched_again_once(monkeypatch, 
     (new / "boot" / "vmlinuz-6.12.117+deb13-cloud-amd64").write_bytes(b"kernel")
     marker.write_text(json.dumps({"root": str(new), "packages": [], "policy": kernel._POLICY - 1}))
     assert kernel._cached_kernel() is None
+
+
+@needs_qemu
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_engine_vm_with_tls_answers_only_its_owners_certificate(tmp_path):
+    """`--tls` (a machine other people log in to): the API refuses plain HTTP, a client with no
+    certificate and one with another engine's; the owner's certificate works from docker-py, the course's
+    connect() (the environment's DOCKER_TLS_VERIFY and DOCKER_CERT_PATH) and the `docker` command, and the
+    forwarder of published ports (a client of the API too) still forwards."""
+    import ssl
+    import urllib.request
+
+    from dockercourse.core.dockercli import find_cli
+    from dockercourse.core.engine import connect
+    from dockercourse.vm import engine as vme
+    from dockercourse.vm import tls
+    from dockercourse.vm.seed import ping
+
+    if vme.requirements():
+        pytest.skip(f"missing {', '.join(vme.requirements())}")
+    with vme.vm_engine(images=vme.DEFAULT_IMAGES, log=lambda *_: None, tls=True) as env:
+        assert env.tls_dir and ping(env.port, 5, env.tls_dir)
+        assert not ping(env.port, 5)  # plain HTTP
+        bare = ssl.create_default_context(cafile=str(Path(env.tls_dir) / "ca.pem"))  # shows no certificate
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"https://127.0.0.1:{env.port}/_ping", timeout=10, context=bare).read()
+        other, _ = tls.make(tmp_path / "another-vm")
+        assert not ping(env.port, 5, other)
+        assert vme.status(name=env.name)["answers"]
+
+        c = env.client()
+        try:
+            assert c.info()["ServerVersion"].startswith("28.5")
+            made = c.containers.run(
+                "busybox:1.35.0",
+                ["sh", "-c", "mkdir /w && echo served through TLS > /w/index.html && httpd -f -p 80 -h /w"],
+                detach=True,
+                ports={"80/tcp": ("127.0.0.1", None)},
+            )
+            try:
+                made.reload()
+                port = int(made.ports["80/tcp"][0]["HostPort"])
+                assert "served through TLS" in _until(f"httpd on 127.0.0.1:{port}", lambda: _http(port))
+            finally:
+                made.remove(force=True)
+        finally:
+            c.close()
+
+        saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+        os.environ.update(env.env())
+        try:
+            course = connect(timeout=60)  # what a notebook's setup() does
+            assert course.ping() and course.version()["Version"].startswith("28.5")
+            course.close()
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        cli = find_cli()
+        if cli is not None:
+            base = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+            ok = subprocess.run(
+                [cli.path, "version", "--format", "{{.Server.Version}}"],
+                env={**base, **env.env()},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert ok.returncode == 0 and ok.stdout.startswith("28.5"), ok.stderr
+            refused = subprocess.run(
+                [cli.path, "version", "--format", "{{.Server.Version}}"],
+                env={**base, "DOCKER_HOST": env.docker_host},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert refused.returncode != 0, refused.stdout

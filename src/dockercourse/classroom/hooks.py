@@ -1,10 +1,12 @@
 """What JupyterHub runs when a student's server starts and stops (``Spawner.pre_spawn_hook`` and
 ``Spawner.post_stop_hook``; the hub's configuration, written by :mod:`.hub`, names them).
 
-Start: the student's own rootless ``dockerd`` (:func:`dockercourse.grading.rootless.start_rootless`:
-rootlesskit + slirp4netns, as the user, its socket in a folder only the student can open), with the
-classroom's course images pulled through the course mirror (the first time; the engine's data root is
-in the student's home, so they stay), then ``DOCKER_HOST`` in the server's environment.
+Start: the student's own engine, then its variables in the server's environment. The ``rootless`` kind
+(default): ``dockerd`` as the user (:func:`dockercourse.grading.rootless.start_rootless`: rootlesskit +
+slirp4netns, its socket in a folder only the student can open), with the classroom's course images pulled
+through the course mirror (the first time; the engine's data root is in the student's home, so they
+stay): ``DOCKER_HOST``. The ``vm`` kind: a VM engine of the student's own, on the class's shared disk,
+its API on mutual TLS (:mod:`.vmengines`): ``DOCKER_HOST``, ``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``.
 Stop: that engine, its containers and whatever else the student left running.
 
 The engine is started from a thread the hub keeps for as long as it lives: the engine is started with
@@ -33,15 +35,20 @@ def settings() -> dict:
     return json.loads((state_root() / "settings.json").read_text())
 
 
-def start_engine(name: str, images: list[str]) -> str:
-    """Start student ``name``'s engine and put ``images`` into it; its ``DOCKER_HOST``."""
+def start_engine(name: str, s: dict) -> dict[str, str]:
+    """Start student ``name``'s engine (of the kind in the settings ``s``) with the class's images in it;
+    the variables that point the ``docker`` command and docker-py at it."""
     from dockercourse.grading.rootless import start_with_images
     from dockercourse.grading.users import _kill_all
 
     ident = students.load(name)
     _kill_all(ident)  # an engine of an earlier server that did not stop (the hub was killed)
     try:
-        return start_with_images(ident, images)
+        if s.get("engine") == "vm":
+            from dockercourse.classroom import vmengines
+
+            return vmengines.start(ident, s["images"], s["vm_memory"], s["python"])
+        return {"DOCKER_HOST": start_with_images(ident, s["images"])}
     except BaseException:
         stop_engine(name)  # no half-started engine is left: the server does not start
         raise
@@ -60,15 +67,17 @@ async def pre_spawn(spawner) -> None:
     name = spawner.user.name
     spawner.log.info("starting %s's Docker engine", name)
     loop = asyncio.get_running_loop()
-    host = await loop.run_in_executor(_STARTERS, start_engine, name, s["images"])
+    engine = await loop.run_in_executor(_STARTERS, start_engine, name, s)
     ident = students.load(name)
     spawner.environment.update(s["environment"])
     spawner.environment.update(
-        DOCKER_HOST=host,
+        engine,
         DOCKERCOURSE_ROOT=str(ident.home / "course"),
         XDG_RUNTIME_DIR=str(ident.dir / "run"),
     )
-    spawner.log.info("%s's Docker engine answers at %s", name, host)
+    if s.get("engine") == "vm":  # the course's tools find the VM's state (doctor, setup's wait)
+        spawner.environment["DOCKERCOURSE_VM_STATE"] = str(ident.dir / "run" / "vm")
+    spawner.log.info("%s's Docker engine answers at %s", name, engine["DOCKER_HOST"])
 
 
 async def post_stop(spawner) -> None:

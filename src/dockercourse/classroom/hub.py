@@ -39,6 +39,8 @@ PROXY_PACKAGE = "configurable-http-proxy@4"
 STUDENT_MB = 700
 HUB_MB = 300
 START_TIMEOUT = 60.0
+#: the engines a student can get: rootless dockerd (light, the host's kernel) or a VM (its own kernel)
+ENGINES = ("rootless", "vm")
 
 
 @dataclass
@@ -87,19 +89,36 @@ def available_mb() -> int:
     return 0
 
 
-def check_capacity(n: int, avail_mb: int) -> None:
+def check_capacity(n: int, avail_mb: int, per_student: int = STUDENT_MB) -> None:
     """Refuse more students than the machine's available memory holds, saying why."""
-    need = HUB_MB + n * STUDENT_MB
+    need = HUB_MB + n * per_student
     if need > avail_mb:
-        most = max(0, (avail_mb - HUB_MB) // STUDENT_MB)
+        most = max(0, (avail_mb - HUB_MB) // per_student)
         raise UsageError(
-            f"{n} students need about {need / 1024:.1f} GB of memory ({STUDENT_MB} MB each: engine, server, "
+            f"{n} students need about {need / 1024:.1f} GB of memory ({per_student} MB each: engine, server, "
             f"kernel, containers; {HUB_MB} MB for the hub) and this machine has {avail_mb / 1024:.1f} GB "
             f"available: at most {most} here (see docs/classroom.md, sizing)"
         )
 
 
-def preflight(n: int, port: int) -> None:
+def _engine_missing(engine: str) -> None:
+    if engine == "vm":
+        from dockercourse.classroom.vmengines import missing
+
+        lack, what = missing(), "a VM engine per student"
+    else:
+        from dockercourse.grading.rootless import rootless_missing
+
+        lack, what = rootless_missing(), "a rootless engine per student"
+    if lack:
+        raise CourseError(
+            f"{what} needs what this machine lacks: "
+            + "; ".join(lack)
+            + " (./course setup installs the packages)"
+        )
+
+
+def preflight(n: int, port: int, engine: str = "rootless") -> None:
     """What must hold before anything is made (each failure one clear message)."""
     if os.geteuid() != 0:
         raise CourseError("the classroom runs as root (it makes a system user per student): use sudo")
@@ -112,16 +131,15 @@ def preflight(n: int, port: int) -> None:
         raise UsageError(f"--port {port} is not a TCP port")
     if not _port_free(port):
         raise UsageError(f"port {port} is in use on 127.0.0.1: choose another with --port")
-    check_capacity(n, available_mb())
-    from dockercourse.grading.rootless import rootless_missing
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
+    if engine == "vm":
+        from dockercourse.classroom.vmengines import STUDENT_MB as VM_MB
 
-    missing = rootless_missing()
-    if missing:
-        raise CourseError(
-            "a rootless engine per student needs what this machine lacks: "
-            + "; ".join(missing)
-            + " (./course setup installs the packages)"
-        )
+        check_capacity(n, available_mb(), VM_MB)
+    else:
+        check_capacity(n, available_mb())
+    _engine_missing(engine)
     try:
         import jupyterhub  # noqa: F401
     except ImportError as e:
@@ -222,14 +240,24 @@ def _write_secret(path: Path, text: str) -> None:
         f.write(text)
 
 
-def up(names: list[str], port: int, images: list[str], course: Path, idle: int = 3600, log=print) -> Hub:
+def up(
+    names: list[str],
+    port: int,
+    images: list[str],
+    course: Path,
+    idle: int = 3600,
+    log=print,
+    engine: str = "rootless",
+    vm_memory: int = 768,
+) -> Hub:
     """Make the students, write the configuration, start the hub; returns once it answers. A server
-    idle for ``idle`` seconds is stopped (0: never)."""
+    idle for ``idle`` seconds is stopped (0: never). ``engine``: each student's, ``rootless`` or ``vm``
+    (a guest of ``vm_memory`` MB, :mod:`.vmengines`)."""
     for n in names:
         students.check_name(n)
     if len(set(names)) != len(names):
         raise UsageError("a student name is given twice")
-    preflight(len(names), port)
+    preflight(len(names), port, engine)
     taken = students.foreign(names)
     if taken:
         raise UsageError(
@@ -242,6 +270,10 @@ def up(names: list[str], port: int, images: list[str], course: Path, idle: int =
     log("classroom: the students' Python (JupyterLab, the toolkit; made once) ...")
     python = server_python()
     proxy = proxy_command()
+    if engine == "vm":
+        from dockercourse.classroom import vmengines
+
+        log("classroom: " + vmengines.prepare(images, vm_memory, log))
     passwords = root / "passwords"
     known = dict(line.split(" ", 1) for line in _read_lines(passwords))
     for n in names:
@@ -250,13 +282,7 @@ def up(names: list[str], port: int, images: list[str], course: Path, idle: int =
         log(f"classroom: student {n} ready")
     _write_secret(passwords, "".join(f"{n} {p}\n" for n, p in sorted(known.items())))
     _write_secret(root / "api-token", secrets.token_hex(32))  # the classroom's own service's (see api)
-    path_dirs = [str(python.parent), *_docker_cli_dirs(), "/usr/local/bin", "/usr/bin", "/bin"]
-    settings = {
-        "port": port,
-        "images": images,
-        "environment": {"PATH": ":".join(dict.fromkeys(path_dirs))},
-    }
-    (root / "settings.json").write_text(json.dumps(settings, indent=1))
+    _write_settings(port, images, engine, vm_memory, python)
     cfg = root / "jupyterhub_config.py"
     cfg.write_text(config_text(port=port, names=names, python=python, proxy=proxy, idle=idle))
     db = root / "jupyterhub.sqlite"  # made here, root's only: JupyterHub keeps its OAuth clients there
@@ -290,6 +316,20 @@ def up(names: list[str], port: int, images: list[str], course: Path, idle: int =
     tail = (root / "hub.log").read_text(errors="replace").strip().splitlines()[-8:]
     _stop_pid(proc.pid)
     raise CourseError("JupyterHub did not start; its log ends with:\n  " + "\n  ".join(tail))
+
+
+def _write_settings(port: int, images: list[str], engine: str, vm_memory: int, python: Path) -> None:
+    """What the hooks read (:func:`dockercourse.classroom.hooks.settings`)."""
+    path_dirs = [str(python.parent), *_docker_cli_dirs(), "/usr/local/bin", "/usr/bin", "/bin"]
+    settings = {
+        "port": port,
+        "images": images,
+        "engine": engine,
+        "vm_memory": vm_memory,
+        "python": str(python),
+        "environment": {"PATH": ":".join(dict.fromkeys(path_dirs))},
+    }
+    (state_root() / "settings.json").write_text(json.dumps(settings, indent=1))
 
 
 def _stop_orphans(log) -> None:

@@ -62,7 +62,8 @@ def server_environment(name: str) -> dict[str, str]:
 def run_as(name: str, env: dict, *cmd: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run ``cmd`` as the student, in their home, with the server's engine, PATH and course folder."""
     ident = students.load(name)
-    wanted = ("PATH", "DOCKER_HOST", "DOCKERCOURSE_ROOT", "XDG_RUNTIME_DIR", "LANG")
+    wanted = ("PATH", "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKERCOURSE_ROOT",
+              "DOCKERCOURSE_VM_STATE", "XDG_RUNTIME_DIR", "LANG")  # fmt: skip
     keep = [f"{k}={env[k]}" for k in wanted if k in env]
     return subprocess.run(
         ["runuser", "-u", name, "--", "env", "-i", f"HOME={ident.home}", f"USER={name}", *keep, *cmd],

@@ -11,9 +11,9 @@ def register(sub) -> None:
         help="a JupyterHub class on this machine, an engine per student",
         description=(
             "Start JupyterHub (on 127.0.0.1) for a class: each student is a system user with a copy of "
-            "the course and a rootless Docker engine of their own, started with their server and stopped "
-            "with it. Run as root. `down` removes the hub, the students and everything they ran. See "
-            "docs/classroom.md."
+            "the course and a Docker engine of their own (rootless dockerd, or a VM with --engine vm), "
+            "started with their server and stopped with it. Run as root. `down` removes the hub, the "
+            "students and everything they ran. See docs/classroom.md."
         ),
     )
     s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -24,6 +24,16 @@ def register(sub) -> None:
     up.add_argument("--port", type=int, default=8000, help="the hub's port on 127.0.0.1 (default 8000)")
     up.add_argument(
         "--chapters", default="", help="the chapters whose images each engine gets, e.g. 02,07 (default: all)"
+    )
+    up.add_argument(
+        "--engine",
+        default="rootless",
+        choices=("rootless", "vm"),
+        help="each student's engine: rootless dockerd (default; light, the host's kernel) or a VM of their "
+        "own (its own kernel; KVM where students may open /dev/kvm, else emulated). See docs/classroom.md",
+    )
+    up.add_argument(
+        "--vm-memory", type=int, default=768, metavar="MB", help="with --engine vm: each guest's memory (768)"
     )
     up.add_argument(
         "--idle-timeout",
@@ -70,8 +80,21 @@ def run_up(args) -> int:
     names = _names(args)
     if args.idle_timeout < 0:
         raise UsageError(f"--idle-timeout {args.idle_timeout}: give seconds, or 0 for never")
-    hubinfo = hub.up(names, args.port, _images(args.chapters), course_root(), idle=args.idle_timeout)
-    print(f"classroom: JupyterHub answers at {hubinfo.url} (pid {hubinfo.pid}), {len(names)} students")
+    if not 256 <= args.vm_memory <= 16384:
+        raise UsageError(f"--vm-memory {args.vm_memory}: give 256 to 16384 MB")
+    hubinfo = hub.up(
+        names,
+        args.port,
+        _images(args.chapters),
+        course_root(),
+        idle=args.idle_timeout,
+        engine=args.engine,
+        vm_memory=args.vm_memory,
+    )
+    print(
+        f"classroom: JupyterHub answers at {hubinfo.url} (pid {hubinfo.pid}), {len(names)} students, "
+        f"each with {'a VM engine' if args.engine == 'vm' else 'a rootless engine'} of their own"
+    )
     print(f"classroom: their passwords are in {hubinfo.passwords} (root's only)")
     print("classroom: `dockercourse classroom down` ends it (and removes the students)")
     return 0

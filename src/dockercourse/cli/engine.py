@@ -8,7 +8,7 @@
 
     dockercourse engine vm up [--memory MB] [--images busybox:1.35.0,...|all|none] [--accel auto|kvm|tcg]
                               [--name NAME] [--rebuild] [--export] [--flavor docker|podman]
-                              [--cpus N] [--port P]
+                              [--cpus N] [--port P] [--share DIR|--no-share] [--tls]
     dockercourse engine vm down [--name NAME]
     dockercourse engine vm status [--name NAME] [--json]   (also the forwarded published ports)
     dockercourse engine vm build [--images ...] [--rebuild] [--flavor ...]
@@ -21,7 +21,9 @@ runs Podman 5's Docker-compatible API on a Debian trixie guest. ``vm up`` prints
 ``DOCKER_HOST=tcp://127.0.0.1:PORT``; with ``--export`` it prints ``export DOCKER_HOST=...`` so
 that ``eval "$(dockercourse engine vm up --export)"`` sets it in the shell. Ports that
 containers in the VM publish are reachable on the host's 127.0.0.1 at the same port
-(``vm status`` lists the forwards). Progress goes to stderr. The VM works as an ordinary user
+(``vm status`` lists the forwards). With ``--tls`` the API answers only the certificate made for this
+user (``DOCKER_TLS_VERIFY`` and ``DOCKER_CERT_PATH`` are printed too): for machines others log in to.
+Progress goes to stderr. The VM works as an ordinary user
 (no root, no /dev/kvm needed). See docs/vm-engine.md.
 
 ``status`` exits 0 when the engine answers; ``vm status`` exits 3 when its VM does not answer.
@@ -250,6 +252,11 @@ def _register_vm(acts) -> None:
                 "default: the temporary folder, or DOCKERCOURSE_VM_SHARES)",
             )
             a.add_argument("--no-share", action="store_true", help="share no host folder with the VM")
+            a.add_argument(
+                "--tls",
+                action="store_true",
+                help="the API on mutual TLS: only this user's certificate is let in (machines others use)",
+            )
         if act == "status":
             a.add_argument("--json", action="store_true", help="print the state as JSON")
 
@@ -286,12 +293,14 @@ def vm_up(args) -> int:
         port=args.port,
         flavor=args.flavor,
         shares=_shares(args),
+        tls=args.tls,
     )
     log(
         f"vm: engine {eng.name!r} pid {eng.pid} ({_mode(eng.accel)}): {eng.engine or eng.flavor}; "
         f"images: {', '.join(eng.images) or 'none'}; host folders shared: {', '.join(eng.shares) or 'none'}"
     )
-    print(f"export DOCKER_HOST={eng.docker_host}" if args.export else f"DOCKER_HOST={eng.docker_host}")
+    for k, v in eng.env().items():
+        print(f"export {k}={v}" if args.export else f"{k}={v}")
     return 0
 
 
@@ -352,6 +361,8 @@ def vm_status(args) -> int:
     )
     print(f"engine: {st.get('engine') or st.get('flavor', 'docker')}")
     print(f"host folders shared (bind mounts of them work): {', '.join(st.get('shares') or []) or 'none'}")
+    if st.get("tls_dir"):
+        print(f"API on mutual TLS: DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={st['tls_dir']}")
     if st["running"]:
         print(_forwards_text(st))
     return 0 if st["answers"] else 3

@@ -77,17 +77,33 @@ def no_engine_message(tried: list[str] | None = None) -> str:
 
 
 def _make_client(kwargs: dict, namespace=None) -> docker.DockerClient:
-    """A DockerClient from APIClient kwargs; a labelling one when ``namespace`` is given."""
+    """A DockerClient from APIClient kwargs; a labelling one when ``namespace`` is given.
+
+    An engine on TLS (``kwargs["tls"]``, from ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``, as the VM
+    engine's with ``--tls``) is trusted through its own authority only: requests would otherwise let
+    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (set on many machines behind a company proxy) replace it
+    (requests issue 3829) and send the calls through a proxy of the environment. So the client stops
+    reading the environment before its first call, and the API version is negotiated after that."""
+    tls = bool(kwargs.get("tls"))
+    version = docker.constants.MINIMUM_DOCKER_API_VERSION if tls else "auto"  # no call made yet
     if namespace is None:
-        api = docker.APIClient(version="auto", **kwargs)
+        api = docker.APIClient(version=version, **kwargs)
     else:
         from dockercourse.core.namespace import LabellingAPIClient
 
-        api = LabellingAPIClient(version="auto", namespace=namespace, **kwargs)
+        api = LabellingAPIClient(version=version, namespace=namespace, **kwargs)
+    if tls:
+        api.trust_env = False
+        api._version = api.version(api_version=False)["ApiVersion"]  # what version="auto" does
     client = docker.DockerClient.__new__(docker.DockerClient)
     client.api = api
     client.api.ping()
     return client
+
+
+def client_for(base_url: str, *, timeout: int = 120, tls=None) -> docker.DockerClient:
+    """A client of the engine at ``base_url`` (``tls``: docker-py's ``TLSConfig`` for an engine on TLS)."""
+    return _make_client({"base_url": base_url, "timeout": timeout, **({"tls": tls} if tls else {})})
 
 
 def connect(timeout: int = 120, namespace=None) -> docker.DockerClient:

@@ -319,8 +319,16 @@ def _exit_when_gone(pid: int, log) -> None:
     os._exit(0)
 
 
-def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
+def run(state_dir: Path, qemu_pid: int, api_port: int, tls_dir: str = "") -> None:
     import docker
+
+    def connect():
+        if tls_dir:  # the engine's API is on mutual TLS (tls.py)
+            from dockercourse.core.engine import client_for
+            from dockercourse.vm.tls import docker_tls
+
+            return client_for(f"tcp://127.0.0.1:{api_port}", timeout=60, tls=docker_tls(tls_dir))
+        return docker.DockerClient(base_url=f"tcp://127.0.0.1:{api_port}", version="auto", timeout=60)
 
     def log(msg: str) -> None:
         print(f"portfwd {time.strftime('%H:%M:%S')}: {msg}", flush=True)
@@ -336,7 +344,7 @@ def run(state_dir: Path, qemu_pid: int, api_port: int) -> None:
     while True:
         client = None
         try:
-            client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{api_port}", version="auto", timeout=60)
+            client = connect()
             events = client.api.events(decode=True, filters={"type": "container"})  # subscribed now
             fwd.reconcile(client)  # then the containers already running
             delay = 1.0
@@ -362,8 +370,9 @@ def main(argv=None) -> int:
     p.add_argument("--state-dir", required=True)
     p.add_argument("--qemu-pid", type=int, required=True)
     p.add_argument("--api-port", type=int, required=True)
+    p.add_argument("--tls-dir", default="", help="the client's certificate folder (the API on TLS)")
     a = p.parse_args(argv)
-    run(Path(a.state_dir), a.qemu_pid, a.api_port)
+    run(Path(a.state_dir), a.qemu_pid, a.api_port, a.tls_dir)
     return 0
 
 

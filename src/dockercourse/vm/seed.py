@@ -51,16 +51,23 @@ def api_timeout(accel: str) -> float:
     return float(t) if t is not None else float(60 if accel == "kvm" else 240)
 
 
-def ping(port: int, timeout: float = 2) -> bool:
-    """True when the engine on 127.0.0.1:``port`` answers ``/_ping``."""
+def ping(port: int, timeout: float = 2, tls_dir: str | Path | None = None) -> bool:
+    """True when the engine on 127.0.0.1:``port`` answers ``/_ping`` (over mutual TLS with the client
+    certificate in ``tls_dir`` when given, see :mod:`.tls`)."""
     try:
+        if tls_dir:
+            from dockercourse.vm.tls import ssl_context
+
+            ctx = ssl_context(tls_dir)
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/_ping", timeout=timeout, context=ctx) as r:
+                return r.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_ping", timeout=timeout) as r:
             return r.status == 200
-    except _HTTP_ERRORS:  # not answering (yet): that is the answer
+    except _HTTP_ERRORS:  # not answering (yet): that is the answer (ssl.SSLError is an OSError)
         return False
 
 
-def wait_api(b: Boot, port: int, timeout: float) -> float:
+def wait_api(b: Boot, port: int, timeout: float, tls_dir: str | Path | None = None) -> float:
     """Wait until the engine answers /_ping; return seconds since qemu started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,7 +76,9 @@ def wait_api(b: Boot, port: int, timeout: float) -> float:
         if "dockercourse: dockerd died" in b.console or "dockercourse: engine died" in b.console:
             time.sleep(0.5)
             raise BootError(f"dockerd failed in the VM; console:\n{b.tail(30)}")
-        if ping(port, 1):
+        if "dockercourse: no TLS files" in b.console:
+            raise BootError(f"the VM engine could not get its TLS files; console:\n{b.tail(25)}")
+        if ping(port, 1, tls_dir):
             return time.monotonic() - b.t_start
         time.sleep(0.1)
     raise BootError(

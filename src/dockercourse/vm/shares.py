@@ -74,6 +74,16 @@ def qemu_args(paths: list[Path]) -> list[str]:
     return args
 
 
+def tls_args(guest_dir: Path) -> tuple[list[str], str]:
+    """qemu options and the kernel command line's part for the folder of the engine's TLS files
+    (:mod:`.tls`): shared read-only, tagged ``dctls``, mounted at the path it has on the host."""
+    return (
+        ["-fsdev", f"local,id=dctls,path={guest_dir},security_model=none,readonly=on",
+         "-device", "virtio-9p-pci,fsdev=dctls,mount_tag=dctls"],
+        f" dc.tls=dctls:{guest_dir}",
+    )  # fmt: skip
+
+
 def cmdline(paths: list[Path]) -> str:
     """The kernel command line's part that tells the guest where to mount each tag."""
     return "".join(f" dc.share=dcshare{i}:{p}" for i, p in enumerate(paths))

@@ -49,6 +49,7 @@ class VMEngine:
     flavor: str = "docker"
     engine: str = ""  # what runs in the guest ("Docker 28.5.2 (the course's Debian packages: ...)")
     shares: list = field(default_factory=list)  # host folders mounted in the guest at the same paths
+    tls_dir: str = ""  # the client's certificate and key when the API is on mutual TLS (see tls.py)
     _boot: Boot | None = field(default=None, repr=False, compare=False)
     _portfwd: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
@@ -56,10 +57,19 @@ class VMEngine:
         """A ``docker.DockerClient`` for this engine."""
         import docker
 
+        if self.tls_dir:
+            from dockercourse.core.engine import client_for
+            from dockercourse.vm.tls import docker_tls
+
+            return client_for(self.docker_host, timeout=timeout, tls=docker_tls(self.tls_dir))
         return docker.DockerClient(base_url=self.docker_host, version="auto", timeout=timeout)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point docker (CLI and docker-py) at this engine."""
+        if self.tls_dir:
+            from dockercourse.vm.tls import env as tls_env
+
+            return {"DOCKER_HOST": self.docker_host, **tls_env(self.tls_dir)}
         return {"DOCKER_HOST": self.docker_host}
 
     def rss_bytes(self) -> int:
@@ -148,7 +158,7 @@ def status(*, name: str = "default", state_dir: Path | None = None) -> dict | No
         return None
     pid = int(st.get("pid", 0))
     st["running"] = pid > 0 and is_our_qemu(pid, sd)
-    st["answers"] = st["running"] and ping(int(st["port"]))
+    st["answers"] = st["running"] and ping(int(st["port"]), tls_dir=st.get("tls_dir") or None)
     st["rss_bytes"] = rss(pid) if st["running"] else 0
     fpid = int(st.get("portfwd_pid") or 0)
     st["portfwd_running"] = bool(st["running"] and fpid and is_our_portfwd(fpid, sd))
@@ -256,10 +266,11 @@ def wait_ready(docker_host: str | None = None, timeout: float = 900, progress=No
     if not docker_host.startswith("tcp://127.0.0.1:"):
         return True
     port = int(docker_host.rsplit(":", 1)[1])
+    tls_dir = os.environ.get("DOCKER_CERT_PATH") if os.environ.get("DOCKER_TLS_VERIFY") else None
     t0 = time.monotonic()
     shown = False
     while True:
-        if ping(port, 1):
+        if ping(port, 1, tls_dir):
             if shown:
                 msg = f"VM engine ready after {time.monotonic() - t0:.0f} s"
                 progress(msg) if progress else print("\r" + msg + " " * 20, flush=True)

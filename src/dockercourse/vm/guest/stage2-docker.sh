@@ -20,6 +20,20 @@ for a in $(cat /proc/cmdline); do
     fi;;
   esac
 done
+# mutual TLS on the API (tls.py): the engine's certificate, key and the authority that signed the
+# client's, shared read-only by qemu; without them the engine does not start (it never falls back
+# to an API anyone on the host could use)
+tls=""
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.tls=*)
+    s="${a#dc.tls=}"; tag="${s%%:*}"; tls="${s#*:}"
+    mkdir -p "$tls" && mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=none "$tag" "$tls" 2>/dev/null;;
+  esac
+done
+if [ -n "$tls" ] && ! [ -s "$tls/server-key.pem" ]; then
+  echo "dockercourse: no TLS files in $tls (this kernel has no 9p file system?): not starting the engine"
+  while :; do sleep 3600; done
+fi
 cgroup=v2
 for a in $(cat /proc/cmdline); do
   case "$a" in dc.cgroup=v1) cgroup=v1;; esac
@@ -61,8 +75,13 @@ for a in $(cat /proc/cmdline); do
   case "$a" in dc.mirror=*) mirror="${a#dc.mirror=}";; esac
 done
 # the image store and storage driver are in /etc/docker/daemon.json (engine.daemon_config)
-set -- --host tcp://0.0.0.0:2375 --tls=false --iptables=true \
-  --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
+if [ -n "$tls" ]; then
+  set -- --host tcp://0.0.0.0:2375 --tlsverify --tlscacert "$tls/ca.pem" \
+    --tlscert "$tls/server-cert.pem" --tlskey "$tls/server-key.pem"
+else
+  set -- --host tcp://0.0.0.0:2375 --tls=false
+fi
+set -- "$@" --iptables=true --data-root /var/lib/docker --exec-root /run/docker --pidfile /run/docker.pid
 if [ -n "$mirror" ]; then
   # the host's mirror at the same address as on the host: 127.0.0.1:PORT -> 10.0.2.2:PORT
   iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport "$mirror" -j DNAT --to-destination "10.0.2.2:$mirror"
