@@ -76,7 +76,9 @@ async def pre_spawn(spawner) -> None:
         XDG_RUNTIME_DIR=str(ident.dir / "run"),
     )
     if s.get("engine") == "vm":  # the course's tools find the VM's state (doctor, setup's wait)
-        spawner.environment["DOCKERCOURSE_VM_STATE"] = str(ident.dir / "run" / "vm")
+        from dockercourse.classroom.vmengines import state_dir
+
+        spawner.environment["DOCKERCOURSE_VM_STATE"] = str(state_dir(ident))
     spawner.log.info("%s's Docker engine answers at %s", name, engine["DOCKER_HOST"])
 
 

@@ -49,6 +49,11 @@ def cache_dir() -> Path:
     return state_root().parent / "classroom-vm"
 
 
+def state_dir(ident) -> Path:
+    """The student's VM state (its certificates among it), in their private run folder (mode 700)."""
+    return ident.dir / "run" / "vm"
+
+
 def missing() -> list[str]:
     """What this machine lacks for a VM per student (empty: it can run)."""
     from dockercourse.vm import engine as vme
@@ -93,7 +98,7 @@ def environment(ident, memory_mb: int) -> dict[str, str]:
         "XDG_RUNTIME_DIR": str(ident.dir / "run"),
         "TMPDIR": "/tmp",
         "DOCKERCOURSE_VM_CACHE": str(cache_dir()),
-        "DOCKERCOURSE_VM_STATE": str(ident.dir / "run" / "vm"),
+        "DOCKERCOURSE_VM_STATE": str(state_dir(ident)),
         "DOCKERCOURSE_VM_MEMORY": str(memory_mb),
         **{k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "DOCKERCOURSE_MIRROR_PORT")},
     }
