@@ -252,16 +252,38 @@ def shim_pids() -> dict[str, int]:
     return out
 
 
-def container_memory(client, container, shims: dict[str, int] | None = None) -> dict:
-    """Memory of one running container: its cgroup and its shim process (see the module doc)."""
+def shim_memory(client, name: Callable[[str], str], cids: Iterable[str]) -> dict[str, dict]:
+    """container id -> PSS/RSS of its shim, read where the engine runs.
+
+    This machine's /proc when the shims are here; otherwise (Docker Desktop, a VM engine) a helper
+    container that shares the engine host's PID namespace reads that host's (lessonkit.enginehost).
+    """
+    cids = list(cids)
+    here = shim_pids()
+    if any(c in here for c in cids):
+        return {c: process_memory(here[c]) for c in cids if c in here}
+    from dockercourse.lessonkit import enginehost
+
+    try:
+        return enginehost.shim_memory(client, name)
+    except docker.errors.APIError:  # an engine that refuses privileged helpers: no shim figures
+        return {}
+
+
+def container_memory(client, container, shims: dict[str, dict] | None = None, name=None) -> dict:
+    """Memory of one running container: its cgroup and its shim process (see the module doc).
+
+    ``shims`` is :func:`shim_memory`'s answer for several containers at once; without it, ``name``
+    (the chapter's naming function) lets the shim be read on the engine's host when it is not here.
+    """
     cg = cgroup_memory(container.id)
     source = "cgroup"
     if cg is None:  # engine elsewhere (Docker Desktop, a VM): ask the engine
         stats = container.stats(stream=False).get("memory_stats") or {}
         cg, source = stats.get("usage"), "stats API"
-    shims = shim_pids() if shims is None else shims
-    pid = shims.get(container.id)
-    pm = process_memory(pid) if pid else {"rss": None, "pss": None}
+    if shims is None:
+        shims = shim_memory(client, name, [container.id]) if name else {}
+    pm = shims.get(container.id) or {"rss": None, "pss": None}
     return {"cgroup_bytes": cg, "cgroup_source": source, "shim_rss": pm["rss"], "shim_pss": pm["pss"]}
 
 
@@ -279,7 +301,7 @@ def idle_container_memory(
             labels={LABEL: "memory"},
         )
         time.sleep(settle)
-        return container_memory(client, c)
+        return container_memory(client, c, name=name)
     finally:
         remove_labelled(client, "memory")
 
@@ -336,7 +358,7 @@ def density(
                 progress(1)
             if i in counts:
                 now = time.perf_counter()
-                shims = shim_pids()
+                shims = shim_memory(client, name, [c.id for c in started])
                 mems = [container_memory(client, c, shims) for c in started]
                 avail = _mem_available()
                 rows.append(
