@@ -312,7 +312,11 @@ def test_engine_vm_unprivileged_up_run_down():
                     "volumes={str(d): {'bind': '/w', 'mode': 'rw'}}, user=f'{os.getuid()}:{os.getgid()}', "
                     "remove=True)\n"
                     "print(out.decode().strip()); print((d / 'out.txt').read_text().strip())\n"
-                    "shutil.rmtree(d)",
+                    "shutil.rmtree(d)\n"
+                    # a terminal (docker run -t): runc's console socket is made in the engine's TMPDIR,
+                    # which must not be the shared /tmp (no unix sockets on 9p)
+                    "t = c.containers.run('busybox:1.35.0', ['tty'], tty=True, detach=True); t.wait()\n"
+                    "print('terminal:', t.logs().decode().strip()); t.remove()",
                 ],
                 capture_output=True,
                 text=True,
@@ -321,6 +325,7 @@ def test_engine_vm_unprivileged_up_run_down():
             assert run.returncode == 0, run.stderr[-2000:]
             assert "hello from" in run.stdout
             assert "written on the host\nwritten in the container" in run.stdout, run.stdout
+            assert "terminal: /dev/pts/0" in run.stdout, run.stdout
             st = subprocess.run(
                 [*cli, "engine", "vm", "status", "--name", "pytest"], capture_output=True, text=True
             )

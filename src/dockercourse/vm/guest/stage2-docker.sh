@@ -89,8 +89,12 @@ if [ -n "$mirror" ]; then
   set -- "$@" --registry-mirror "http://127.0.0.1:$mirror"
 fi
 mkdir -p /var/log
+# The engine's own temporary files stay in the guest: with the host's /tmp shared at /tmp (9p), runc's
+# console sockets (`docker run -t`) could not be made there ("bind: no such device or address").
+# containerd and its shims inherit TMPDIR from dockerd.
+mkdir -p /run/engine-tmp
 echo "dockercourse: starting dockerd"
-dockerd "$@" > /var/log/dockerd.log 2>&1 &
+TMPDIR=/run/engine-tmp dockerd "$@" > /var/log/dockerd.log 2>&1 &
 halt_engine() {
   echo "dockercourse: halting"
   kill -TERM $(pidof dockerd) 2>/dev/null
