@@ -13,12 +13,29 @@ in IPython).
 
 from __future__ import annotations
 
+import time
+
 import matplotlib
 
 matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dockercourse.lessonkit.draw import show  # noqa: E402
+
+
+def engine_now(client) -> float:
+    """The engine's clock now (POSIX seconds), for ``client.events(since=..., until=...)``.
+
+    Event times are the engine's: a VM engine's clock (Docker Desktop's, the course's) can run a
+    little ahead of this machine's, and an ``until`` read from this machine's clock then drops the
+    last events. Falls back to this machine's clock when the engine does not say its time.
+    """
+    from dockercourse.core.buildcache import epoch
+
+    try:
+        return epoch(client.info().get("SystemTime") or "")
+    except ValueError:
+        return time.time()
 
 
 def timeline(
