@@ -63,6 +63,16 @@ def test_the_helper_sees_what_this_machines_proc_shows(lclient, busybox, ns):
         assert helper == {k: local[k] for k in ("comm", "namespaces", "cpu_model")}
         # a PID this machine holds for another process is not taken for the container's
         assert E._local(os.getpid(), "hvbox") is None
+        # a docker-group user: this machine's /proc holds the process, its links may not be read
+        with pytest.MonkeyPatch.context() as mp:
+
+            def refused(path):
+                raise PermissionError(13, "Permission denied", str(path))
+
+            mp.setattr(E.os, "readlink", refused)
+            as_user = E.process_view(lclient, ns.name, box)
+        assert as_user["seen_from"].startswith("the engine host's /proc")
+        assert (as_user["comm"], as_user["namespaces"]) == (local["comm"], local["namespaces"])
         shims = E.shim_memory(lclient, ns.name)
         assert shims[box.id]["pss"] > 0 and shims[box.id]["rss"] >= shims[box.id]["pss"]
         mine = C.shim_memory(lclient, ns.name, [box.id])[box.id]
