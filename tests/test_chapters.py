@@ -76,3 +76,16 @@ def test_get_by_number():
     assert chapters.get(ROOT, "8").image_refs == [COURSE_IMAGES["busybox"], COURSE_IMAGES["builder"]]
     with pytest.raises(UsageError, match="no chapter 99"):
         chapters.get(ROOT, "99")
+
+
+def test_committed_setup_cells_were_recorded_on_a_clean_engine():
+    """A chapter recorded after an interrupted run keeps "removed 1 containers ..." as its expected
+    output, and every clean run then fails its first cell (chapter 01 did, 2026-12-06)."""
+    for ch in chapters.load(ROOT):
+        nb = nbformat.read(ch.notebook(ROOT), as_version=4)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        text = "".join(o.get("text", "") for o in first.get("outputs", []))
+        assert "Leftovers of an earlier run: none." in text, (
+            f"{ch.notebook(ROOT).name}: its setup cell was recorded on an engine with leftovers; record it "
+            "again (tools/execute.py) after a clean run"
+        )
