@@ -58,7 +58,8 @@ def table(results: list[EngineResult]) -> str:
             else "—"
         )
         tk = r.toolkit
-        tk_txt = f"{tk.get('passed', 0)} ✓, {tk.get('failed', 0)} ✗" if tk else "—"
+        ran = tk and (tk.get("passed") or tk.get("failed"))
+        tk_txt = f"{tk.get('passed', 0)} ✓, {tk.get('failed', 0)} ✗" if ran else "—"
         name = f"{r.title}" + (
             f" ({r.server_version}, {r.image_store} store, {r.cgroup})" if r.server_version else ""
         )
