@@ -2,7 +2,7 @@
 
 A learner on Docker Desktop (or the course's VM engine) has the engine's host in a VM, and a learner
 in the ``docker`` group cannot read a root process's namespace links here: both go through the helper
-(``--privileged --pid host``). These tests run the helper on the real engine and hold its answer
+(``--pid host --cap-add SYS_PTRACE``). These tests run the helper on the real engine and hold its answer
 against this machine's own /proc, which the course's engine here lets us read.
 """
 

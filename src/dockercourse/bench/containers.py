@@ -266,7 +266,7 @@ def shim_memory(client, name: Callable[[str], str], cids: Iterable[str]) -> dict
 
     try:
         return enginehost.shim_memory(client, name)
-    except docker.errors.APIError:  # an engine that refuses privileged helpers: no shim figures
+    except docker.errors.APIError:  # an engine that refuses the helper (--pid host): no shim figures
         return {}
 
 
