@@ -228,6 +228,46 @@ def _cell_error(cell) -> str | None:
     return None
 
 
+class _KernelDidNotStart(Exception):
+    """The kernel process ended before its first reply (its cause is jupyter_client's error)."""
+
+
+class _StderrTail:
+    """A pipe for a kernel's stderr, drained by a thread that keeps only its last ``keep`` bytes.
+
+    A file would grow without bound under a submission that floods its stderr (``os.system`` with
+    ``>&2``); a pipe nobody reads would block it. ``fd`` is the end the kernel writes to.
+    """
+
+    def __init__(self, keep: int = 4096):
+        import threading
+
+        self.keep, self.data = keep, b""
+        r, self.fd = os.pipe()
+        self._thread = threading.Thread(target=self._drain, args=(r,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, r: int) -> None:
+        try:
+            while chunk := os.read(r, 65536):  # until every writer (the kernel, its children) is gone
+                self.data = (self.data + chunk)[-self.keep :]
+        finally:
+            os.close(r)
+
+    def close(self) -> None:
+        """Close this process's copy of the writing end (the kernel has its own)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def text(self, chars: int = 400) -> str:
+        """The last ``chars`` characters written, on one line (after waiting a moment for the rest)."""
+        self.close()
+        self._thread.join(timeout=2)
+        text = " ".join(self.data.decode(errors="replace").split())
+        return text if len(text) <= chars else "…" + text[-chars:]
+
+
 class _Run:
     """One submission's run: its kernel, its cells, and the grades of its exercises so far."""
 
@@ -292,6 +332,28 @@ class _Run:
         g.exercises = [self.grades.get(e.id) or ExerciseGrade.unchecked(e) for e in self.exercises.values()]
 
     def _run_kernel(self, env: dict, workdir: Path, kernel_name: str, ident=None) -> None:
+        """Run the cells in a fresh kernel. A kernel that dies before its first reply (nothing of the
+        submission has run yet) is started once more; its last words go into the notes either way."""
+        for attempt in (1, 2):
+            stderr = _StderrTail()
+            try:
+                self._kernel_session(env, workdir, kernel_name, ident, stderr)
+                return
+            except _KernelDidNotStart as e:
+                said = stderr.text()
+                log.warning("the kernel of %s did not start (try %d): %s", self.g.student, attempt, said)
+                if attempt == 2:
+                    if said:
+                        self.g.notes.append(f"The kernel's last words: {said}")
+                    raise e.__cause__ from None
+                self.g.notes.append(
+                    f"The kernel died before it answered ({e.__cause__}); it was started once more "
+                    "(nothing of the submission had run)." + (f" Its last words: {said}" if said else "")
+                )
+            finally:
+                stderr.close()
+
+    def _kernel_session(self, env: dict, workdir: Path, kernel_name: str, ident, stderr) -> None:
         from nbclient.exceptions import DeadKernelError
 
         quiet = logging.getLogger(f"{__name__}.nbclient")
@@ -311,10 +373,13 @@ class _Run:
         )
         as_user = ident.popen_kwargs() if ident else {}
         at = checks_after(self.plan)
+        started = False
         try:
             with nbc.setup_kernel(
-                env=env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user
+                env=env, cwd=str(workdir), stdout=subprocess.DEVNULL, stderr=stderr.fd, **as_user
             ):
+                started = True
+                stderr.close()  # the kernel holds its own copy
                 for i, cell in enumerate(self.cells):
                     if cell.get("cell_type") == "code" and cell.get("source", "").strip():
                         if not self._run_cell(nbc, cell, i):
@@ -326,6 +391,10 @@ class _Run:
         except DeadKernelError:
             self.g.status = DIED
             self.g.notes.append("The kernel died.")
+        except RuntimeError as e:  # jupyter_client: "Kernel died before replying to kernel_info"
+            if started or "died before replying" not in str(e):
+                raise
+            raise _KernelDidNotStart() from e
 
     def _run_cell(self, nbc, cell, i: int) -> bool:
         """Execute one code cell; False when the run stops here (out of time, kernel dead)."""
