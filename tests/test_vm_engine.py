@@ -759,7 +759,7 @@ def test_engine_vm_docker28_cgroup2_containerd_store():
 @needs_qemu
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_engine_vm_podman_flavour():
+def test_engine_vm_podman_flavour(tmp_path):
     """`--flavor podman`: Podman 5 (Debian trixie guest) answers the Docker API: cgroup v2
     limits, containers, published ports forwarded to the host like the Docker flavour's."""
     from dockercourse.vm import engine as vme
@@ -769,7 +769,8 @@ def test_engine_vm_podman_flavour():
     if os.geteuid() != 0 and not shutil.which("newuidmap"):
         pytest.skip("mmdebstrap --mode=unshare needs uidmap (newuidmap) and /etc/subuid for this user")
     images = ["busybox:1.35.0", "nginx:1.22", "python:3.11-slim-bookworm"]
-    with vme.vm_engine(images=images, log=lambda *_: None, flavor="podman") as env:
+    here = tmp_path  # shared into the guest (9p) at the same path
+    with vme.vm_engine(images=images, log=lambda *_: None, flavor="podman", shares=[here]) as env:
         c = env.client()
         try:
             ver = c.version()
@@ -781,6 +782,17 @@ def test_engine_vm_podman_flavour():
             assert env.engine.startswith("Podman 5") and env.flavor == "podman"
             out = c.containers.run("busybox:1.35.0", ["sh", "-c", "echo hello from $(uname -n)"], remove=True)
             assert b"hello from" in out
+            # a shared host folder, as for the Docker flavour: a bind mount of it shows its file
+            # (chapter 06 makes its host folders in the temporary folder, which `vm up` shares)
+            (here / "note.txt").write_text("made on the host\n")
+            bind = {str(here): {"bind": "/here"}}
+            out = c.containers.run("busybox:1.35.0", ["cat", "/here/note.txt"], volumes=bind, remove=True)
+            assert out == b"made on the host\n"
+            t = c.containers.run("busybox:1.35.0", ["tty"], tty=True, detach=True)  # a console socket
+            try:
+                assert t.wait(timeout=60)["StatusCode"] == 0
+            finally:
+                t.remove(force=True)
             _check_published_ports(
                 env.docker_host,
                 lambda *a: subprocess.run(

@@ -411,6 +411,7 @@ def vm_engine(
     forward_ports: bool = True,
     flavor: str = "docker",
     tls: bool = False,
+    shares=(),
 ):
     """A throwaway VM engine: booted on entry, destroyed (qemu, overlay, state) on exit.
 
@@ -437,6 +438,7 @@ def vm_engine(
         forward_ports=forward_ports,
         flavor=flavor,
         tls=tls,
+        shares=shares,
     )
     try:
         yield eng

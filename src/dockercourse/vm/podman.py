@@ -82,8 +82,9 @@ NFT_MODULES = [
     "nft_redir",
     "nft_limit",
 ]
-#: the Docker guest's modules (:data:`.disk.MODULES`) and nftables
-MODULES = list(disk.MODULES) + NFT_MODULES
+#: the Docker guest's modules (:data:`.disk.MODULES`), nftables, and 9p for the host folders shared
+#: into the guest (:mod:`.shares`; optional: Debian's cloud kernel has none)
+MODULES = list(disk.MODULES) + NFT_MODULES + ["9p", "9pnet_virtio"]
 
 CONTAINERS_CONF = """\
 # dockercourse VM engine (podman flavour): no systemd, no journald in the guest

@@ -9,6 +9,17 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 mount -t tmpfs -o mode=755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
+# host folders shared by qemu (virtio-9p, tag dcshareN) at the paths they have on the host, so that
+# bind mounts of them work as on a native engine (see shares.py; the same as the Docker guest's)
+for a in $(cat /proc/cmdline); do
+  case "$a" in dc.share=*)
+    s="${a#dc.share=}"; tag="${s%%:*}"; dir="${s#*:}"
+    if mkdir -p "$dir" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none "$tag" "$dir" 2>/dev/null
+    then echo "dockercourse: shared $dir"
+    else echo "dockercourse: cannot share $dir (this kernel has no 9p file system: DOCKERCOURSE_VM_KERNEL_PKG=linux-image-amd64)"
+    fi;;
+  esac
+done
 if mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup; then
   for c in cpuset cpu io memory pids hugetlb misc rdma; do
     grep -qw "$c" /sys/fs/cgroup/cgroup.controllers && echo "+$c" 2>/dev/null > /sys/fs/cgroup/cgroup.subtree_control
@@ -65,7 +76,9 @@ EOF
 fi
 mkdir -p /var/log /run/containers /var/lib/containers
 echo "dockercourse: starting podman"
-podman system service --time=0 tcp://0.0.0.0:2375 > /var/log/podman.log 2>&1 &
+# the engine's own temporary files stay in the guest, also when the host's /tmp is shared at /tmp (9p)
+mkdir -p /run/engine-tmp
+TMPDIR=/run/engine-tmp podman system service --time=0 tcp://0.0.0.0:2375 > /var/log/podman.log 2>&1 &
 halt_engine() {
   echo "dockercourse: halting"
   for c in $(podman ps -q 2>/dev/null); do podman stop -t 2 "$c" >/dev/null 2>&1; done
