@@ -1,6 +1,7 @@
 """Checks for chapter 03, images: tag, commit, import, load, push."""
 
 import json
+import re
 
 from dockercourse import BUSYBOX
 from dockercourse.checks import exercise
@@ -68,6 +69,19 @@ def commit_has_file(ctx):
     ctx.require(source == c.id, f"{ctx.name('diary')}:v1 was committed from another container")
 
 
+# Podman's import writes the entry a classic `ADD <tarball> /` would (`... ADD file:<digest> in /`)
+_PODMAN_IMPORT = re.compile(r"/bin/sh -c #\(nop\) ADD file:[0-9a-f]{64} in /")
+
+
+def _imported(entry: dict) -> bool:
+    """Whether an image's only history entry is an import's: Docker's names no instruction, Podman's the ADD
+    of the tarball. A build can give the same ADD entry, but never as the only one of an image with a
+    command (its CMD is an entry of its own), so the checks on the number of entries and on Cmd tell them
+    apart."""
+    made_by = (entry.get("CreatedBy") or "").strip()
+    return not made_by or bool(_PODMAN_IMPORT.fullmatch(made_by))
+
+
 @exercise(
     "03.import",
     title="import a root file system tarball",
@@ -81,9 +95,7 @@ def import_(ctx):
     img = ctx.image(ctx.name("template") + ":v1")
     hist = img.history()
     ctx.require(
-        len(img.attrs["RootFS"]["Layers"]) == 1
-        and len(hist) == 1
-        and not (hist[0].get("CreatedBy") or "").strip(),
+        len(img.attrs["RootFS"]["Layers"]) == 1 and len(hist) == 1 and _imported(hist[0]),
         "it was not made by import (an imported image has one layer and one history entry, made by no "
         "instruction; its comment is 'Imported from ...' or the message given with -m)",
     )

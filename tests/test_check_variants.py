@@ -262,6 +262,13 @@ def import_wrong_commit(r):
     r.cli("commit -c 'CMD [\"sh\"]' {c} {n}:v1", c=c.name, n=r.name("template"))
 
 
+def import_wrong_build(r):  # the same file system and command, but built: ADD of the tarball, then CMD
+    path = _exported(r)
+    d = _context(r, "frombuild", {"Dockerfile": 'FROM scratch\nADD rootfs.tar /\nCMD ["sh"]\n'})
+    shutil.copy(path, d / "rootfs.tar")
+    r.cli("build -q -t {t} {d}", t=r.name("template") + ":v1", d=d)
+
+
 def import_wrong_no_cmd(r):
     path = _exported(r)
     r.cli("import {p} {n}:v1", p=path, n=r.name("template"))
@@ -410,6 +417,7 @@ VARIANTS = {
         (import_py, True),
         (import_cli_message, True),
         (import_wrong_commit, False),
+        (import_wrong_build, False),
         (import_wrong_no_cmd, False),
     ],
     "07.link": [
