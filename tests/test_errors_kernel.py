@@ -7,6 +7,7 @@ cell's error output (never nothing, never a long traceback).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import jupyter_client
@@ -109,6 +110,12 @@ def test_each_engine_error_shows_one_block(kernel):
     )
     kernel.run("import shutil; shutil.rmtree(ctx)")
     assert text.count("The build failed") == 1 and "exit code: 3" in text and "stopped answering" not in text
+
+    # the learner's own KeyError keeps Python's traceback (the course explains only the engine's errors)
+    errors = [c for t, c in kernel.run("{'a': 1}['b']") if t == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "KeyError" and errors[0]["evalue"] == "'b'"
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(errors[0]["traceback"]))
+    assert "{'a': 1}['b']" in shown and "KeyError: 'b'" in shown
 
     if kernel.relay is not None:  # the engine stops answering in the middle of the notebook
         kernel.relay.cut()

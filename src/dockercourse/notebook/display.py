@@ -20,6 +20,8 @@ def explain_error(exc: BaseException) -> str:
     """One readable block for an error from the engine or the course."""
     if isinstance(exc, CourseError):
         return str(exc)
+    if podman := _unreadable_refusal(exc):
+        return podman
     if isinstance(exc, docker.errors.ImageNotFound):
         return (
             f"Image not found: {exc.explanation or exc}.\n"
@@ -69,6 +71,34 @@ def explain_error(exc: BaseException) -> str:
             )
         )
     return f"{exc.__class__.__name__}: {exc}"
+
+
+def _unreadable_refusal(exc: BaseException) -> str:
+    """An engine's refusal docker-py could not read: "" for anything else.
+
+    docker-py takes an error's text from the answer's ``message``. Podman answers some failed pushes and
+    pulls (500) in the shape of a progress stream's error, ``{"error": ..., "errorDetail": ...}``, and
+    docker-py then raises ``KeyError('message')`` while it builds its APIError."""
+    if not isinstance(exc, KeyError) or exc.args != ("message",):
+        return ""
+    http = exc.__context__
+    response = getattr(http, "response", None)
+    if not isinstance(http, requests.exceptions.HTTPError) or response is None:
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    text = body.get("error") or (body.get("errorDetail") or {}).get("message")
+    if not text:
+        return ""
+    return (
+        f"The engine refused: {response.status_code} {response.reason}: {text}\n"
+        "(docker-py could not read this answer, which Podman's Docker API gives where Docker reports the "
+        "error in the progress stream, so the cell's `except` for a failed transfer did not catch it.)"
+    )
 
 
 #: copying into a container (docker cp, put_archive) with Docker's archive code whose chmod fallback for
@@ -128,6 +158,9 @@ def install_error_display() -> None:
         return
 
     def handler(shell, etype, value, tb, tb_offset=None):
+        if isinstance(value, KeyError) and not _unreadable_refusal(value):  # the learner's own KeyError
+            shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+            return None
         text = explain_error(value)
         stb = [text if isinstance(value, CourseError) else f"{etype.__name__}: {text}"]
         # IPython 9 ignores what a custom handler returns: show it ourselves, as an error output
@@ -136,5 +169,5 @@ def install_error_display() -> None:
         return stb
 
     ip.set_custom_exc(
-        (CourseError, docker.errors.DockerException, requests.exceptions.ConnectionError), handler
+        (CourseError, docker.errors.DockerException, requests.exceptions.ConnectionError, KeyError), handler
     )
