@@ -66,10 +66,11 @@ def progress_by_layer(events, names: dict[str, str] | None = None) -> dict[str, 
 
     Returns:
         layer name -> the milestones it went through, in order. Non-layer messages
-        (``Status: ...``, ``Digest: ...``) go under ``""``; an error raises
+        (``Status: ...``, ``Digest: ...``) go under ``""``, which is always there (Podman's streams
+        may have no such message: it is then empty); an error raises
         :class:`StreamError` carrying the engine's message.
     """
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[str]] = {"": []}
     order: dict[str, str] = {}
     for ev in events:
         if "error" in ev:
