@@ -94,6 +94,9 @@ netns = "bridge"
 
 [engine]
 cgroup_manager = "cgroupfs"
+# an exec through the API keeps its two conmon processes until this delay has passed (default 300 s, so
+# that a client can still read the exit code): the chapters' many short execs piled up hundreds of them
+exit_command_delay = 15
 events_logger = "file"
 runtime = "crun"
 

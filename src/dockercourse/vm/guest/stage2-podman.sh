@@ -78,9 +78,33 @@ mkdir -p /var/log /run/containers /var/lib/containers
 echo "dockercourse: starting podman"
 # the engine's own temporary files stay in the guest, also when the host's /tmp is shared at /tmp (9p)
 mkdir -p /run/engine-tmp
-TMPDIR=/run/engine-tmp podman system service --time=0 tcp://0.0.0.0:2375 > /var/log/podman.log 2>&1 &
+# Docker treats registries on 127.0.0.0/8 as insecure (plain HTTP) by default; Podman needs them listed.
+# The chapters' own registries run on 127.0.0.1:<free port>; a prefix without a port matches every port.
+mkdir -p /etc/containers/registries.conf.d
+cat > /etc/containers/registries.conf.d/98-dockercourse-loopback.conf <<EOF
+[[registry]]
+location = "127.0.0.1"
+insecure = true
+
+[[registry]]
+location = "localhost"
+insecure = true
+EOF
+# the service, started again if it ends (with its last words on the console, where the host can read them)
+supervise_podman() {
+  while :; do
+    TMPDIR=/run/engine-tmp podman system service --time=0 tcp://0.0.0.0:2375 > /var/log/podman.log 2>&1
+    rc=$?
+    [ -e /run/dockercourse-halting ] && return
+    echo "dockercourse: podman ended ($rc), starting it again; its last lines and the kernel's:"
+    tail -n 20 /var/log/podman.log; dmesg | tail -n 10
+    sleep 1
+  done
+}
+supervise_podman &
 halt_engine() {
   echo "dockercourse: halting"
+  : > /run/dockercourse-halting
   for c in $(podman ps -q 2>/dev/null); do podman stop -t 2 "$c" >/dev/null 2>&1; done
   kill -TERM $(pidof podman) 2>/dev/null
   i=0
