@@ -176,10 +176,12 @@ def parse_junit(path: Path, res: EngineResult) -> None:
     res.toolkit = tk
 
 
-def _sanitizer(vm: bool, workdir: Path) -> str:
+def _sanitizer(vm: bool, workdir: Path, podman: bool = False) -> str:
     cfg = (ROOT / "tests" / "nbval_sanitize.cfg").read_text()
     if vm:
         cfg += "\n" + (ROOT / "tests" / "nbval_sanitize_vm.cfg").read_text()
+    if podman:
+        cfg += "\n" + (ROOT / "tests" / "nbval_sanitize_podman.cfg").read_text()
     out = workdir / "sanitize.cfg"
     out.write_text(cfg)
     return str(out)
@@ -276,7 +278,7 @@ def _pytest(name: str, res: EngineResult, env: dict, workdir: Path, vm: bool, py
         "--nbval",
         "--nbval-current-env",
         "--nbval-sanitize-with",
-        _sanitizer(vm, workdir),
+        _sanitizer(vm, workdir, podman=ENGINES[name].kind == "podman"),
         "--ignore=tests/fixtures",
         "-p",
         "no:cacheprovider",
