@@ -224,6 +224,36 @@ def test_matrix_report_from_runs_in_parts(tmp_path, monkeypatch, capsys):
     assert "no stored engine results" in capsys.readouterr().err
 
 
+@pytest.mark.unit
+def test_a_run_of_one_engine_keeps_the_other_rows_in_the_docs(tmp_path):
+    ok = {"02": {"cells": 3, "failed": 0, "s": 4.0, "grade": "pass", "nbval": "pass"}}
+    bad = {"02": {"cells": 3, "failed": 2, "s": 5.0, "grade": "", "nbval": "fail"}}
+    docs = tmp_path / "engines.md"
+    docs.write_text("# Engines\n\nintro\n")
+    first = [
+        matrix.EngineResult("26", matrix.ENGINES["26"].title, finished="2026-12-03 10:00", chapters=ok),
+        matrix.EngineResult(
+            "podman", matrix.ENGINES["podman"].title, finished="2026-12-04 11:00", chapters=bad, notes=["old"]
+        ),
+    ]
+    matrix_report.write_docs(first, docs, "2026-12-03 09:00 to 2026-12-04 11:00", None)
+    text = docs.read_text()
+    text = text.replace(matrix_report.END, f"- a note of no one engine\n{matrix_report.END}")
+    docs.write_text(text + "tail\n")
+    again = matrix.EngineResult(
+        "podman", matrix.ENGINES["podman"].title, finished="2026-12-05 12:00", chapters=ok, notes=["new"]
+    )
+    matrix_report.write_docs([again], docs, "2026-12-05 11:40", 1200)
+    text = docs.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "✓" in line]
+    assert len(rows) == 2 and rows[0].startswith(f"| {matrix.ENGINES['26'].title}")  # the matrix's order
+    assert "✗ 2" not in text and text.count(f"| {matrix.ENGINES['26'].title} |") == 2  # and its figures
+    assert ": new" in text and ": old" not in text and "- a note of no one engine" in text
+    assert "each engine's run ended: 26 2026-12-03 10:00, podman 2026-12-05 12:00" in text
+    assert "**Last run** (of podman): 2026-12-05 11:40 UTC" in text and "26 ended 2026-12-03 10:00" in text
+    assert text.startswith("# Engines\n\nintro\n") and text.endswith("tail\n")
+
+
 # --------------------------------------------------------------------------- with the suite's engine
 
 

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -344,6 +345,13 @@ def _vm_up(res: EngineResult, logfile: Path, kind: str) -> str:
 
 
 def _vm_down(logfile: Path) -> None:
+    from dockercourse.vm.state import named_dir
+
+    console = named_dir("matrix") / "console.log"  # the guest's own words (a restarted engine, the kernel)
+    try:
+        shutil.copyfile(console, logfile.parent / "console.log")
+    except OSError:
+        pass
     with open(logfile, "ab") as f:
         subprocess.run(
             [sys.executable, "-m", "dockercourse.cli", "engine", "vm", "down", "--name", "matrix"],

@@ -129,15 +129,93 @@ mirror seeded; warm: the second run, which only verifies.
 
 
 def write_docs(results: list[EngineResult], path: Path, started: str, seconds: float | None) -> None:
-    """Replace the generated part of ``docs/engines.md`` (between the markers) with this run's results."""
-    block = results_markdown(results, started, seconds)
+    """Replace the generated part of ``docs/engines.md`` (between the markers) with this run's results.
+
+    The rows of engines this run did not start are kept as the docs had them (their table row, figures
+    row, notes and end time): a run of one engine must not wipe the others' rows from the docs, also on a
+    machine that has none of their stored results."""
     text = path.read_text() if path.exists() else f"# The engine matrix\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+        old, tail = rest.split(END, 1)
+        text = head + merge_block(old, results, started, seconds) + tail
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + results_markdown(results, started, seconds) + "\n"
     path.write_text(text)
+
+
+def merge_block(old: str, results: list[EngineResult], started: str, seconds: float | None) -> str:
+    """This run's block, with the rows ``old`` (a block written before) has for the other engines."""
+    from dockercourse.engines.specs import ENGINES
+
+    block = results_markdown(results, started, seconds)
+    ran = {r.name for r in results}
+    kept = {n: s.title for n, s in ENGINES.items() if n not in ran}
+    if not kept or "Start to API:" not in old:
+        return block
+
+    def owner(line: str, lead: str) -> str | None:
+        for n, title in kept.items():
+            if line.startswith(f"{lead}{title} (") or line.startswith(f"{lead}{title} |"):
+                return n
+            if lead == "- " and line.startswith(f"- {title}:"):
+                return n
+        return None
+
+    grid, figures = old.split("Start to API:", 1)
+    rows = {n: line for line in grid.splitlines() if (n := owner(line, "| "))}
+    fig_rows = {n: line for line in figures.splitlines() if (n := owner(line, "| "))}
+    ran_titles = tuple(f"- {ENGINES[n].title}" for n in ran if n in ENGINES)
+    notes = [  # the kept engines' notes, and those of no one engine (they speak of the kept rows)
+        line
+        for line in figures.splitlines()
+        if line.startswith("- ")
+        and not line.startswith(ran_titles)
+        and not line.startswith("- each engine's run ended")
+    ]
+    ended = {}
+    for line in figures.splitlines():
+        if line.startswith("- each engine's run ended: "):
+            for part in line.split(": ", 1)[1].split(", "):
+                name, _, when = part.partition(" ")
+                if name in kept:
+                    ended[name] = when
+    if not rows:
+        return block
+    order = list(ENGINES)
+    out, new_rows, new_figs = [], {}, {}
+    for r in results:
+        new_rows[r.name] = table([r]).splitlines()[2]
+        new_figs[r.name] = bench_table([r]).splitlines()[2]
+    lines = block.splitlines()
+    table_at = next(i for i, line in enumerate(lines) if line.startswith("|---"))
+    fig_at = next(i for i, line in enumerate(lines) if i > table_at + 1 and line.startswith("|---"))
+    for i, line in enumerate(lines):
+        if i == table_at:
+            out.append(line)
+            out += [rows.get(n) or new_rows[n] for n in order if n in rows or n in new_rows]
+        elif i == fig_at:
+            out.append(line)
+            out += [fig_rows.get(n) or new_figs[n] for n in order if n in fig_rows or n in new_figs]
+        elif line in new_rows.values() or line in new_figs.values() or line.startswith("- each engine's"):
+            continue
+        elif line.startswith("**Last run:**"):
+            out.append(line.replace("**Last run:**", "**Last run** (of " + ", ".join(sorted(ran)) + "):", 1))
+            out.append("")
+            out.append(
+                "The other rows are from earlier runs, kept as they were: "
+                + ", ".join(f"{n} ended {ended.get(n, 'earlier')}" for n in order if n in rows)
+                + "."
+            )
+        elif line == END:
+            out += notes
+            ends = {**ended, **{r.name: r.finished for r in results if r.finished}}
+            done = ", ".join(f"{n} {ends[n]}" for n in order if n in ends)
+            out.append("- each engine's run ended: " + done)
+            out.append(line)
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- command line
