@@ -96,8 +96,8 @@ def _unreadable_refusal(exc: BaseException) -> str:
         return ""
     return (
         f"The engine refused: {response.status_code} {response.reason}: {text}\n"
-        "(docker-py could not read this answer, which Podman's Docker API gives where Docker reports the "
-        "error in the progress stream, so the cell's `except` for a failed transfer did not catch it.)"
+        "(docker-py could not read this answer: Podman's Docker API sends it where Docker reports the error "
+        "inside the progress stream, so an `except` for a failed push or pull does not catch it.)"
     )
 
 
