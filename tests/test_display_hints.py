@@ -67,3 +67,38 @@ def test_other_key_errors_are_not_explained_as_the_engines():
     assert explain_error(KeyError("message")) == "KeyError: 'message'"
     e = _docker_py_reading(500, {"message": "plain"})
     assert isinstance(e, docker.errors.APIError) and "plain" in explain_error(e)
+
+
+def _response(status: int, body: dict) -> requests.Response:
+    r = requests.Response()
+    r.status_code, r.reason, r._content = status, "Internal Server Error", json.dumps(body).encode()
+    r.url = "http://engine/v1.41/images/127.0.0.1:5599/x/push?tag=v1"
+    return r
+
+
+def test_the_course_client_turns_an_unreadable_refusal_into_an_api_error():
+    # the course's client (core.namespace) reads Podman's stream-shaped refusal, so a cell's
+    # `except docker.errors.APIError` around a push catches it as it does on Docker
+    from dockercourse.core.namespace import LabellingAPIClient, Namespace
+
+    api = LabellingAPIClient(
+        version="1.41", base_url="tcp://127.0.0.1:9", namespace=Namespace.for_chapter("05_registries")
+    )
+    msg = "checking whether a blob sha256:b78c exists in 127.0.0.1:5599/x: authentication required"
+    with pytest.raises(docker.errors.APIError) as caught:
+        api._raise_for_status(_response(500, {"errorDetail": {"message": msg}, "error": msg}))
+    assert caught.value.explanation == msg and caught.value.response.status_code == 500
+    assert isinstance(caught.value.__cause__, requests.exceptions.HTTPError)
+    assert explain_error(caught.value).startswith(
+        "The engine refused: 500 Internal Server Error: checking whether"
+    )
+    with pytest.raises(docker.errors.NotFound):
+        api._raise_for_status(_response(404, {"error": "no such manifest"}))
+    # docker-py's own reading is unchanged where it can read the answer, and a body without text
+    # still raises docker-py's KeyError (nothing invented)
+    with pytest.raises(docker.errors.APIError) as plain:
+        api._raise_for_status(_response(500, {"message": "plain"}))
+    assert plain.value.explanation == "plain"
+    with pytest.raises(KeyError):
+        api._raise_for_status(_response(500, {"other": 1}))
+    api._raise_for_status(_response(200, {}))  # no error: nothing raised

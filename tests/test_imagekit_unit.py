@@ -52,3 +52,15 @@ def test_mirror_port_0_means_no_mirror_as_on_binder(monkeypatch):
 
     monkeypatch.setenv("DOCKERCOURSE_MIRROR_PORT", "0")
     assert find_mirror_port() is None
+
+
+def test_familiar_names_are_dockers_short_form():
+    from dockercourse import familiar
+
+    # Podman's fully qualified names (read on the Podman VM engine, 2026-12-06) and Docker's own
+    assert familiar("docker.io/library/busybox:1.35.0") == "busybox:1.35.0"
+    assert familiar("docker.io/library/busybox@sha256:c85f") == "busybox@sha256:c85f"
+    assert familiar("localhost/dc03-greeting:1.0") == "dc03-greeting:1.0"
+    assert familiar("docker.io/student/app:1") == "student/app:1"
+    for same in ("busybox:1.35.0", "busybox@sha256:c85f", "127.0.0.1:5599/dc05-box:v1", "localhost:5000/x:1"):
+        assert familiar(same) == same

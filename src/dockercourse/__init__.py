@@ -27,6 +27,7 @@ __all__ = [
     "REGISTRY",
     "BUILDER",
     "COURSE_IMAGES",
+    "familiar",
 ]
 __version__ = "0.1.0"
 
@@ -40,7 +41,16 @@ _PUBLIC = {
     "NoEngineError": "errors",
     **{
         name: "core.images"
-        for name in ("BUSYBOX", "DEBIAN", "PYTHON", "NGINX", "REGISTRY", "BUILDER", "COURSE_IMAGES")
+        for name in (
+            "BUSYBOX",
+            "DEBIAN",
+            "PYTHON",
+            "NGINX",
+            "REGISTRY",
+            "BUILDER",
+            "COURSE_IMAGES",
+            "familiar",
+        )
     },
 }
 

@@ -23,3 +23,22 @@ COURSE_IMAGES = {
     "registry": REGISTRY,
     "builder": BUILDER,
 }
+
+
+#: prefixes Podman writes where Docker's API gives the short ("familiar") form of a name, longest first
+_QUALIFIED = ("docker.io/library/", "docker.io/", "localhost/")
+
+
+def familiar(ref: str) -> str:
+    """A name or digest reference as Docker's API shows it: ``busybox:1.35.0``, ``busybox@sha256:...``.
+
+    Podman lists images by their fully qualified names (``docker.io/library/busybox:1.35.0``, and
+    ``localhost/dc03-greeting:1.0`` for an image built or tagged locally), where Docker drops Docker
+    Hub's ``docker.io/library/`` (chapter 03, *Podman and the docker.io/ prefix*). Cells that compare
+    names compare familiar ones, so they say the same on both. A registry with a port
+    (``localhost:5000/x``, ``127.0.0.1:PORT/x``) stays: it is part of the name on both.
+    """
+    for prefix in _QUALIFIED:
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref

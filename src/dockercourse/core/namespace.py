@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import docker
 import docker.errors
+import requests
 
 from dockercourse import config
 from dockercourse.core import labels as L
@@ -132,6 +133,17 @@ def _merge_labels(given, extra: dict[str, str]):
 PRUNE_WAIT_S = 60.0
 
 
+def stream_error_text(response) -> str:
+    """The error's text of an answer shaped like a progress stream's error (Podman's), or ""."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    return str(body.get("error") or (body.get("errorDetail") or {}).get("message") or "")
+
+
 def _prune_busy(resp) -> bool:
     return resp.status_code == 409 and "prune operation is already running" in (resp.text or "")
 
@@ -170,6 +182,22 @@ class LabellingAPIClient(docker.APIClient):
                 time.sleep(0.25)
                 resp = super().request(method, url, *args, **kwargs)
         return resp
+
+    def _raise_for_status(self, response):
+        """docker-py's, except for a refusal it cannot read: it takes an error's text from the answer's
+        ``message``, and raises ``KeyError('message')`` for Podman's refused pushes and pulls (500 with a
+        progress stream's error, ``{"error": ..., "errorDetail": ...}``). Those become the APIError a
+        cell's ``except docker.errors.APIError`` expects, with Podman's words as the explanation."""
+        try:
+            super()._raise_for_status(response)
+        except KeyError as e:
+            if not isinstance(e.__context__, requests.exceptions.HTTPError):
+                raise
+            text = stream_error_text(response)
+            if not text:
+                raise
+            cls = docker.errors.NotFound if response.status_code == 404 else docker.errors.APIError
+            raise cls(str(e.__context__), response=response, explanation=text) from e.__context__
 
     def create_container(self, image, *args, **kwargs):
         kwargs["labels"] = _merge_labels(kwargs.get("labels"), self.namespace.labels)

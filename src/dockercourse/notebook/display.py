@@ -13,6 +13,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from dockercourse.core.namespace import stream_error_text
 from dockercourse.errors import CourseError, EngineGoneError
 
 
@@ -85,19 +86,14 @@ def _unreadable_refusal(exc: BaseException) -> str:
     response = getattr(http, "response", None)
     if not isinstance(http, requests.exceptions.HTTPError) or response is None:
         return ""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    text = body.get("error") or (body.get("errorDetail") or {}).get("message")
+    text = stream_error_text(response)
     if not text:
         return ""
     return (
         f"The engine refused: {response.status_code} {response.reason}: {text}\n"
         "(docker-py could not read this answer: Podman's Docker API sends it where Docker reports the error "
-        "inside the progress stream, so an `except` for a failed push or pull does not catch it.)"
+        "inside the progress stream. The course's `client` turns it into an APIError; a client of your own, "
+        "`docker.from_env()`, raises this KeyError, which an `except docker.errors.APIError` does not catch.)"
     )
 
 
