@@ -168,10 +168,13 @@ def test_matrix_table_from_junit(tmp_path):
       <testcase classname="notebooks.02_core_concepts.ipynb" name="Cell 1" time="0.5">"""
         """<failure message="x"/></testcase>
       <testcase classname="notebooks.03_images.ipynb" name="Cell 0" time="2"/>
+      <testcase classname="notebooks.zh.02_core_concepts.ipynb" name="Cell 0" time="4"/>
       <testcase classname="tests.test_nonvacuity" time="9"
         name="test_checks_fail_on_student_copy_and_pass_on_master[course-02_core_concepts]"/>
       <testcase classname="tests.test_nonvacuity" time="2"
         name="test_checks_fail_on_student_copy_and_pass_on_master[fixture-90_fixture]"/>
+      <testcase classname="tests.test_nonvacuity" time="9"
+        name="test_checks_fail_on_student_copy_and_pass_on_master[course-zh-03_images]"><failure/></testcase>
       <testcase classname="tests.test_engine" name="test_connect_default_engine" time="1"/>
       <testcase classname="tests.test_engine" name="test_other" time="1"><skipped/></testcase>
     </testsuite></testsuites>"""
@@ -179,7 +182,8 @@ def test_matrix_table_from_junit(tmp_path):
     res = matrix.EngineResult("28-containerd", "Docker 28.5")
     matrix.parse_junit(junit, res)
     assert res.chapters["02"] == {"cells": 2, "failed": 1, "s": 2.0, "grade": "pass", "nbval": "fail"}
-    assert res.chapters["03"]["nbval"] == "pass"
+    assert res.chapters["03"]["nbval"] == "pass" and res.chapters["03"]["grade"] == "fail"  # its translation's
+    assert res.chapters["02 zh"] == {"cells": 1, "failed": 0, "s": 4.0, "nbval": "pass"}  # not in 02's
     assert res.toolkit == {"passed": 2, "failed": 0, "skipped": 1}  # the fixture course counts as toolkit
     text = matrix_report.table([res])
     assert "✗ 1 2 s" in text and "✓ 2 s" in text

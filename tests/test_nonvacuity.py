@@ -34,19 +34,23 @@ from dockercourse.core.namespace import Namespace
 from dockercourse.grading.execute import worker_task
 from dockercourse.grading.release import student_copy
 from dockercourse.grading.results import SubmissionGrade
+from dockercourse.i18n import LANGUAGES
 
 HERE = Path(__file__).resolve().parent
 ROOTS = [HERE.parent, HERE / "fixtures" / "course"]
 
 
 def chapters():
+    """Every chapter's master, and its translations (``notebooks/zh/``: the same checks grade them)."""
     found = []
     for root in ROOTS:
-        for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-            num = nb.name[:2]
-            if sorted((root / "checks").glob(f"{num}_*.py")):
-                kind = "course" if root == HERE.parent else "fixture"  # ids the engine matrix reads
-                found.append(pytest.param(root, nb, id=f"{kind}-{nb.stem}"))
+        kind = "course" if root == HERE.parent else "fixture"  # ids the engine matrix reads
+        folders = [("", root / "notebooks")]
+        folders += [(f"{lang}-", root / "notebooks" / lang) for lang in LANGUAGES]
+        for lang, folder in folders:
+            for nb in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+                if sorted((root / "checks").glob(f"{nb.name[:2]}_*.py")):
+                    found.append(pytest.param(root, nb, id=f"{kind}-{lang}{nb.stem}"))
     return found
 
 

@@ -11,6 +11,7 @@
     dockercourse engine up|down|status|remove|list   the course's engines on this machine
     dockercourse engine vm up|down|status|build      a Docker engine inside a qemu VM
     dockercourse classroom up|down|status     JupyterHub for a class, an engine per student
+    dockercourse i18n check|build|extract     the translated notebooks (catalogs in i18n/LANG/)
 
 A subcommand is a module ``dockercourse/cli/<name>.py`` with two functions:
 
@@ -66,11 +67,12 @@ def _commands() -> tuple:
         engine,
         grade,
         gradebook,
+        i18n,
         images,
         release,
     )
 
-    return (doctor, images, clean, check, release, grade, gradebook, bench, engine, classroom)
+    return (doctor, images, clean, check, release, grade, gradebook, bench, engine, classroom, i18n)
 
 
 def parser() -> Parser:

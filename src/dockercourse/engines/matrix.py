@@ -42,6 +42,7 @@ from dockercourse.engines.matrix_report import bench_table, table, write_docs
 from dockercourse.engines.procs import rmtree_unmounted
 from dockercourse.engines.specs import ENGINES, PRIMARY, state_dir
 from dockercourse.errors import EngineError, UsageError
+from dockercourse.i18n import LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[3]  # the course's checkout
 ORDER = ["28-containerd", "28-classic", "26", "system", "vm", "podman"]
@@ -147,9 +148,9 @@ def parse_junit(path: Path, res: EngineResult) -> None:
         bad = tc.find("failure") is not None or tc.find("error") is not None
         skipped = tc.find("skipped") is not None
         if "ipynb" in cls:  # an nbval cell: classname "notebooks.02_core_concepts.ipynb"
-            ch = next(
-                (p[:2] for p in cls.replace("/", ".").split(".") if p[:2].isdigit() and p[2:3] == "_"), "??"
-            )
+            parts = cls.replace("/", ".").split(".")
+            ch = next((p[:2] for p in parts if p[:2].isdigit() and p[2:3] == "_"), "??")
+            ch += "".join(f" {p}" for p in parts if p in LANGUAGES)  # a translated notebook: its own column
             row = res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})
             row["cells"] += 1
             row["s"] = round(row["s"] + t, 1)
@@ -158,7 +159,8 @@ def parse_junit(path: Path, res: EngineResult) -> None:
                 row["failed"] += 1
                 res.failures.append(f"{cls}::{name}")
             continue
-        m = re.search(r"\[[\w.]+-(\d\d)_", name)  # [<root>-02_core_concepts]; the fixture's are 90+
+        # [course-02_core_concepts], [course-zh-02_core_concepts] (a translation); the fixture's are 90+
+        m = re.search(r"\[[\w.]+-(?:[a-z]{2}-)?(\d\d)_", name)
         if "test_checks_fail_on_student_copy_and_pass_on_master" in name and m and m.group(1) < "90":
             ch = m.group(1)
             res.chapters.setdefault(ch, {"cells": 0, "failed": 0, "s": 0.0})["grade"] = (
@@ -281,6 +283,9 @@ def _pytest(name: str, res: EngineResult, env: dict, workdir: Path, vm: bool, py
         "--nbval-sanitize-with",
         _sanitizer(vm, workdir, podman=ENGINES[name].kind == "podman"),
         "--ignore=tests/fixtures",
+        # the translated notebooks (notebooks/zh/) run the masters' code cells unchanged: the matrix runs
+        # the masters, the test command both (docs/i18n.md)
+        *(f"--ignore=notebooks/{lang}" for lang in LANGUAGES),
         "-p",
         "no:cacheprovider",
         "-q",

@@ -1,0 +1,179 @@
+"""Translated notebooks: written from the English master and a catalog, and checked against both.
+
+A translated notebook is the master with each markdown cell's text replaced by its translation: the code
+cells, their ids, their metadata (the exercise parts release and grading read) and the notebook's metadata
+stay the master's, so the same checks grade it. Its outputs come from running it: ``build`` keeps those of
+the notebook it replaces where a code cell did not change, takes the master's for a new or changed one
+(they are the same code against the same engine), and ``build --execute`` runs it afresh; the test
+command's strict nbval verifies them like the master's.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from dockercourse.core import chapters
+from dockercourse.core.notebooks import META
+from dockercourse.i18n.catalog import Catalog, Entry, source_hash
+
+
+@dataclass
+class Problem:
+    where: str  # a file, or file:cell id
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def translated_path(root: Path, language: str, stem: str) -> Path:
+    return Path(root) / "notebooks" / language / f"{stem}.ipynb"
+
+
+def _first_line(text: str) -> str:
+    line = next((s for s in text.splitlines() if s.strip()), "")
+    return line if len(line) <= 70 else line[:67] + "..."
+
+
+def catalog_problems(master, catalog: Catalog, where: str) -> list[Problem]:
+    """What a catalog lacks for a master: cells missing or not yet translated, stale ones, orphans."""
+    out = []
+    md_ids = set()
+    for cell in master.cells:
+        if cell.cell_type != "markdown":
+            continue
+        md_ids.add(cell.id)
+        e = catalog.cells.get(cell.id)
+        first = _first_line(cell.source)
+        if e is None or not e.text.strip():
+            out.append(Problem(f"{where}:{cell.id}", f"not translated: {first!r}"))
+        elif e.en != source_hash(cell.source):
+            out.append(
+                Problem(
+                    f"{where}:{cell.id}",
+                    f"stale: the English cell changed since it was translated ({first!r}); update the "
+                    f"text, then its `en` to {source_hash(cell.source)}",
+                )
+            )
+    for cid in catalog.cells:
+        if cid not in md_ids:
+            out.append(
+                Problem(f"{where}:{cid}", "no markdown cell of the master has this id: drop the entry")
+            )
+    return out
+
+
+def build_notebook(master, catalog: Catalog, previous=None):
+    """The translated notebook (a new object): ``master`` with the catalog's markdown, code as it is."""
+    nb = copy.deepcopy(master)
+    old_code = {}
+    if previous is not None:
+        old_code = {c.id: c for c in previous.cells if c.cell_type == "code"}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            e = catalog.cells.get(cell.id)
+            if e is not None and e.text.strip():
+                cell.source = e.text.rstrip("\n")
+        elif cell.cell_type == "code":
+            old = old_code.get(cell.id)
+            if old is not None and old.source == cell.source:
+                cell.outputs = copy.deepcopy(old.outputs)
+                cell.execution_count = old.execution_count
+    meta = nb.metadata.setdefault(META, {})
+    meta["language"] = catalog.language
+    meta["translated_from"] = f"../{catalog.chapter}.ipynb"
+    return nb
+
+
+def _same_text(a, b) -> bool:
+    """The same cells, ids, sources and metadata (outputs aside: they come from running)."""
+    if len(a.cells) != len(b.cells):
+        return False
+    for x, y in zip(a.cells, b.cells, strict=True):
+        if (x.cell_type, x.get("id"), x.source, x.get("metadata")) != (
+            y.cell_type,
+            y.get("id"),
+            y.source,
+            y.get("metadata"),
+        ):
+            return False
+    return a.metadata.get(META) == b.metadata.get(META)
+
+
+def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
+    """Every problem of a language's catalogs and notebooks, and the chapters with no catalog yet."""
+    root = Path(root)
+    problems, untranslated = [], []
+    for ch in chapters.load(root):
+        cat_path = Catalog.path(root, language, ch.stem)
+        out = translated_path(root, language, ch.stem)
+        if not cat_path.exists():
+            untranslated.append(ch.number)
+            if out.exists():
+                problems.append(Problem(str(out.relative_to(root)), f"has no catalog {cat_path.name}"))
+            continue
+        where = str(cat_path.relative_to(root))
+        catalog = Catalog.load(cat_path)
+        if catalog.language != language or catalog.chapter != ch.stem:
+            said = f"says language {catalog.language!r}, chapter {catalog.chapter!r}"
+            problems.append(Problem(where, said))
+        master = nbformat.read(ch.notebook(root), as_version=4)
+        problems += catalog_problems(master, catalog, where)
+        if not out.exists():
+            problems.append(Problem(str(out.relative_to(root)), "missing: run `dockercourse i18n build`"))
+        elif not _same_text(nbformat.read(out, as_version=4), build_notebook(master, catalog)):
+            problems.append(
+                Problem(
+                    str(out.relative_to(root)),
+                    "differs from its master and catalog (edited by hand, or not rebuilt): change the "
+                    "catalog or the master, then run `dockercourse i18n build`",
+                )
+            )
+    return problems, untranslated
+
+
+def build(root: Path, language: str, numbers: list[str] | None = None) -> list[Path]:
+    """Write the translated notebooks of the chapters that have a catalog (or of ``numbers``)."""
+    root = Path(root)
+    written = []
+    for ch in chapters.load(root):
+        if numbers and ch.number not in numbers:
+            continue
+        cat_path = Catalog.path(root, language, ch.stem)
+        if not cat_path.exists():
+            continue
+        master = nbformat.read(ch.notebook(root), as_version=4)
+        out = translated_path(root, language, ch.stem)
+        previous = nbformat.read(out, as_version=4) if out.exists() else None
+        nb = build_notebook(master, Catalog.load(cat_path), previous)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out)
+        written.append(out)
+    return written
+
+
+def extract(root: Path, language: str, number: str) -> tuple[Path, int, int]:
+    """Create or refresh a chapter's catalog: an entry (empty text, current hash) for every new markdown
+    cell, in the master's order; translations already there are kept as they are (stale ones too), those
+    of cells the master no longer has are dropped. Returns the catalog's path, entries added, dropped."""
+    root = Path(root)
+    ch = chapters.get(root, number)
+    master = nbformat.read(ch.notebook(root), as_version=4)
+    path = Catalog.path(root, language, ch.stem)
+    old = Catalog.load(path) if path.exists() else Catalog(language, ch.stem)
+    new = Catalog(language, ch.stem)
+    added = 0
+    for cell in master.cells:
+        if cell.cell_type != "markdown":
+            continue
+        if cell.id in old.cells:
+            new.cells[cell.id] = old.cells[cell.id]
+        else:
+            new.cells[cell.id] = Entry(en=source_hash(cell.source), text="")
+            added += 1
+    new.save(path)
+    return path, added, len(set(old.cells) - set(new.cells))
