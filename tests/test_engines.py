@@ -182,7 +182,7 @@ def test_matrix_table_from_junit(tmp_path):
     res = matrix.EngineResult("28-containerd", "Docker 28.5")
     matrix.parse_junit(junit, res)
     assert res.chapters["02"] == {"cells": 2, "failed": 1, "s": 2.0, "grade": "pass", "nbval": "fail"}
-    assert res.chapters["03"]["nbval"] == "pass" and res.chapters["03"]["grade"] == "fail"  # its translation's
+    assert res.chapters["03"]["nbval"] == "pass" and res.chapters["03"]["grade"] == "fail"  # zh-03 failed
     assert res.chapters["02 zh"] == {"cells": 1, "failed": 0, "s": 4.0, "nbval": "pass"}  # not in 02's
     assert res.toolkit == {"passed": 2, "failed": 0, "skipped": 1}  # the fixture course counts as toolkit
     text = matrix_report.table([res])

@@ -40,15 +40,23 @@ HERE = Path(__file__).resolve().parent
 ROOTS = [HERE.parent, HERE / "fixtures" / "course"]
 
 
+#: the translated chapters graded end to end too. The grader reads code cells and their metadata only,
+#: and tests/test_i18n.py proves those of every translation equal their master's; one chapter graded
+#: whole shows it (each more would add a chapter's grading time to every run of the test command).
+GRADED_TRANSLATIONS = ("02",)
+
+
 def chapters():
-    """Every chapter's master, and its translations (``notebooks/zh/``: the same checks grade them)."""
+    """Every chapter's master, and a translation (``notebooks/zh/``: the same checks grade it)."""
     found = []
     for root in ROOTS:
         kind = "course" if root == HERE.parent else "fixture"  # ids the engine matrix reads
-        folders = [("", root / "notebooks")]
-        folders += [(f"{lang}-", root / "notebooks" / lang) for lang in LANGUAGES]
-        for lang, folder in folders:
-            for nb in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        folders = [("", root / "notebooks", "[0-9][0-9]")]
+        folders += [
+            (f"{lang}-", root / "notebooks" / lang, n) for lang in LANGUAGES for n in GRADED_TRANSLATIONS
+        ]
+        for lang, folder, pattern in folders:
+            for nb in sorted(folder.glob(f"{pattern}_*.ipynb")):
                 if sorted((root / "checks").glob(f"{nb.name[:2]}_*.py")):
                     found.append(pytest.param(root, nb, id=f"{kind}-{lang}{nb.stem}"))
     return found
