@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from dockercourse.core.notebooks import cell_part, exercise_ids
+from dockercourse.i18n import lessons
 from dockercourse.i18n import notebooks as tr
 from dockercourse.i18n.catalog import Catalog, source_hash
 
@@ -36,7 +37,7 @@ def _copy(tmp_path: Path) -> Path:
 def test_the_repository_translations_are_current():
     problems, untranslated = tr.check(ROOT, "zh")
     assert problems == [], "\n".join(map(str, problems)) + "\n(fix: see docs/i18n.md)"
-    assert "02" not in untranslated
+    assert untranslated == []
 
 
 def test_a_changed_english_cell_is_named_until_its_translation_follows(tmp_path):
@@ -119,7 +120,68 @@ def test_the_command_line(tmp_path):
     run = [sys.executable, "-m", "dockercourse.cli"]
     ok = subprocess.run([*run, "i18n", "check"], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.splitlines()[-1] == "zh: every catalog and notebook is current"
+    assert ok.stdout.splitlines()[-1] == "zh: every catalog, notebook and lesson is current"
     bad = subprocess.run([*run, "i18n", "check", "--lang", "fr"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == "dockercourse i18n: no catalogs for language 'fr'; the course has: zh"
+
+
+# ----------------------------------------------------------------------------- lessons
+
+
+def test_the_repository_lessons_are_current():
+    problems, untranslated = lessons.check(ROOT, "zh")
+    assert problems == [], "\n".join(map(str, problems)) + "\n(fix: see docs/i18n.md)"
+    assert untranslated == []
+
+
+def test_a_lesson_is_cut_at_its_headings_and_loses_nothing():
+    for path in sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md")):
+        text = path.read_text(encoding="utf-8")
+        parts = lessons.sections(text)
+        assert parts[0][0] == "front-matter" and len({k for k, _ in parts}) == len(parts), path.name
+        kept = [line for _, body in parts for line in body.splitlines() if line.strip()]
+        assert kept == [line for line in text.splitlines() if line.strip()], path.name
+    fenced = "# T\n\n```bash\n# a comment, not a heading\n```\n\n## T\n\nx\n"
+    assert [k for k, _ in lessons.sections(fenced)] == ["t", "t-2"]
+
+
+def test_a_changed_english_section_is_named(tmp_path):
+    root = _copy(tmp_path)
+    for rel in (f"lessons/{STEM}.md", f"i18n/zh/lessons/{STEM}.yml", f"lessons/zh/{STEM}.md"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, root / rel)
+    assert lessons.check(root, "zh")[0] == []
+    english = root / "lessons" / f"{STEM}.md"
+    english.write_text(
+        english.read_text().replace("## Key points\n", "## Key points\n\n- Layers are shared.\n")
+    )
+    problems = lessons.check(root, "zh")[0]
+    assert [p.where for p in problems] == [f"i18n/zh/lessons/{STEM}.yml:key-points"]
+    assert problems[0].what.startswith("stale: the English section changed")
+    (root / "lessons" / "zh" / f"{STEM}.md").write_text("# 改过了\n")
+    assert any(p.what.startswith("differs from its lesson") for p in lessons.check(root, "zh")[0])
+
+
+def _front_matter(text: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(text.split("---", 2)[1])
+
+
+def test_a_translated_lesson_keeps_its_chapter_and_points_at_its_notebook():
+    for path in sorted((ROOT / "lessons" / "zh").glob("*.md")):
+        zh = _front_matter(path.read_text(encoding="utf-8"))
+        en = _front_matter((ROOT / "lessons" / path.name).read_text(encoding="utf-8"))
+        assert set(zh) == set(en), path.name
+        for key in set(en) - {"title", "notebook", "checks"}:
+            assert zh[key] == en[key], (path.name, key)
+        for key, want in (
+            ("notebook", f"notebooks/zh/{path.stem}.ipynb"),
+            ("checks", f"checks/{path.stem}.py"),
+        ):
+            if key not in zh:
+                continue
+            value = zh[key]
+            target = (path.parent / value) if value.startswith("../") else (ROOT / value)
+            assert target.resolve() == (ROOT / want).resolve() and target.exists(), (path.name, key, value)

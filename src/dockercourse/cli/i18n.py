@@ -15,14 +15,14 @@ def register(sub) -> None:
             "The English notebooks are the source; a language's text lives in one catalog per chapter "
             "(i18n/LANG/NN_slug.yml), keyed by cell id with the hash of the English it translates. "
             "`check` names every cell whose translation is missing or stale, `build` writes "
-            "notebooks/LANG/, `extract` adds the entries a chapter's catalog lacks."
+            "notebooks/LANG/ and lessons/LANG/, `extract` adds the entries a chapter's catalogs lack."
         ),
     )
     isub = p.add_subparsers(dest="action", metavar="check|build|extract", required=True)
     for action, text in (
         ("check", "report missing and stale translations, and translated notebooks out of date (exit 1)"),
-        ("build", "write notebooks/LANG/NN_slug.ipynb for every chapter with a catalog"),
-        ("extract", "create or refresh a chapter's catalog: new cells get an entry with an empty text"),
+        ("build", "write notebooks/LANG/NN_slug.ipynb and lessons/LANG/NN_slug.md from the catalogs"),
+        ("extract", "create or refresh a chapter's catalogs: new cells and sections get an empty entry"),
     ):
         a = isub.add_parser(action, help=text, description=text)
         a.add_argument("--lang", default="zh", help="the language (default: zh)")
@@ -35,28 +35,33 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from dockercourse.checks.loader import course_root
-    from dockercourse.i18n import LANGUAGES
+    from dockercourse.i18n import LANGUAGES, lessons
     from dockercourse.i18n import notebooks as tr
 
     if args.lang not in LANGUAGES:
         raise UsageError(f"no catalogs for language {args.lang!r}; the course has: {', '.join(LANGUAGES)}")
     root = course_root()
     if args.action == "extract":
-        path, added, dropped = tr.extract(root, args.lang, args.chapter)
-        print(
-            f"{path.relative_to(root)}: {added} new entr{'y' if added == 1 else 'ies'} to translate"
-            + (f", {dropped} of cells the notebook no longer has removed" if dropped else "")
-        )
+        for part in (tr, lessons):
+            path, added, dropped = part.extract(root, args.lang, args.chapter)
+            print(
+                f"{path.relative_to(root)}: {added} new entr{'y' if added == 1 else 'ies'} to translate"
+                + (f", {dropped} the English no longer has removed" if dropped else "")
+            )
         return 0
     if args.action == "build":
-        for out in tr.build(root, args.lang, [c for c in args.chapters] or None):
-            print(f"wrote {out.relative_to(root)}")
+        for part in (tr, lessons):
+            for out in part.build(root, args.lang, list(args.chapters) or None):
+                print(f"wrote {out.relative_to(root)}")
         return 0
-    problems, untranslated = tr.check(root, args.lang)
-    for p in problems:
-        print(p)
-    if untranslated:
-        print(f"chapters with no {args.lang} catalog yet: {', '.join(untranslated)}")
-    current = f"{args.lang}: every catalog and notebook is current"
+    problems = []
+    for what, part in (("notebook", tr), ("lesson", lessons)):
+        found, untranslated = part.check(root, args.lang)
+        problems += found
+        for p in found:
+            print(p)
+        if untranslated:
+            print(f"chapters with no {args.lang} {what} catalog yet: {', '.join(untranslated)}")
+    current = f"{args.lang}: every catalog, notebook and lesson is current"
     print(f"{len(problems)} problem(s)" if problems else current)
     return 1 if problems else 0

@@ -34,7 +34,7 @@ def translated_path(root: Path, language: str, stem: str) -> Path:
     return Path(root) / "notebooks" / language / f"{stem}.ipynb"
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     line = next((s for s in text.splitlines() if s.strip()), "")
     return line if len(line) <= 70 else line[:67] + "..."
 
@@ -48,7 +48,7 @@ def catalog_problems(master, catalog: Catalog, where: str) -> list[Problem]:
             continue
         md_ids.add(cell.id)
         e = catalog.cells.get(cell.id)
-        first = _first_line(cell.source)
+        first = first_line(cell.source)
         if e is None or not e.text.strip():
             out.append(Problem(f"{where}:{cell.id}", f"not translated: {first!r}"))
         elif e.en != source_hash(cell.source):
