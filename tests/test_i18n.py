@@ -185,3 +185,19 @@ def test_a_translated_lesson_keeps_its_chapter_and_points_at_its_notebook():
             value = zh[key]
             target = (path.parent / value) if value.startswith("../") else (ROOT / value)
             assert target.resolve() == (ROOT / want).resolve() and target.exists(), (path.name, key, value)
+
+
+def test_a_master_recorded_again_needs_a_rebuild(tmp_path):
+    # the translated notebook carries its master's outputs: a master re-recorded without a rebuild is named
+    root = _copy(tmp_path)
+    master_path = root / "notebooks" / f"{STEM}.ipynb"
+    nb = nbformat.read(master_path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.get("outputs"))
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="recorded again\n")]
+    nbformat.write(nb, master_path)
+    problems = tr.check(root, "zh")[0]
+    assert [p.where for p in problems] == [f"notebooks/zh/{STEM}.ipynb"]
+    tr.build(root, "zh")
+    assert tr.check(root, "zh")[0] == []
+    zh = nbformat.read(root / "notebooks" / "zh" / f"{STEM}.ipynb", as_version=4)
+    assert next(c for c in zh.cells if c.id == cell.id).outputs[0]["text"] == "recorded again\n"

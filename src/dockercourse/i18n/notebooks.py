@@ -2,10 +2,10 @@
 
 A translated notebook is the master with each markdown cell's text replaced by its translation: the code
 cells, their ids, their metadata (the exercise parts release and grading read) and the notebook's metadata
-stay the master's, so the same checks grade it. Its outputs come from running it: ``build`` keeps those of
-the notebook it replaces where a code cell did not change, takes the master's for a new or changed one
-(they are the same code against the same engine), and ``build --execute`` runs it afresh; the test
-command's strict nbval verifies them like the master's.
+stay the master's, so the same checks grade it, and so do its outputs (the same code against the same
+engine prints the same English lines); the test command's strict nbval verifies them on the engine, as it
+does the master's. A translated notebook is therefore exactly what ``build`` writes, and ``check`` says so
+when it is not (a master re-recorded or edited without a rebuild, a translated notebook edited by hand).
 """
 
 from __future__ import annotations
@@ -67,31 +67,26 @@ def catalog_problems(master, catalog: Catalog, where: str) -> list[Problem]:
     return out
 
 
-def build_notebook(master, catalog: Catalog, previous=None):
-    """The translated notebook (a new object): ``master`` with the catalog's markdown, code as it is."""
+def build_notebook(master, catalog: Catalog):
+    """The translated notebook (a new object): ``master`` with the catalog's markdown, code cells as they are,
+    outputs included. The toolkit prints English in either notebook, so a code cell's outputs are the same
+    in both (strict nbval verifies the translated notebook on the engine); once the toolkit speaks the
+    notebook's language, outputs will come from running the translated notebook instead."""
     nb = copy.deepcopy(master)
-    old_code = {}
-    if previous is not None:
-        old_code = {c.id: c for c in previous.cells if c.cell_type == "code"}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             e = catalog.cells.get(cell.id)
             if e is not None and e.text.strip():
                 cell.source = e.text.rstrip("\n")
-        elif cell.cell_type == "code":
-            old = old_code.get(cell.id)
-            if old is not None and old.source == cell.source:
-                cell.outputs = copy.deepcopy(old.outputs)
-                cell.execution_count = old.execution_count
     meta = nb.metadata.setdefault(META, {})
     meta["language"] = catalog.language
     meta["translated_from"] = f"../{catalog.chapter}.ipynb"
     return nb
 
 
-def _same_text(a, b) -> bool:
-    """The same cells, ids, sources and metadata (outputs aside: they come from running)."""
-    if len(a.cells) != len(b.cells):
+def _same(a, b) -> bool:
+    """The same cells: types, ids, sources, metadata, and a code cell's outputs and execution count."""
+    if len(a.cells) != len(b.cells) or a.metadata.get(META) != b.metadata.get(META):
         return False
     for x, y in zip(a.cells, b.cells, strict=True):
         if (x.cell_type, x.get("id"), x.source, x.get("metadata")) != (
@@ -101,7 +96,12 @@ def _same_text(a, b) -> bool:
             y.get("metadata"),
         ):
             return False
-    return a.metadata.get(META) == b.metadata.get(META)
+        if x.cell_type == "code" and (x.get("outputs"), x.get("execution_count")) != (
+            y.get("outputs"),
+            y.get("execution_count"),
+        ):
+            return False
+    return True
 
 
 def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
@@ -125,7 +125,7 @@ def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
         problems += catalog_problems(master, catalog, where)
         if not out.exists():
             problems.append(Problem(str(out.relative_to(root)), "missing: run `dockercourse i18n build`"))
-        elif not _same_text(nbformat.read(out, as_version=4), build_notebook(master, catalog)):
+        elif not _same(nbformat.read(out, as_version=4), build_notebook(master, catalog)):
             problems.append(
                 Problem(
                     str(out.relative_to(root)),
@@ -148,8 +148,7 @@ def build(root: Path, language: str, numbers: list[str] | None = None) -> list[P
             continue
         master = nbformat.read(ch.notebook(root), as_version=4)
         out = translated_path(root, language, ch.stem)
-        previous = nbformat.read(out, as_version=4) if out.exists() else None
-        nb = build_notebook(master, Catalog.load(cat_path), previous)
+        nb = build_notebook(master, Catalog.load(cat_path))
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out)
         written.append(out)
