@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dockercourse.core import chapters
 from dockercourse.i18n.catalog import Catalog, Entry, source_hash
-from dockercourse.i18n.notebooks import Problem, first_line
+from dockercourse.i18n.notebooks import Problem, first_line, output_problems
 
 
 def sections(text: str) -> list[tuple[str, str]]:
@@ -99,16 +99,8 @@ def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
         catalog = Catalog.load(cat_path)
         english = ch.lesson(root).read_text(encoding="utf-8")
         problems += catalog_problems(english, catalog, str(cat_path.relative_to(root)))
-        if not out.exists():
-            problems.append(Problem(str(out.relative_to(root)), "missing: run `dockercourse i18n build`"))
-        elif out.read_text(encoding="utf-8") != build_lesson(english, catalog):
-            problems.append(
-                Problem(
-                    str(out.relative_to(root)),
-                    "differs from its lesson and catalog (edited by hand, or not rebuilt): change the "
-                    "catalog or the lesson, then run `dockercourse i18n build`",
-                )
-            )
+        current = out.exists() and out.read_text(encoding="utf-8") == build_lesson(english, catalog)
+        problems += output_problems(root, out, "lesson", current)
     return problems, untranslated
 
 

@@ -123,17 +123,26 @@ def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
             problems.append(Problem(where, said))
         master = nbformat.read(ch.notebook(root), as_version=4)
         problems += catalog_problems(master, catalog, where)
-        if not out.exists():
-            problems.append(Problem(str(out.relative_to(root)), "missing: run `dockercourse i18n build`"))
-        elif not _same(nbformat.read(out, as_version=4), build_notebook(master, catalog)):
-            problems.append(
-                Problem(
-                    str(out.relative_to(root)),
-                    "differs from its master and catalog (edited by hand, or not rebuilt): change the "
-                    "catalog or the master, then run `dockercourse i18n build`",
-                )
-            )
+        current = out.exists() and _same(nbformat.read(out, as_version=4), build_notebook(master, catalog))
+        problems += output_problems(root, out, "master", current)
     return problems, untranslated
+
+
+def output_problems(root: Path, out: Path, source: str, current: bool) -> list[Problem]:
+    """A translated file (notebook or lesson) that is missing, or not (``current``) what ``build`` writes from
+    its English ``source`` and catalog."""
+    where = str(out.relative_to(root))
+    if not out.exists():
+        return [Problem(where, "missing: run `dockercourse i18n build`")]
+    if current:
+        return []
+    return [
+        Problem(
+            where,
+            f"differs from its {source} and catalog (edited by hand, or not rebuilt): change the "
+            f"catalog or the {source}, then run `dockercourse i18n build`",
+        )
+    ]
 
 
 def build(root: Path, language: str, numbers: list[str] | None = None) -> list[Path]:
