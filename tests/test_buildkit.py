@@ -250,3 +250,61 @@ def test_the_buildx_plugin_is_run_directly_only_when_it_is_the_one_docker_runs(t
     fake.chmod(0o644)  # not runnable: docker would not run it either; the next folder is looked at
     other = DockerCLI("/usr/bin/docker", "28.5.2", "PATH", plugins=str(tmp_path / "none"))
     assert _plugin_binary(other, str(tmp_path), {}, b"no such version\n") is None
+
+
+RACE = (
+    'failed to prepare extraction snapshot "extract-189321429-1kZo sha256:8c4d": '
+    "parent snapshot sha256:7e3c does not exist: not found"
+)
+
+
+def _fake_buildx(tmp_path, failures: list[str]):
+    """A program that answers like ``docker buildx build --progress=plain``: run N fails with
+    ``failures[N]`` (BuildKit's words for that step), a run past the list succeeds."""
+    count = tmp_path / "runs"
+    script = tmp_path / "buildx"
+    lines = {
+        i: f"#5 [2/2] RUN echo hi\\n#5 ERROR: {msg}\\nERROR: failed to solve: {msg}\\n"
+        for i, msg in enumerate(failures)
+    }
+    cases = "".join(f"  {i}) printf '{text}' >&2; exit 1;;\n" for i, text in lines.items())
+    script.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{count}" 2>/dev/null || echo 0); echo $((n + 1)) > "{count}"\n'
+        "printf '#4 [1/2] FROM docker.io/library/busybox:1.35.0\\n' >&2\n"
+        f'case "$n" in\n{cases}esac\n'
+        "printf '#5 [2/2] RUN echo hi\\n#5 0.101 hi\\n#5 DONE 0.1s\\n' >&2\n"
+    )
+    script.chmod(0o755)
+    return [str(script)], count
+
+
+@pytest.mark.unit
+def test_the_engines_snapshot_race_is_built_again_and_a_dockerfile_error_is_not(tmp_path, monkeypatch):
+    """BuildKit on the containerd store can lose a parent snapshot for a moment (moby/buildkit#6521;
+    once in CI: chapter 08's cache cell, run in the browser). The same build run again succeeds: it is
+    run again, at most RETRIES times. A failing step of the learner's Dockerfile is not run again."""
+    from dockercourse.lessonkit import buildkit
+
+    monkeypatch.setattr(buildkit.time, "sleep", lambda s: None)
+    (tmp_path / "race").mkdir()
+    args, count = _fake_buildx(tmp_path / "race", [RACE])
+    stream, other, rc, runs = buildkit._run_retrying(args, {})
+    assert (rc, runs, count.read_text().strip()) == (0, 2, "2")
+    rows, _ = _steps(stream, ["stage-0"])
+    assert [(r[3].instruction, r[3].output) for r in rows] == [
+        ("FROM docker.io/library/busybox:1.35.0", []),
+        ("RUN echo hi", ["hi"]),
+    ]
+
+    (tmp_path / "always").mkdir()
+    args, count = _fake_buildx(tmp_path / "always", [RACE] * 5)
+    stream, other, rc, runs = buildkit._run_retrying(args, {})
+    assert (rc, runs) == (1, 1 + buildkit.RETRIES)  # bounded: then the learner sees BuildKit's error
+    assert any("parent snapshot" in line for line in other)
+
+    (tmp_path / "step").mkdir()
+    args, count = _fake_buildx(tmp_path / "step", ["process did not complete successfully: exit code: 127"])
+    stream, other, rc, runs = buildkit._run_retrying(args, {})
+    assert (rc, runs, count.read_text().strip()) == (1, 1, "1")
+    assert stream.vertices["5"]["error"] == "process did not complete successfully: exit code: 127"

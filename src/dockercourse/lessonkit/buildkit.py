@@ -268,6 +268,27 @@ def _run(args: list[str], env: dict) -> tuple[_Stream, list[str], int]:
     return stream, other, rc
 
 
+#: BuildKit failures that are a race inside the engine, not the Dockerfile's doing: with the containerd
+#: image store, unpacking a layer can find its parent snapshot gone for a moment ("failed to prepare
+#: extraction snapshot …: parent snapshot sha256:… does not exist: not found", moby/buildkit#6521,
+#: also seen with Docker 29 elsewhere). The same build run again succeeds, so it is run again, up to
+#: RETRIES times; the learner sees the steps of the run that succeeded.
+TRANSIENT = re.compile(r"failed to prepare extraction snapshot|parent snapshot \S+ does not exist")
+RETRIES = 2
+
+
+def _run_retrying(args: list[str], env: dict) -> tuple[_Stream, list[str], int, int]:
+    """:func:`_run`, run again while it fails with a :data:`TRANSIENT` error; also says how many runs."""
+    runs = 0
+    while True:
+        stream, other, rc = _run(args, env)
+        runs += 1
+        errors = [v.get("error") or "" for v in stream.vertices.values()] + other
+        if not rc or runs > RETRIES or not any(TRANSIENT.search(e) for e in errors):
+            return stream, other, rc, runs
+        time.sleep(0.2 * runs)
+
+
 def _options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache) -> list[str]:
     """``docker buildx build``'s options for a build of the course (its labels, its names)."""
     real_tag = ns.map_names(tag) if ns is not None and getattr(ns, "tag", None) else tag
@@ -310,7 +331,8 @@ def build(
         show: print the steps.
 
     Raises:
-        docker.errors.BuildError: the build failed (the message is BuildKit's).
+        docker.errors.BuildError: the build failed (the message is BuildKit's); a failure that is the
+            engine's own race (:data:`TRANSIENT`) is first run again.
     """
     found = _buildx_env(client)
     if found is None:
@@ -333,7 +355,7 @@ def build(
     args = [*cmd, *_options(ns, tag, path, dockerfile, buildargs, secrets, target, nocache)]
     clock = buildcache.engine_clock(client.api) if ns is not None else None
     t0 = time.monotonic()
-    stream, other, rc = _run(args, env)
+    stream, other, rc, _ = _run_retrying(args, env)
     if clock:  # so that clean-up removes this build's cache records (and only the course's)
         buildcache.note(clock[0], ns.prefix, clock[1], clock[1] + time.monotonic() - t0)
     dfile = Path(path) / (dockerfile or "Dockerfile")
