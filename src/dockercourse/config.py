@@ -108,6 +108,14 @@ SETTINGS: dict[str, Setting] = {
             "course",
         ),
         _S(
+            "DOCKERCOURSE_LANG",
+            None,
+            "The language of what the toolkit prints in a notebook (setup lines, check results, hints, "
+            "error blocks): `en` or `zh`. Default: the notebook's folder (`notebooks/zh/` is Chinese), "
+            "else English; `setup(..., lang=)` overrides it.",
+            "course",
+        ),
+        _S(
             "DOCKERCOURSE_DOCKER_CLI",
             None,
             "The `docker` command the notebooks' `%docker` cells run (a path). Unset: the one of the "

@@ -15,6 +15,7 @@ import requests.exceptions
 from dockercourse.checks.api import FAIL, PASS, Ctx, Exercise, NotYet
 from dockercourse.checks.loader import load_exercises
 from dockercourse.core.namespace import Namespace
+from dockercourse.i18n.messages import N_, tr
 
 _HTML_STYLE = {
     True: "border-left:4px solid #2e7d32;background:#edf7ee;color:#1b5e20",
@@ -48,21 +49,21 @@ class Result:
         if self.passed or self.error:
             return "", ""
         if self.show == "nudge" and self.nudge:
-            return "Nudge", self.nudge
-        return ("Hint", self.hint) if self.hint else ("", "")
+            return tr("Nudge"), tr(self.nudge)
+        return (tr("Hint"), tr(self.hint)) if self.hint else ("", "")
 
     @property
     def more(self) -> str:
         """After a nudge: how to ask for the fuller hint."""
-        if self.help[0] != "Nudge":
+        if self.passed or self.error or self.show != "nudge" or not self.nudge:
             return ""
-        return f"For a fuller hint, run the check again or check({self.exercise!r}, hint=True)."
+        return tr(f"For a fuller hint, run the check again or check({self.exercise!r}, hint=True).")
 
     @property
     def line(self) -> str:
         if self.passed:
-            return f"{PASS} {self.exercise} passed: {self.title}"
-        text = f"{FAIL} {self.exercise} not yet: {self.message}"
+            return f"{PASS} {self.exercise} {tr('passed')}: {tr(self.title)}"
+        text = f"{FAIL} {self.exercise} {tr('not yet')}: {tr(self.message)}"
         label, help_text = self.help
         if help_text:
             text += f"\n  {label}: {help_text}"
@@ -73,9 +74,9 @@ class Result:
     def _repr_html_(self) -> str:
         esc = html.escape
         if self.passed:
-            body = f"<b>{PASS} {esc(self.exercise)} passed</b>: {esc(self.title)}"
+            body = f"<b>{PASS} {esc(self.exercise)} {esc(tr('passed'))}</b>: {esc(tr(self.title))}"
         else:
-            body = f"<b>{FAIL} {esc(self.exercise)} not yet</b>: {esc(self.message)}"
+            body = f"<b>{FAIL} {esc(self.exercise)} {esc(tr('not yet'))}</b>: {esc(tr(self.message))}"
             label, help_text = self.help
             if help_text:
                 body += f"<br><i>{label}:</i> {esc(help_text)}"
@@ -102,10 +103,10 @@ def _run_one(func: Callable, ctx: Ctx) -> tuple[bool, str, bool, float]:
         return False, str(e), False, getattr(e, "credit", 0.0)
     except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
         if isinstance(e, docker.errors.APIError):
-            return False, f"the engine refused a query ({e.explanation or e})", True, 0.0
-        return False, "the Docker engine does not answer; start it and run the check again", True, 0.0
+            return False, N_(f"the engine refused a query ({e.explanation or e})"), True, 0.0
+        return False, N_("the Docker engine does not answer; start it and run the check again"), True, 0.0
     except Exception as e:  # a bug in a check must not show a traceback to a learner
-        return False, f"the check could not run ({e.__class__.__name__}: {e})", True, 0.0
+        return False, N_(f"the check could not run ({e.__class__.__name__}: {e})"), True, 0.0
 
 
 def run_exercise(
@@ -161,11 +162,11 @@ def run_chapter(
 
 def progress_text(results: list[Result]) -> str:
     done = sum(r.passed for r in results)
-    lines = [f"Chapter progress: {done}/{len(results)} exercises passing"]
+    lines = [tr(f"Chapter progress: {done}/{len(results)} exercises passing")]
     lines += [
-        f"  {PASS} {r.exercise}: {r.title}"
+        f"  {PASS} {r.exercise}: {tr(r.title)}"
         if r.passed
-        else f"  {FAIL} {r.exercise}: {r.title} (not yet: {r.message})"
+        else f"  {FAIL} {r.exercise}: {tr(r.title)} ({tr('not yet')}: {tr(r.message)})"
         for r in results
     ]
     return "\n".join(lines)

@@ -64,27 +64,30 @@ class CleanReport:
     def summary(self) -> str:
         """``removed 4 containers, 2 images``: nameless images are removed too but not counted here, since
         how many a build leaves depends on the builder and the image store (see ``untagged``)."""
+        from dockercourse.i18n.messages import join, tr  # in the notebook's language (English elsewhere)
+
         if not self.total and not self.errors:
-            return "nothing to clean"
+            return tr("nothing to clean")
+        c, v, n, i = (len(x) for x in (self.containers, self.volumes, self.networks, self.images))
         parts = [
-            f"{len(v)} {k}"
-            for k, v in (
-                ("containers", self.containers),
-                ("volumes", self.volumes),
-                ("networks", self.networks),
-                ("images", self.images),
+            p
+            for k, p in (
+                (c, tr(f"{c} containers")),
+                (v, tr(f"{v} volumes")),
+                (n, tr(f"{n} networks")),
+                (i, tr(f"{i} images")),
             )
-            if v
+            if k
         ]
         text = (
-            "removed " + ", ".join(parts)
+            tr(f"removed {join(parts)}")
             if parts
-            else "removed only nameless images of builds"
+            else tr("removed only nameless images of builds")
             if self.untagged
-            else "removed nothing"
+            else tr("removed nothing")
         )
         if self.errors:
-            text += f"; {len(self.errors)} could not be removed: " + "; ".join(self.errors[:3])
+            text += tr(f"; {len(self.errors)} could not be removed: {'; '.join(self.errors[:3])}")
         return text
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockercourse import config
+from dockercourse.i18n.messages import N_
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class DockerCLI:
     plugins: str | None = None  # a folder of CLI plugins (docker-buildx) beside a course's own CLI
 
     def describe(self) -> str:
-        return f"Docker CLI {self.version} ({self.path}, from {self.origin})"
+        from dockercourse.i18n.messages import tr
+
+        return tr(f"Docker CLI {self.version} ({self.path}, from {tr(self.origin)})")
 
 
 def _version(path: str) -> str | None:
@@ -63,7 +66,7 @@ def _course_engine_cli(base_url: str | None) -> DockerCLI | None:
     return DockerCLI(
         str(path),
         version,
-        f"the course's Docker {rec['pkgset']} packages, like its engine",
+        N_(f"the course's Docker {rec['pkgset']} packages, like its engine"),
         str(plugins) if plugins.is_dir() else None,
     )
 

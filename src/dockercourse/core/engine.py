@@ -21,6 +21,7 @@ import requests.exceptions
 from dockercourse import config
 from dockercourse.engines.specs import course_socket
 from dockercourse.errors import NoEngineError
+from dockercourse.i18n.messages import N_
 
 #: Oldest engine API the course supports (Debian bookworm's docker.io 20.10).
 MIN_API_VERSION = "1.41"
@@ -185,8 +186,8 @@ class EngineInfo:
     def store_text(self) -> str:
         """The image store in words: where IDs, sizes and `docker save` differ between engines."""
         if self.image_store == "containerd":
-            return f"containerd image store ({self.storage_driver} snapshotter)"
-        return f"classic image store ({self.storage_driver} storage driver)"
+            return N_(f"containerd image store ({self.storage_driver} snapshotter)")
+        return N_(f"classic image store ({self.storage_driver} storage driver)")
 
 
 def engine_url(client: docker.DockerClient) -> str:

@@ -2,10 +2,15 @@
 
 A translated notebook is the master with each markdown cell's text replaced by its translation: the code
 cells, their ids, their metadata (the exercise parts release and grading read) and the notebook's metadata
-stay the master's, so the same checks grade it, and so do its outputs (the same code against the same
-engine prints the same English lines); the test command's strict nbval verifies them on the engine, as it
-does the master's. A translated notebook is therefore exactly what ``build`` writes, and ``check`` says so
-when it is not (a master re-recorded or edited without a rebuild, a translated notebook edited by hand).
+stay the master's, so the same checks grade it. Its outputs are its own: the toolkit speaks the notebook's
+language (:mod:`dockercourse.i18n.messages`), so a setup line or a check's result reads in Chinese there.
+They are recorded by running the translated notebook (``python tools/execute.py notebooks/zh/NN_slug.ipynb``)
+and verified like the master's, by the test command's strict nbval on the engine. ``build`` keeps a code
+cell's recorded outputs while its source is the master's; a new or changed code cell gets the master's
+outputs until the translated notebook is run again (strict nbval names it if they differ).
+
+``check`` says when a translated notebook is not what ``build`` writes (a master edited without a rebuild, a
+translated notebook edited by hand): everything but the code cells' outputs is compared.
 """
 
 from __future__ import annotations
@@ -67,17 +72,35 @@ def catalog_problems(master, catalog: Catalog, where: str) -> list[Problem]:
     return out
 
 
-def build_notebook(master, catalog: Catalog):
-    """The translated notebook (a new object): ``master`` with the catalog's markdown, code cells as they are,
-    outputs included. The toolkit prints English in either notebook, so a code cell's outputs are the same
-    in both (strict nbval verifies the translated notebook on the engine); once the toolkit speaks the
-    notebook's language, outputs will come from running the translated notebook instead."""
+#: cell metadata a run records (nbclient's timings): the translated notebook's own, not compared
+RUN_METADATA = ("execution",)
+
+
+def _recorded(cell) -> dict:
+    return {k: v for k, v in cell.get("metadata", {}).items() if k not in RUN_METADATA}
+
+
+def build_notebook(master, catalog: Catalog, previous=None):
+    """The translated notebook (a new object): ``master`` with the catalog's markdown and its code cells.
+
+    A code cell's outputs (and execution count and timings) are ``previous``'s, the translated notebook as
+    it was, where that has the cell with the same source; else the master's, until it is run again."""
     nb = copy.deepcopy(master)
+    before = {
+        c.get("id"): c for c in (previous.cells if previous is not None else []) if c.cell_type == "code"
+    }
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             e = catalog.cells.get(cell.id)
             if e is not None and e.text.strip():
                 cell.source = e.text.rstrip("\n")
+        elif (old := before.get(cell.get("id"))) is not None and old.source == cell.source:
+            cell.outputs = copy.deepcopy(old.get("outputs", []))
+            cell.execution_count = old.get("execution_count")
+            for k in RUN_METADATA:
+                cell.metadata.pop(k, None)
+                if k in old.get("metadata", {}):
+                    cell.metadata[k] = copy.deepcopy(old.metadata[k])
     meta = nb.metadata.setdefault(META, {})
     meta["language"] = catalog.language
     meta["translated_from"] = f"../{catalog.chapter}.ipynb"
@@ -85,20 +108,16 @@ def build_notebook(master, catalog: Catalog):
 
 
 def _same(a, b) -> bool:
-    """The same cells: types, ids, sources, metadata, and a code cell's outputs and execution count."""
+    """The same cells: types, ids, sources and metadata (a run's timings and a code cell's outputs are the
+    translated notebook's own: strict nbval verifies those)."""
     if len(a.cells) != len(b.cells) or a.metadata.get(META) != b.metadata.get(META):
         return False
     for x, y in zip(a.cells, b.cells, strict=True):
-        if (x.cell_type, x.get("id"), x.source, x.get("metadata")) != (
+        if (x.cell_type, x.get("id"), x.source, _recorded(x)) != (
             y.cell_type,
             y.get("id"),
             y.source,
-            y.get("metadata"),
-        ):
-            return False
-        if x.cell_type == "code" and (x.get("outputs"), x.get("execution_count")) != (
-            y.get("outputs"),
-            y.get("execution_count"),
+            _recorded(y),
         ):
             return False
     return True
@@ -124,6 +143,7 @@ def check(root: Path, language: str) -> tuple[list[Problem], list[str]]:
         master = nbformat.read(ch.notebook(root), as_version=4)
         problems += catalog_problems(master, catalog, where)
         current = out.exists() and _same(nbformat.read(out, as_version=4), build_notebook(master, catalog))
+        # (the outputs are not compared: a translated notebook's are its own run's, verified by nbval)
         problems += output_problems(root, out, "master", current)
     return problems, untranslated
 
@@ -157,7 +177,8 @@ def build(root: Path, language: str, numbers: list[str] | None = None) -> list[P
             continue
         master = nbformat.read(ch.notebook(root), as_version=4)
         out = translated_path(root, language, ch.stem)
-        nb = build_notebook(master, Catalog.load(cat_path))
+        previous = nbformat.read(out, as_version=4) if out.exists() else None
+        nb = build_notebook(master, Catalog.load(cat_path), previous)
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out)
         written.append(out)

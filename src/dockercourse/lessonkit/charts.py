@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from dockercourse.i18n.figures import figure_text, use_language
 from dockercourse.lessonkit.draw import human, show
 
 
@@ -50,6 +51,7 @@ def bars(
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     if title:
-        fig.suptitle(title)
+        use_language()
+        fig.suptitle(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -12,6 +12,8 @@ matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
+from dockercourse.i18n.figures import figure_text, use_language  # noqa: E402
+
 
 def show(fig):
     """Display ``fig`` once and close it (in IPython); elsewhere return it.
@@ -87,7 +89,8 @@ def layer_stack(
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-0.2, y + 1.8 + 0.25 * max((len(e) for e in containers.values()), default=0))
     ax.axis("off")
-    ax.set_title(title)
+    use_language()
+    ax.set_title(figure_text(title))
     handles = [
         plt.Rectangle((0, 0), 1, 1, fc=RO, ec="#3182bd"),
         plt.Rectangle((0, 0), 1, 1, fc=RW, ec="#e6550d"),
@@ -122,6 +125,7 @@ def chain(steps: list[tuple[str, str]], title: str = ""):
     ax.set_ylim(-0.2, 1.5)
     ax.axis("off")
     if title:
-        ax.set_title(title)
+        use_language()
+        ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -14,6 +14,7 @@ turn them into short, stable lists a notebook can print or draw::
 from __future__ import annotations
 
 from dockercourse.errors import StreamError
+from dockercourse.i18n.figures import figure_text, use_language
 
 #: Milestones of a pull or push per layer, in the order the engine reports them.
 #: The volatile ones ("Downloading" with its byte counts, "Waiting", "Extracting"
@@ -105,7 +106,8 @@ def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     ax.set_xlabel("MB (as `docker images` reports them)")
     ax.set_xlim(0, max(v for _, v in items) / 1e6 * 1.25)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title(title)
+    use_language()
+    ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)
 

@@ -18,6 +18,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 
+from dockercourse.i18n.figures import figure_text, use_language
 from dockercourse.lessonkit.draw import plt, show
 
 COLORS = {"volume": "#9ecae1", "bind": "#fdae6b", "tmpfs": "#c7e9c0", "npipe": "#dadaeb"}
@@ -164,7 +165,8 @@ def mount_map(containers, rename: dict[str, str] | None = None, title: str = "Wh
     ax.set_xlim(-1.8, 12.3)
     ax.set_ylim(-0.8, n - 0.2)
     ax.axis("off")
-    ax.set_title(title)
+    use_language()
+    ax.set_title(figure_text(title))
     handles = [plt.Line2D([0], [0], color=EDGES[k], lw=2) for k in ("volume", "bind", "tmpfs")]
     handles.append(plt.Line2D([0], [0], color="#636363", lw=1.4, ls="--"))
     ax.legend(

@@ -24,6 +24,8 @@ import time
 import docker.errors
 import requests
 
+from dockercourse.i18n.figures import figure_text, use_language
+
 #: Media types a registry may return for an image manifest (Docker and OCI, single and multi-platform).
 MANIFEST_TYPES = ", ".join(
     [
@@ -285,6 +287,7 @@ def where_picture(
     ax.set_xlim(-0.2, 9.8)
     ax.set_ylim(-0.6, n + 0.7)
     ax.axis("off")
-    ax.set_title(title, fontsize=11)
+    use_language()
+    ax.set_title(figure_text(title), fontsize=11)
     fig.tight_layout()
     return show(fig)

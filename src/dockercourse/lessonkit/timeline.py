@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 
+from dockercourse.i18n.figures import figure_text, use_language  # noqa: E402
 from dockercourse.lessonkit.draw import show  # noqa: E402
 
 
@@ -81,6 +82,7 @@ def timeline(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if title:
-        ax.set_title(title)
+        use_language()
+        ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -20,6 +20,7 @@ matplotlib.use(matplotlib.get_backend())  # keep the notebook's inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
+from dockercourse.i18n.figures import figure_text, use_language  # noqa: E402
 from dockercourse.lessonkit.draw import show  # noqa: E402
 
 
@@ -239,6 +240,7 @@ def draw(nodes: list[Node], title: str = "Containers, networks and published por
     ax.set_xlim(-0.5, total_w + 0.5 + 0.14 * max((len(x) for x in net_order), default=0))
     ax.set_ylim(-0.9 - 0.75 * max(0, nnet - 1) - 0.5, _HOST_Y + band_h + 0.2)
     ax.axis("off")
-    ax.set_title(title)
+    use_language()
+    ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 
 from dockercourse.core.dockercli import DockerCLI, config_dir, find_cli, stop_process_group
+from dockercourse.i18n.messages import tr
 
 __all__ = ["DockerCLI", "Runner", "banner", "expand", "find_cli", "register"]
 
@@ -104,13 +105,15 @@ class Runner:
     def run(self, text: str, namespace: dict | None = None, *, line: bool = True) -> int:
         """Run, print the output as it comes, and return the exit status (127: no ``docker``)."""
         if not text.strip():
-            print("%docker: give a docker command, e.g. `%docker ps -a`.", file=sys.stderr)
+            print(tr("%docker: give a docker command, e.g. `%docker ps -a`."), file=sys.stderr)
             return 2
         if self.cli is None:
             print(
-                "No `docker` command on this machine: this cell shows what it prints in a terminal. "
-                "The cells above show the same through docker-py. To run it: install Docker's CLI "
-                "(`./course setup` installs one), then run the cell again.",
+                tr(
+                    "No `docker` command on this machine: this cell shows what it prints in a terminal. "
+                    "The cells above show the same through docker-py. To run it: install Docker's CLI "
+                    "(`./course setup` installs one), then run the cell again."
+                ),
                 file=sys.stderr,
             )
             return 127
@@ -134,14 +137,14 @@ class Runner:
             rc = proc.wait()
         except KeyboardInterrupt:
             stop_process_group(proc)
-            print("\n%docker: interrupted; the command was stopped.", file=sys.stderr)
+            print("\n" + tr("%docker: interrupted; the command was stopped."), file=sys.stderr)
             return 130
         finally:
             proc.stdout.close()
         if rc:
-            msg = f"(the docker command exited with status {rc})"
+            msg = tr(f"(the docker command exited with status {rc})")
             if tty_hint:
-                msg += (
+                msg += tr(
                     "; a notebook cell has no terminal: run `-it` commands in a terminal, or leave out "
                     "`-t` here"
                 )
@@ -173,8 +176,8 @@ def register(runner: Runner) -> bool:
 def banner(cli: DockerCLI | None) -> str:
     """The setup cell's line on which ``docker`` the ``%docker`` cells run."""
     if cli is None:
-        return (
+        return tr(
             "docker command: none found; the %docker cells say so and the notebook runs on "
             "(install Docker's CLI to run them)."
         )
-    return f"docker command: {cli.describe()}; %docker cells run it against this engine."
+    return tr(f"docker command: {cli.describe()}; %docker cells run it against this engine.")

@@ -26,7 +26,9 @@ from dockercourse.core.cleanup import clean_chapter, leftovers, remove_names
 from dockercourse.core.engine import connect, engine_info
 from dockercourse.core.namespace import Namespace
 from dockercourse.errors import CourseError, NoEngineError
+from dockercourse.i18n.messages import set_language, tr
 from dockercourse.notebook import cli as _cli
+from dockercourse.notebook import folders as _folders
 from dockercourse.notebook.display import install_error_display
 
 
@@ -38,7 +40,7 @@ class _NoEngine:
 
     def __getattr__(self, item):
         raise NoEngineError(
-            "No Docker engine: see the setup cell at the top of this notebook for what to do."
+            tr("No Docker engine: see the setup cell at the top of this notebook for what to do.")
         )
 
     def __repr__(self) -> str:
@@ -141,6 +143,12 @@ class Course:
         """The chapter's name for a resource: ``name("web") -> "dc02-web"``."""
         return self.ns.name(short)
 
+    def folder(self, word: str):
+        """A new private temporary folder for this chapter's files (``folder("build")`` ->
+        ``/tmp/dc08-build-<pid>-<random>``): removed by :meth:`cleanup`, when the kernel stops, or by
+        the next ``setup()`` after a crash (:mod:`dockercourse.notebook.folders`)."""
+        return _folders.make(self.prefix, word)
+
     def free_port(self) -> int:
         """A free TCP port on 127.0.0.1 (never assume 8080 or 5000 is free)."""
         return free_port()
@@ -159,14 +167,17 @@ class Course:
         try:
             exs = _checks.load_exercises(ex_id.split(".", 1)[0])
         except (FileNotFoundError, ValueError) as e:
-            raise CourseError(f"No checks for {exercise!r}: {e}.") from None
+            raise CourseError(tr(f"No checks for {exercise!r}: {e}.")) from None
         if ex_id in exs and not ex_id.startswith(self.chapter + "."):
             raise CourseError(
-                f"{ex_id} is an exercise of chapter {ex_id.split('.')[0]}: check it in that chapter's "
-                f"notebook (this one is chapter {self.chapter})."
+                tr(
+                    f"{ex_id} is an exercise of chapter {ex_id.split('.')[0]}: check it in that chapter's "
+                    f"notebook (this one is chapter {self.chapter})."
+                )
             )
         if ex_id not in exs:
-            raise CourseError(f"No exercise {ex_id}; chapter {ex_id.split('.')[0]} has: {', '.join(exs)}.")
+            chapter, have = ex_id.split(".")[0], ", ".join(exs)
+            raise CourseError(tr(f"No exercise {ex_id}; chapter {chapter} has: {have}."))
         return exs[ex_id]
 
     def check(self, exercise: str, hint: bool = False) -> _checks.Result:
@@ -178,7 +189,7 @@ class Course:
         ex = self._exercise(exercise)
         if not self.connected:
             raise NoEngineError(
-                "No Docker engine, so the check cannot look at its state (see the setup cell)."
+                tr("No Docker engine, so the check cannot look at its state (see the setup cell).")
             )
         res = _checks.run_exercise(ex, self.client, self.ns)
         if not res.passed and not res.error:
@@ -195,14 +206,14 @@ class Course:
         """
         ex = self._exercise(exercise)
         if not self.connected:
-            raise NoEngineError("No Docker engine, so there is nothing to reset (see the setup cell).")
+            raise NoEngineError(tr("No Docker engine, so there is nothing to reset (see the setup cell)."))
         names = [self.name(n) for n in ex.resource_names]
         rep = remove_names(self.client, names, self.ns)
         self._failures.pop(ex.id, None)
-        done = rep.summary() if rep.total else "nothing was there"
-        print(f"Reset {ex.id} ({', '.join(names)}): {done}. Run the exercise's cells again.")
+        done = rep.summary() if rep.total else tr("nothing was there")
+        print(tr(f"Reset {ex.id} ({', '.join(names)}): {done}. Run the exercise's cells again."))
         if rep.errors:
-            print("Not removed: " + "; ".join(rep.errors))
+            print(tr(f"Not removed: {'; '.join(rep.errors)}"))
 
     def progress(self) -> None:
         """Check every exercise of the chapter and print a summary (3/5 passing ...).
@@ -210,7 +221,7 @@ class Course:
         The results stay in ``course.results``.
         """
         if not self.connected:
-            raise NoEngineError("No Docker engine, so progress cannot be checked (see the setup cell).")
+            raise NoEngineError(tr("No Docker engine, so progress cannot be checked (see the setup cell)."))
         self.results = _checks.run_chapter(self.chapter, self.client, self.ns)
         print(_checks.progress_text(self.results))
 
@@ -218,19 +229,24 @@ class Course:
         """Remove everything this chapter made on the engine: what carries its label, and what
         carries its names (``dc02-…``, also when made from a terminal). Nothing else.
 
-        What was removed stays in ``course.clean_report``.
+        What was removed stays in ``course.clean_report``. The chapter's temporary folders
+        (:meth:`folder`) go too.
         """
         if not self.connected:
-            raise NoEngineError("No Docker engine, so there is nothing to clean (see the setup cell).")
+            _folders.remove_made(self.prefix)
+            raise NoEngineError(tr("No Docker engine, so there is nothing to clean (see the setup cell)."))
         rep = self.clean_report = clean_chapter(self.client, self.ns)
         left = leftovers(self.client, namespace=self.ns)
+        folders = _folders.remove_made(self.prefix)
         if not quiet:
-            print(f"Cleanup of chapter {self.chapter}: {rep.summary()}.")
+            print(tr(f"Cleanup of chapter {self.chapter}: {rep.summary()}."))
             rest = sum(len(v) for v in left.values())
-            print(f"Course resources of this chapter left on the engine: {rest}.")
+            print(tr(f"Course resources of this chapter left on the engine: {rest}."))
+            if folders:
+                print(tr(f"Temporary folders of this chapter removed: {folders}."))
 
 
-def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Course:
+def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False, lang: str | None = None) -> Course:
     """Start a chapter: connect, show the engine, clear this chapter's leftovers.
 
     Args:
@@ -239,20 +255,26 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
             or its names (``dc02-…``), so yesterday's answer neither passes today's check nor
             blocks today's.
         quiet: print nothing.
+        lang: the language of what the course prints (``"zh"``, ``"en"``); by default
+            ``DOCKERCOURSE_LANG``, else the notebook's folder (``notebooks/zh/``), else English
+            (:mod:`dockercourse.i18n.messages`).
 
     Returns:
         A :class:`Course`. With no engine it still returns one (so the notebook reads
         on), prints what to do, and every later use of ``client`` says so in one line.
     """
+    set_language(lang)  # a language the course does not have: one line, before anything is done
     install_error_display()
     ns = Namespace.for_chapter(chapter)
     _map_shell_names(ns)
+    if clean_start:
+        _folders.remove_stale(ns.prefix)  # a crashed run's temporary folders (its kernel is gone)
     _wait_for_vm_engine(quiet)
     try:
         client = connect(namespace=ns)
     except NoEngineError as e:
         if not quiet:
-            print(str(e), file=sys.stderr)
+            print(tr(str(e)), file=sys.stderr)
         _cli.register(_cli.Runner(_cli.find_cli(), ns))  # %docker then says what the CLI says
         return Course(chapter, ns, _NoEngine(str(e)))
     info = engine_info(client)
@@ -262,19 +284,21 @@ def setup(chapter: str, *, clean_start: bool = True, quiet: bool = False) -> Cou
     _cli.register(_cli.Runner(docker_cli, ns, info.base_url))
     if not quiet:
         print(
-            f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, {info.arch}; "
-            f"{info.store_text}, cgroup v{info.cgroup_version}"
+            tr(
+                f"Engine: {info.kind} {info.server_version} (API {info.api_version}), {info.os}, "
+                f"{info.arch}; {tr(info.store_text)}, cgroup v{info.cgroup_version}"
+            )
         )
         print(_cli.banner(docker_cli))
         print(
-            f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
-            f"carries the label {L.CHAPTER}={ns.chapter}."
+            tr(
+                f"Chapter {ns.chapter}: course names start with {ns.prefix!r}; everything created here "
+                f"carries the label {L.CHAPTER}={ns.chapter}."
+            )
         )
     if clean_start:
         rep = clean_chapter(client, ns)
         if not quiet:
-            print(
-                "Leftovers of an earlier run: "
-                + ("none." if not rep.total and not rep.errors else rep.summary() + ".")
-            )
+            left = tr("none") if not rep.total and not rep.errors else rep.summary()
+            print(tr(f"Leftovers of an earlier run: {left}."))
     return course

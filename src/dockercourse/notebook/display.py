@@ -15,36 +15,41 @@ import requests.exceptions
 
 from dockercourse.core.namespace import stream_error_text
 from dockercourse.errors import CourseError, EngineGoneError
+from dockercourse.i18n.messages import N_, tr
 
 
 def explain_error(exc: BaseException) -> str:
-    """One readable block for an error from the engine or the course."""
+    """One readable block for an error from the engine or the course, in the notebook's language."""
+    return tr(_explain(exc))
+
+
+def _explain(exc: BaseException) -> str:
     if isinstance(exc, CourseError):
         return str(exc)
     if podman := _unreadable_refusal(exc):
         return podman
     if isinstance(exc, docker.errors.ImageNotFound):
-        return (
+        return N_(
             f"Image not found: {exc.explanation or exc}.\n"
             "The course's images come from `dockercourse images` (it builds them offline); "
             "check the image name and tag."
         )
     if isinstance(exc, docker.errors.NotFound):
-        return (
+        return N_(
             f"Not found: {exc.explanation or exc}. Check the name "
             "(course names start with the chapter prefix)."
         )
     if isinstance(exc, docker.errors.APIError) and (taken := _name_in_use(exc)):
         return taken
     if isinstance(exc, docker.errors.APIError) and _NO_REGISTRY.search(str(exc.explanation or "")):
-        return (
+        return N_(
             "The image is not on this machine, and the engine could not reach a registry to pull it "
             f"({_NO_REGISTRY.search(str(exc.explanation)).group(0)}).\n"
             "Check the image's name and tag: the course works offline with its own images (BUSYBOX, NGINX, "
             "...; `dockercourse images --check` lists them)."
         )
     if isinstance(exc, docker.errors.APIError) and _COPY_BUG.search(str(exc.explanation or "")):
-        return (
+        return N_(
             f"The engine refused to copy into the container: {exc.explanation}.\n"
             "This is a bug of this Docker build's archive code on Linux kernels before 6.6 "
             "(moby/go-archive#103), not of your command. `dockercourse doctor` checks for it and says "
@@ -53,22 +58,23 @@ def explain_error(exc: BaseException) -> str:
     if isinstance(exc, docker.errors.APIError):
         status = exc.response.status_code if exc.response is not None else "?"
         reason = exc.response.reason if exc.response is not None else ""
-        return f"The engine refused: {status} {reason}: {exc.explanation or exc}"
+        return N_(f"The engine refused: {status} {reason}: {exc.explanation or exc}")
     if isinstance(exc, docker.errors.ContainerError):
         err = (exc.stderr or b"").decode("utf-8", "replace").strip() if isinstance(exc.stderr, bytes) else ""
-        return f"The command {exc.command!r} in {exc.image} exited with status {exc.exit_status}." + (
-            f"\nIts error output: {err}" if err else ""
-        )
+        said = tr(f"The command {exc.command!r} in {exc.image} exited with status {exc.exit_status}.")
+        return said + ("\n" + tr(f"Its error output: {err}") if err else "")  # translated in parts
     if isinstance(exc, docker.errors.BuildError):
-        return (
+        return N_(
             f"The build failed: {exc.msg}\n"
             "The steps and their output are above: fix the Dockerfile (or what it copies), then build again."
         )
     if isinstance(exc, (requests.exceptions.ConnectionError, docker.errors.DockerException)):
         return str(
             EngineGoneError(
-                "The Docker engine stopped answering. Start it again (scripts/engine-up as root, "
-                "`sudo systemctl start docker`, or Docker Desktop), then re-run the setup cell."
+                N_(
+                    "The Docker engine stopped answering. Start it again (scripts/engine-up as root, "
+                    "`sudo systemctl start docker`, or Docker Desktop), then re-run the setup cell."
+                )
             )
         )
     return f"{exc.__class__.__name__}: {exc}"
@@ -89,7 +95,7 @@ def _unreadable_refusal(exc: BaseException) -> str:
     text = stream_error_text(response)
     if not text:
         return ""
-    return (
+    return N_(
         f"The engine refused: {response.status_code} {response.reason}: {text}\n"
         "(docker-py could not read this answer: Podman's Docker API sends it where Docker reports the error "
         "inside the progress stream. The course's `client` turns it into an APIError; a client of your own, "
@@ -136,13 +142,17 @@ def _name_in_use(exc: docker.errors.APIError) -> str:
             continue
         name = m.group(1)
         exs = _exercises_using(name)
-        again = f"Start exercise {exs[0]} again from scratch: course.reset({exs[0]!r}), or r" if exs else "R"
         force = "force=True" if kind == "container" else ""
-        return (
-            f"The {kind} name {name} is already taken (409 Conflict; by an earlier run of this cell?).\n"
-            f"{again}emove just that {kind}: client.{coll}.get({name!r}).remove({force}) "
+        taken = tr(
+            f"The {kind} name {name} is already taken (409 Conflict; by an earlier run of this cell?)."
+        )
+        just = tr(
+            f"remove just that {kind}: client.{coll}.get({name!r}).remove({force}) "
             f"(CLI: {rm} {name}); then run the cell again."
         )
+        if exs:
+            just = tr(f"Start exercise {exs[0]} again from scratch: course.reset({exs[0]!r}), or {just}")
+        return f"{taken}\n{just[:1].upper()}{just[1:]}"  # translated in parts
     return ""
 
 
