@@ -13,6 +13,9 @@ For each chapter's student copy (released from the master as ``dockercourse rele
   ``1+1`` cell answers within 2 s; a second Run is refused; Cancel stops a run; Save CSV gives the
   browser a download (``test_chapter_01_explorer``).
 
+* chapter 02's Chinese student copy, released into ``zh/``: Run All, and the toolkit's lines read in
+  Chinese (``test_a_chinese_student_copy_speaks_chinese``).
+
 Screenshots of each step: tests/artifacts/browser/<test>/ (git-ignored).
 """
 
@@ -96,6 +99,18 @@ def student(tmp_path_factory, engine):
         [sys.executable, "-m", "dockercourse.cli", "release", "--out", str(out), "-q"], check=True, cwd=REPO
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def student_zh(student):
+    """Chapter 02's Chinese student copy, released as a class in Chinese is (docs/i18n.md): into zh/."""
+    subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "release", "notebooks/zh/02_core_concepts.ipynb"]
+        + ["--out", str(student / "zh"), "-q"],
+        check=True,
+        cwd=REPO,
+    )
+    return student / "zh"
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +282,23 @@ def test_chapter_01_explorer(student, student_lab, page):
         screenshot(page, "cancelled", show=box)
     finally:
         add_cell_and_run(page, CLEAN_UP, timeout=120)
+
+
+def test_a_chinese_student_copy_speaks_chinese(student_zh, student_lab, page):
+    """The Chinese copy opened in JupyterLab (its kernel runs in zh/): Run All, and what the toolkit prints
+    (the setup cell, the unanswered checks with their nudges, cleanup) reads in Chinese; no cell errs."""
+    nb = nbformat.read(student_zh / "02_core_concepts.ipynb", as_version=4)
+    open_notebook(page, student_lab, "zh/02_core_concepts.ipynb")
+    run_all(page, timeout=300)
+    screenshot(page, "ran-all-zh")
+    cells = cell_outputs(page)
+    assert not [c.index for c in cells if c.error]
+    shown = {c.index: c.text.strip() for c in cells}
+    text = "\n".join(shown.values())
+    assert "引擎：" in text and "上一次运行留下的东西" in text and "第 02 章的清理" in text
+    checks = _parts(nb, "check")
+    assert sorted(checks.values()) == ["02.hello", "02.tag", "02.writable"]
+    for i, ex in checks.items():  # unanswered: not yet, with the nudge, in Chinese
+        assert shown[i].startswith(f"✗ {ex} 尚未完成: ") and "线索:" in shown[i], shown[i]
+    hello = next(i for i, ex in checks.items() if ex == "02.hello")
+    assert shown[hello].startswith("✗ 02.hello 尚未完成: 没有名为 dc02-hello 的容器")

@@ -23,12 +23,13 @@ from pathlib import Path
 
 from dockercourse.bench import containers as C
 from dockercourse.bench import csv_text, plots, save_csv
+from dockercourse.i18n.messages import N_, tr
 
-METRICS = {
-    "start latency (with and without network)": "start",
-    "density: N idle containers": "density",
-    "memory of one idle container": "memory",
-    "CPU-bound work: native vs container": "cpu",
+METRICS = {  # shown in the notebook's language (dockercourse.i18n.messages)
+    N_("start latency (with and without network)"): "start",
+    N_("density: N idle containers"): "density",
+    N_("memory of one idle container"): "memory",
+    N_("CPU-bound work: native vs container"): "cpu",
 }
 
 
@@ -48,7 +49,7 @@ def download_link(rows: list[dict], filename: str) -> str:
     """An HTML link that makes the browser save ``rows`` as the CSV file ``filename``."""
     data = base64.b64encode(csv_text(rows, lineterminator="\n").encode()).decode()
     name = html.escape(filename, quote=True)
-    return f'<a download="{name}" href="data:text/csv;base64,{data}">download {name}</a>'
+    return f'<a download="{name}" href="data:text/csv;base64,{data}">{tr(f"download {name}")}</a>'
 
 
 def measure(kind: str, client, name, *, runs: int, n: int, vm, step) -> tuple[list[dict], object]:
@@ -83,14 +84,17 @@ class Explorer:
         import ipywidgets as W
 
         self.client, self.name, self.vm, self.out_dir = client, name, vm, Path(out_dir)
-        self.runs = W.IntSlider(value=5, min=3, max=50, description="start runs", continuous_update=False)
+        self.kinds = {tr(label): kind for label, kind in METRICS.items()}  # what the dropdown shows -> kind
+        self.runs = W.IntSlider(value=5, min=3, max=50, description=tr("start runs"), continuous_update=False)
         self.n = W.IntSlider(
-            value=min(20, n_max), min=2, max=n_max, description="N containers", continuous_update=False
+            value=min(20, n_max), min=2, max=n_max, description=tr("N containers"), continuous_update=False
         )
-        self.metric = W.Dropdown(options=list(METRICS), description="measure", layout=W.Layout(width="420px"))
-        self.go = W.Button(description="Run", button_style="primary", icon="play")
-        self.stop = W.Button(description="Cancel", icon="stop", disabled=True)
-        self.save = W.Button(description="Save CSV", icon="download", disabled=True)
+        self.metric = W.Dropdown(
+            options=list(self.kinds), description=tr("measure"), layout=W.Layout(width="420px")
+        )
+        self.go = W.Button(description=tr("Run"), button_style="primary", icon="play")
+        self.stop = W.Button(description=tr("Cancel"), icon="stop", disabled=True)
+        self.save = W.Button(description=tr("Save CSV"), icon="download", disabled=True)
         self.bar = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="300px"))
         self.status = W.HTML("")
         self.link = W.HTML("")
@@ -119,12 +123,12 @@ class Explorer:
     def start(self) -> bool:
         """Start the chosen measurement in a background thread; False (with a message) when one runs."""
         if self.busy:
-            self.status.value = "a measurement is still running: wait for it, or press Cancel"
+            self.status.value = tr("a measurement is still running: wait for it, or press Cancel")
             return False
-        kind = METRICS[self.metric.value]
+        kind = self.kinds[self.metric.value]
         self._cancel.clear()
         self.bar.value, self.bar.max = 0, steps_of(kind, self.runs.value, self.n.value)
-        self.status.value = f"measuring: {html.escape(self.metric.value)} …"
+        self.status.value = tr(f"measuring: {html.escape(self.metric.value)} …")
         self.go.disabled, self.stop.disabled = True, False
         args = (kind, self.metric.value, self.runs.value, self.n.value)
         self.thread = threading.Thread(target=self._work, args=args, name="dc01-explorer", daemon=True)
@@ -134,7 +138,7 @@ class Explorer:
     def cancel(self) -> None:
         if self.busy:
             self._cancel.set()
-            self.status.value = "cancelling: removing what the measurement started …"
+            self.status.value = tr("cancelling: removing what the measurement started …")
 
     def _step(self, k: int = 1) -> None:
         if self._cancel.is_set():
@@ -153,12 +157,12 @@ class Explorer:
             self.out.clear_output()
             self.out.append_display_data(Image(data=png.getvalue(), format="png"))
             self.last = {"kind": kind, "rows": rows}
-            self.status.value = f"measured: {html.escape(title)}"
+            self.status.value = tr(f"measured: {html.escape(title)}")
             self.save.disabled = False
         except Cancelled:
-            self.status.value = "cancelled; the benchmark's containers were removed"
+            self.status.value = tr("cancelled; the benchmark's containers were removed")
         except Exception as e:  # noqa: BLE001 - a thread's error would vanish: show it
-            self.status.value = html.escape(f"failed: {e.__class__.__name__}: {e}")
+            self.status.value = html.escape(tr(f"failed: {e.__class__.__name__}: {e}"))
         finally:
             self.go.disabled, self.stop.disabled = False, True
 
@@ -170,7 +174,7 @@ class Explorer:
         p = save_csv(self.last["rows"], self.out_dir / fname)
         self.link.value = (
             download_link(self.last["rows"], fname)
-            + f" <small>(also saved on the server as {html.escape(str(p))})</small>"
+            + f" <small>{tr(f'(also saved on the server as {html.escape(str(p))})')}</small>"
         )
         return p
 

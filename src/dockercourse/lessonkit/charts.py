@@ -27,6 +27,7 @@ def bars(
         title: the figure's title.
         log: panel titles drawn on a logarithmic axis (for sizes that differ a hundredfold).
     """
+    use_language()  # before the figure: its texts take the font then
     units = units or {}
     n = len(panels)
     rows = max(len(v) for v in panels.values())
@@ -51,7 +52,6 @@ def bars(
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     if title:
-        use_language()
         fig.suptitle(figure_text(title))
     fig.tight_layout()
     return show(fig)

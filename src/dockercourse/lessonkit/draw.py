@@ -56,6 +56,7 @@ def layer_stack(
         layers: ``(label, size_bytes)`` for each image layer, oldest first.
         containers: container name -> its writable-layer entries ``(label, size_bytes)``.
     """
+    use_language()  # before the figure: its texts take the font then
     containers = containers or {}
     ncol = max(1, len(containers))
     fig, ax = plt.subplots(figsize=(2.6 + 2.6 * ncol, 0.55 * (len(layers) + 2) + 1.2))
@@ -89,7 +90,6 @@ def layer_stack(
     ax.set_xlim(-0.2, width + 0.2)
     ax.set_ylim(-0.2, y + 1.8 + 0.25 * max((len(e) for e in containers.values()), default=0))
     ax.axis("off")
-    use_language()
     ax.set_title(figure_text(title))
     handles = [
         plt.Rectangle((0, 0), 1, 1, fc=RO, ec="#3182bd"),
@@ -110,6 +110,7 @@ def layer_stack(
 
 def chain(steps: list[tuple[str, str]], title: str = ""):
     """Draw boxes left to right joined by arrows: ``[(heading, detail), ...]``."""
+    use_language()  # before the figure: its texts take the font then
     n = len(steps)
     fig, ax = plt.subplots(figsize=(2.3 * n, 1.9))
     for i, (head, detail) in enumerate(steps):
@@ -125,7 +126,6 @@ def chain(steps: list[tuple[str, str]], title: str = ""):
     ax.set_ylim(-0.2, 1.5)
     ax.axis("off")
     if title:
-        use_language()
         ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -94,6 +94,7 @@ def progress_by_layer(events, names: dict[str, str] | None = None) -> dict[str, 
 
 def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     """A horizontal bar chart of ``(name, size_bytes)``, largest at the top."""
+    use_language()  # before the figure: its texts take the font then
     import matplotlib.pyplot as plt
 
     from dockercourse.lessonkit.draw import human, show
@@ -106,7 +107,6 @@ def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     ax.set_xlabel("MB (as `docker images` reports them)")
     ax.set_xlim(0, max(v for _, v in items) / 1e6 * 1.25)
     ax.spines[["top", "right"]].set_visible(False)
-    use_language()
     ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

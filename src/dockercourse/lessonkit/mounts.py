@@ -111,6 +111,7 @@ def mount_map(containers, rename: dict[str, str] | None = None, title: str = "Wh
         containers: docker-py Container objects.
         rename: host path prefix -> short text, to keep temporary folder names readable.
     """
+    use_language()  # before the figure: its texts take the font then
     rows = mount_table(containers)
     names = [c.name for c in containers]
     sources: list[tuple[str, str]] = []  # (label, type), first-seen order
@@ -165,7 +166,6 @@ def mount_map(containers, rename: dict[str, str] | None = None, title: str = "Wh
     ax.set_xlim(-1.8, 12.3)
     ax.set_ylim(-0.8, n - 0.2)
     ax.axis("off")
-    use_language()
     ax.set_title(figure_text(title))
     handles = [plt.Line2D([0], [0], color=EDGES[k], lw=2) for k in ("volume", "bind", "tmpfs")]
     handles.append(plt.Line2D([0], [0], color="#636363", lw=1.4, ls="--"))

@@ -228,6 +228,7 @@ def where_picture(
         local: image references on the engine (``client.images.list()`` tags).
         registries: registry address (``127.0.0.1:5000``) -> ``{repository: [tags]}``.
     """
+    use_language()  # before the figure: its texts take the font then
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
@@ -287,7 +288,6 @@ def where_picture(
     ax.set_xlim(-0.2, 9.8)
     ax.set_ylim(-0.6, n + 0.7)
     ax.axis("off")
-    use_language()
     ax.set_title(figure_text(title), fontsize=11)
     fig.tight_layout()
     return show(fig)

@@ -52,6 +52,7 @@ def timeline(
         title: the figure's title.
         xlabel: the unit of the time axis.
     """
+    use_language()  # before the figure: its texts take the font then
     n = len(rows)
     fig, ax = plt.subplots(figsize=(9, 1.0 + 1.15 * n))
     tmax = 0.0
@@ -82,7 +83,6 @@ def timeline(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if title:
-        use_language()
         ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)

@@ -224,6 +224,7 @@ def draw(nodes: list[Node], title: str = "Containers, networks and published por
     port; a link (``--link``) is a dashed arrow labelled with its alias.
     """
     # Order: by first network (in order of appearance), so neighbours share a network.
+    use_language()  # before the figure: its texts take the font then
     net_order: list[str] = []
     for n in nodes:
         net_order += [net for net in n.networks if net not in net_order]
@@ -240,7 +241,6 @@ def draw(nodes: list[Node], title: str = "Containers, networks and published por
     ax.set_xlim(-0.5, total_w + 0.5 + 0.14 * max((len(x) for x in net_order), default=0))
     ax.set_ylim(-0.9 - 0.75 * max(0, nnet - 1) - 0.5, _HOST_Y + band_h + 0.2)
     ax.axis("off")
-    use_language()
     ax.set_title(figure_text(title))
     fig.tight_layout()
     return show(fig)
