@@ -32,6 +32,7 @@ import docker.errors
 from dockercourse.core import buildcache
 from dockercourse.core import labels as L
 from dockercourse.core.namespace import Namespace, chapter_number
+from dockercourse.i18n.messages import join, tr  # the summary in the notebook's language
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,6 @@ class CleanReport:
     def summary(self) -> str:
         """``removed 4 containers, 2 images``: nameless images are removed too but not counted here, since
         how many a build leaves depends on the builder and the image store (see ``untagged``)."""
-        from dockercourse.i18n.messages import join, tr  # in the notebook's language (English elsewhere)
-
         if not self.total and not self.errors:
             return tr("nothing to clean")
         c, v, n, i = (len(x) for x in (self.containers, self.volumes, self.networks, self.images))
