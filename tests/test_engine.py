@@ -47,6 +47,12 @@ def test_doctor_exit_status(monkeypatch, tmp_path):
     )
     assert bad.returncode == 1
     assert "[ERR] engine" in bad.stdout and "Docker Desktop" in bad.stdout
+    zh = subprocess.run(
+        [sys.executable, "-m", "dockercourse.cli", "doctor", "--lang", "zh"], capture_output=True, text=True
+    )
+    assert zh.returncode == 0, zh.stdout + zh.stderr
+    for needle in ("[ok ] 引擎", "[ok ] 镜像存储", "[ok ] 可用磁盘", "[ok ] 镜像 busybox", "课程可以运行。"):
+        assert needle in zh.stdout, zh.stdout
 
 
 def test_engine_gone_mid_run_is_one_readable_line(engine, monkeypatch):

@@ -140,3 +140,53 @@ def test_a_changed_english_message_is_named_until_translated(tmp_path):
     fresh["zh"] = "它的输出"  # a value dropped from the translation
     path.write_text(yaml.safe_dump(rows, allow_unicode=True, sort_keys=False))
     assert any("does not have the same {n} fields" in p for p in m.check(tmp_path, "zh"))
+
+
+def test_doctor_speaks_chinese_from_any_folder(tmp_path):
+    """`dockercourse doctor` in Chinese (DOCKERCOURSE_LANG, or --lang), run outside the checkout: the
+    findings, the no-engine advice and the verdict; an edition the course lacks is one line and status 1."""
+    import subprocess
+    import sys
+
+    env = {
+        "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock",
+        "PATH": "/usr/bin:/bin",
+        "DOCKERCOURSE_LANG": "zh",
+    }
+    cmd = [sys.executable, "-m", "dockercourse.cli", "doctor"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for needle in (
+        "[ok ] 客户端",
+        "[ERR] 引擎",
+        "没有引擎应答",
+        "已尝试：",
+        "Docker Desktop",
+        "课程还不能运行",
+    ):
+        assert needle in r.stdout, r.stdout
+    assert "No Docker engine answers" not in r.stdout
+    del env["DOCKERCOURSE_LANG"]
+    r = subprocess.run([*cmd, "--lang", "fr"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip() == (
+        "dockercourse doctor: The course has no 'fr' edition; it has: en, zh "
+        "(setup(..., lang='zh') or DOCKERCOURSE_LANG=zh)."
+    )
+
+
+def test_terminal_width_counts_chinese_characters_twice():
+    from dockercourse.cli.doctor import width
+
+    assert width("engine") == 6 and width("引擎") == 4 and width("镜像 busybox") == 12
+
+
+def test_setup_without_engine_says_what_to_do_in_chinese(monkeypatch, tmp_path, capsys):
+    from dockercourse.notebook.course import setup
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    course = setup("02", lang="zh")
+    assert not course.connected
+    err = capsys.readouterr().err
+    assert "没有 Docker 引擎应答" in err and "怎么做：" in err and "Docker Desktop" in err, err
+    assert "What to do" not in err

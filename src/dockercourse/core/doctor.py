@@ -17,6 +17,7 @@ import docker.errors
 from dockercourse import config
 from dockercourse.core.engine import MIN_API_VERSION, connect, engine_info
 from dockercourse.errors import CourseError, NoEngineError
+from dockercourse.i18n.messages import tr
 
 log = logging.getLogger(__name__)
 
@@ -46,40 +47,34 @@ def _how_started(base_url: str) -> str:
     rec = local.read_record()
     if rec and rec.get("docker_host") == base_url:
         pk = rec.get("packages") or {}
-        what = f"the course's engine {rec['name']!r} ({rec['title']})"
+        what = tr(f"the course's engine {rec['name']!r} ({rec['title']})")
         if pk:
-            what += (
-                f" from Debian's packages (docker.io {pk.get('docker.io', '?')}, "
-                f"containerd {pk.get('containerd', '?')})"
-            )
-        return (
-            f"{what}, {rec.get('how', 'scripts/engine-up')} at {rec.get('started', '?')}; "
-            f"log {rec.get('log')}"
-        )
+            docker_io, containerd = pk.get("docker.io", "?"), pk.get("containerd", "?")
+            what = tr(f"{what} from Debian's packages (docker.io {docker_io}, containerd {containerd})")
+        how, started, log_path = rec.get("how", "scripts/engine-up"), rec.get("started", "?"), rec.get("log")
+        return tr(f"{what}, started with {how} at {started}; its log: {log_path}")
     if base_url.startswith("tcp://") and config.get("DOCKERCOURSE_ENGINE") == "vm":
-        return "the course's VM engine (dockercourse engine vm up)"
+        return tr("the course's VM engine (dockercourse engine vm up)")
     if os.environ.get("DOCKER_HOST"):
-        return f"not the course: DOCKER_HOST={os.environ['DOCKER_HOST']}"
-    return "not the course (a system service, Docker Desktop, or an engine you started)"
+        host = os.environ["DOCKER_HOST"]
+        return tr(f"not the course: DOCKER_HOST={host}")
+    return tr("not the course (a system service, Docker Desktop, or an engine you started)")
 
 
 def diagnose(client=None) -> list[Finding]:
     """Look at the engine and the machine; never raises."""
     import requests.exceptions
 
-    out = [Finding(True, "client", f"docker-py {docker.__version__}, Python {sys.version.split()[0]}")]
+    out = [Finding(True, tr("client"), f"docker-py {docker.__version__}, Python {sys.version.split()[0]}")]
     try:
         client = client or connect()
     except NoEngineError as e:
-        return [*out, Finding(False, "engine", "no engine answers", fix=str(e), fatal=True)]
+        return [*out, Finding(False, tr("engine"), tr("no engine answers"), fix=tr(str(e)), fatal=True)]
     try:
         info = engine_info(client)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:  # ping, but no /info
-        fix = "restart the engine"
-        return [
-            *out,
-            Finding(False, "engine", f"the engine answered but /info failed: {e}", fix=fix, fatal=True),
-        ]
+        detail, fix = tr(f"the engine answered but /info failed: {e}"), tr("restart the engine")
+        return [*out, Finding(False, tr("engine"), detail, fix=fix, fatal=True)]
     return (
         out
         + _engine_findings(info)
@@ -91,9 +86,9 @@ def diagnose(client=None) -> list[Finding]:
 
 def _engine_findings(info) -> list[Finding]:
     out = [
-        Finding(True, "engine", f"{info.kind} {info.server_version} at {info.base_url}"),
-        Finding(True, "started by", _how_started(info.base_url)),
-        Finding(True, "image store", info.store_text),
+        Finding(True, tr("engine"), tr(f"{info.kind} {info.server_version}, answering at {info.base_url}")),
+        Finding(True, tr("started by"), _how_started(info.base_url)),
+        Finding(True, tr("image store"), tr(info.store_text)),
     ]
     try:
         from dockercourse.vm.engine import describe
@@ -103,55 +98,48 @@ def _engine_findings(info) -> list[Finding]:
         log.debug("not a VM engine of the course: %s", e)
         vm_line = None
     if vm_line:
-        out.append(Finding(True, "engine VM", vm_line))
+        out.append(Finding(True, tr("engine VM"), tr(vm_line)))
     api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
-    fix = "" if api_ok else "upgrade the engine to Docker 20.10 or newer"
-    out.append(
-        Finding(
-            api_ok,
-            "API",
-            f"{info.api_version} (course needs >= {MIN_API_VERSION})",
-            fix=fix,
-            fatal=not api_ok,
-        )
-    )
+    fix = "" if api_ok else tr("upgrade the engine to Docker 20.10 or newer")
+    detail = tr(f"{info.api_version} (the course needs {MIN_API_VERSION} or newer)")
+    out.append(Finding(api_ok, "API", detail, fix=fix, fatal=not api_ok))
     return out
 
 
 def _machine_findings(info) -> list[Finding]:
+    mem = f"{info.mem_bytes / 2**30:.1f}"
     out = [
         Finding(
-            True,
-            "OS",
-            f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, "
-            f"{info.mem_bytes / 2**30:.1f} GiB",
+            True, tr("OS"), tr(f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, {mem} GiB")
         )
     ]
     sd_ok = info.storage_driver in ("overlay2", "overlay", "overlayfs", "fuse-overlayfs", "btrfs", "zfs")
     fix = (
-        "" if sd_ok else "layers and `diff` lessons assume overlay2; vfs works but is slow and uses much disk"
+        ""
+        if sd_ok
+        else tr("the lessons on layers and `diff` assume overlay2; vfs works but is slow and uses much disk")
     )
-    out.append(Finding(sd_ok, "storage driver", info.storage_driver, fix=fix))
+    out.append(Finding(sd_ok, tr("storage driver"), info.storage_driver, fix=fix))
     rootless_v1 = info.rootless and info.cgroup_version == "1"
-    note = (
-        "; resource limits may be missing on a rootless engine without cgroup v2 delegation"
-        if rootless_v1
-        else ""
-    )
-    out.append(Finding(True, "cgroups", f"v{info.cgroup_version} ({info.cgroup_driver}){note}"))
-    out.append(Finding(True, "registry mirrors", ", ".join(info.mirrors) or "none"))
+    cgroups = f"v{info.cgroup_version} ({info.cgroup_driver})"
+    if rootless_v1:
+        cgroups = tr(
+            f"{cgroups}; resource limits may be missing on a rootless engine without cgroup v2 delegation"
+        )
+    out.append(Finding(True, "cgroups", cgroups))
+    out.append(Finding(True, tr("registry mirrors"), ", ".join(info.mirrors) or tr("none")))
     if info.docker_root and os.path.isdir(info.docker_root):
         free, where = shutil.disk_usage(info.docker_root).free, info.docker_root
     else:
         free = shutil.disk_usage(".").free
-        where = "current folder (the engine's data root is not visible from here)"
+        where = tr("the current folder (the engine's data root is not visible from here)")
     disk_ok = free > 3 * 2**30
     fix = (
         ""
         if disk_ok
-        else "free at least 3 GiB for the course images (docker system df shows what uses space)"
+        else tr("free at least 3 GiB for the course images (docker system df shows what uses space)")
     )
-    out.append(Finding(disk_ok, "free disk", f"{free / 2**30:.1f} GiB at {where}", fix=fix))
+    out.append(Finding(disk_ok, tr("free disk"), tr(f"{free / 2**30:.1f} GiB free at {where}"), fix=fix))
     return out
 
 
@@ -161,16 +149,14 @@ def _image_findings(client) -> list[Finding]:
     try:
         statuses = imagekit.status(client)
     except (docker.errors.DockerException, CourseError) as e:
-        return [
-            Finding(False, "images", f"could not list the course images: {e}", fix="run: dockercourse images")
-        ]
+        detail, fix = tr(f"could not list the course images: {e}"), tr("run: dockercourse images")
+        return [Finding(False, tr("images"), detail, fix=fix)]
     out = []
     for st in statuses:
         present = getattr(st, "present", False)
-        detail = getattr(st, "source", "") or ("present" if present else "missing")
-        out.append(
-            Finding(present, f"image {st.ref}", detail, fix="" if present else "run: dockercourse images")
-        )
+        detail = tr(getattr(st, "source", "") or ("present" if present else "missing"))
+        fix = "" if present else tr("run: dockercourse images")
+        out.append(Finding(present, tr(f"image {st.ref}"), detail, fix=fix))
     return out
 
 
@@ -200,20 +186,21 @@ def _copy_findings(client) -> list[Finding]:
             BUSYBOX, ["true"], name=f"dc00-doctor-{uuid.uuid4().hex[:8]}", labels={L.CHAPTER: "00"}
         )
         c.put_archive("/tmp", buf.getvalue())
-        return [Finding(True, "docker cp", "copying a file into a container works")]
+        return [Finding(True, "docker cp", tr("copying a file into a container works"))]
     except docker.errors.ImageNotFound:
-        return [Finding(True, "docker cp", f"not checked: {BUSYBOX} is not here yet")]
+        return [Finding(True, "docker cp", tr(f"not checked: {BUSYBOX} is not here yet"))]
     except docker.errors.APIError as e:
         text = str(e.explanation or e)
         known = "via /proc/self/fd" in text
-        fix = (
+        fix = tr(
             "this Docker build cannot copy into containers on kernels before 6.6 (moby/go-archive#103): "
             "use a kernel 6.6 or newer (the VM engine: DOCKERCOURSE_VM_KERNEL), or another Docker build "
             "(the course's Docker 26: scripts/engine-up --stop; scripts/engine-up --engine 26)"
             if known
             else "see the engine's log"
         )
-        return [Finding(False, "docker cp", f"copying into a container fails: {text}", fix=fix)]
+        detail = tr(f"copying into a container fails: {text}")
+        return [Finding(False, "docker cp", detail, fix=fix)]
     finally:
         if c is not None:
             try:

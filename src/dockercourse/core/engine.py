@@ -21,7 +21,7 @@ import requests.exceptions
 from dockercourse import config
 from dockercourse.engines.specs import course_socket
 from dockercourse.errors import NoEngineError
-from dockercourse.i18n.messages import N_
+from dockercourse.i18n.messages import N_, tr
 
 #: Oldest engine API the course supports (Debian bookworm's docker.io 20.10).
 MIN_API_VERSION = "1.41"
@@ -58,22 +58,26 @@ def _candidate_hosts() -> list[tuple[str, str]]:
 
 def no_engine_message(tried: list[str] | None = None) -> str:
     """The text shown when no engine answers: what to do on each platform."""
-    lines = ["No Docker engine answers, so the live cells of this course cannot run."]
+    lines = [tr("No Docker engine answers, so the live cells of this course cannot run.")]
     if tried:
-        lines.append("Tried: " + "; ".join(tried) + ".")
-    lines += [
-        "What to do:",
-        "  Linux:   start the engine (sudo systemctl start docker, or `sudo scripts/engine-up` in this repo:",
-        "           it starts the course's own Docker 28 when the system has none or an old one);",
-        "           if it runs but you get 'permission denied', join the docker group:",
-        "           sudo groupadd -f docker && sudo gpasswd -a $USER docker && newgrp docker;",
-        "           or use a rootless engine: dockerd-rootless-setuptool.sh install, then",
-        "           export DOCKER_HOST=unix://$XDG_RUNTIME_DIR/docker.sock",
-        "  macOS / Windows: start Docker Desktop and wait until it says 'Engine running'.",
-        "  Binder:  mybinder.org gives no Docker engine; read the committed outputs, or run the",
-        "           course locally (see the README's quickstart).",
-        "Then re-run this cell. `dockercourse doctor` checks the whole setup.",
-    ]
+        listed = "; ".join(tried)
+        lines.append(tr(f"Tried: {listed}."))
+    lines.append(
+        tr(
+            "What to do:\n"
+            "  Linux:   start the engine (sudo systemctl start docker, or `sudo scripts/engine-up`"
+            " in this repo:\n"
+            "           it starts the course's own Docker 28 when the system has none or an old one);\n"
+            "           if it runs but you get 'permission denied', join the docker group:\n"
+            "           sudo groupadd -f docker && sudo gpasswd -a $USER docker && newgrp docker;\n"
+            "           or use a rootless engine: dockerd-rootless-setuptool.sh install, then\n"
+            "           export DOCKER_HOST=unix://$XDG_RUNTIME_DIR/docker.sock\n"
+            "  macOS / Windows: start Docker Desktop and wait until it says 'Engine running'.\n"
+            "  Binder:  mybinder.org gives no Docker engine; read the committed outputs, or run the\n"
+            "           course locally (see the README's quickstart).\n"
+            "Then re-run this cell. `dockercourse doctor` checks the whole setup."
+        )
+    )
     return "\n".join(lines)
 
 
@@ -131,7 +135,8 @@ def connect(timeout: int = 120, namespace=None) -> docker.DockerClient:
         except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as e:
             raise NoEngineError(
                 no_engine_message([f"DOCKER_HOST={env_host} ({_short(e)})"])
-                + "\n(DOCKER_HOST is set, so no other socket was tried; unset it to use a local engine.)"
+                + "\n"
+                + tr("(DOCKER_HOST is set, so no other socket was tried; unset it to use a local engine.)")
             ) from None
     for url, where in _candidate_hosts():
         path = url[len("unix://") :] if url.startswith("unix://") else None
