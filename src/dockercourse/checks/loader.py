@@ -20,9 +20,9 @@ def course_root(start: Path | None = None) -> Path:
     env = config.get("DOCKERCOURSE_ROOT")
     if env:
         return Path(env)
-    for here in Path(__file__).resolve().parents[2:4]:  # beside the package, or the checkout of src/
-        if (here / "checks").is_dir() and (here / "notebooks").is_dir():
-            return here
+    here = Path(__file__).resolve().parents[2]
+    if (here / "checks").is_dir():
+        return here
     p = (start or Path.cwd()).resolve()
     for cand in [p, *p.parents]:
         if (cand / "checks").is_dir():

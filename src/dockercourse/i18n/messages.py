@@ -142,9 +142,14 @@ def _catalog(lang: str, root: str) -> tuple[_Template, ...]:
 
 
 def _root() -> str:
+    """The course folder, whose ``i18n/`` has the catalogs: as the checks find it, else the checkout this
+    package lives in (``dockercourse doctor`` run from any folder)."""
     from dockercourse.checks.loader import course_root
 
-    return str(course_root())
+    try:
+        return str(course_root())
+    except FileNotFoundError:
+        return str(Path(__file__).resolve().parents[3])
 
 
 def tr(message: str, lang: str | None = None) -> str:
