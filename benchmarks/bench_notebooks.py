@@ -43,12 +43,20 @@ def main(argv=None) -> int:
     nbs = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if a.chapters:
         nbs = [nb for nb in nbs if nb.name[:2] in {c.zfill(2) for c in a.chapters}]
+    from dockercourse.core.buildcache import build_cache
     from dockercourse.core.engine import connect, engine_info
 
-    info = engine_info(connect())
+    client = connect()
+    info = engine_info(client)
     print(
         f"strict nbval on {info.kind} {info.server_version}, {info.store_text}; {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}; {a.runs} run(s) per chapter"
+    )
+    # an engine's history counts (docs/engines.md): on the containerd store, every image removal waits for
+    # a garbage collection over all the build cache's records, so a long-used engine is slower
+    print(
+        f"the engine's history: {len(build_cache(client.api))} build cache records, "
+        f"{len(client.api.images(all=True))} images"
     )
     total, t0 = 0.0, time.perf_counter()
     for nb in nbs:

@@ -190,3 +190,16 @@ def test_setup_without_engine_says_what_to_do_in_chinese(monkeypatch, tmp_path, 
     err = capsys.readouterr().err
     assert "没有 Docker 引擎应答" in err and "怎么做：" in err and "Docker Desktop" in err, err
     assert "What to do" not in err
+
+
+def test_doctor_findings_keep_english_topics_for_code_and_translate_the_rest(monkeypatch, tmp_path):
+    """Chapter 02's cell picks findings by topic (`finding.topic in ("engine", ...)`), in both editions: the
+    topic stays English (the command shows it translated), the detail and the fix are Chinese."""
+    from dockercourse.core.doctor import diagnose
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    m.set_language("zh")
+    found = diagnose()
+    assert [f.topic for f in found] == ["client", "engine"]
+    assert found[1].detail == "没有引擎应答" and "怎么做：" in found[1].fix
+    assert m.tr(found[1].topic) == "引擎"

@@ -40,10 +40,11 @@ def run(args) -> int:
     if getattr(args, "lang", None):
         set_language(args.lang)  # an unknown language: one line naming those the course has
     findings = diagnose()
-    cols = max(width(f.topic) for f in findings)
-    for f in findings:
+    topics = [tr(f.topic) for f in findings]
+    cols = max(map(width, topics))
+    for f, topic in zip(findings, topics, strict=True):
         mark = "ok " if f.ok else ("ERR" if f.fatal else "!! ")
-        print(f"[{mark}] {f.topic}{' ' * (cols - width(f.topic))}  {f.detail}")
+        print(f"[{mark}] {topic}{' ' * (cols - width(topic))}  {f.detail}")
         if f.fix and not f.ok:
             for line in f.fix.splitlines():
                 print(" " * (cols + 8) + line)

@@ -17,13 +17,16 @@ import docker.errors
 from dockercourse import config
 from dockercourse.core.engine import MIN_API_VERSION, connect, engine_info
 from dockercourse.errors import CourseError, NoEngineError
-from dockercourse.i18n.messages import tr
+from dockercourse.i18n.messages import N_, tr
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Finding:
+    """One thing looked at. ``topic`` is English whatever the language (code reads it: chapter 02 picks
+    findings by it), and shown translated; ``detail`` and ``fix`` are in the learner's language."""
+
     ok: bool
     topic: str
     detail: str
@@ -65,16 +68,16 @@ def diagnose(client=None) -> list[Finding]:
     """Look at the engine and the machine; never raises."""
     import requests.exceptions
 
-    out = [Finding(True, tr("client"), f"docker-py {docker.__version__}, Python {sys.version.split()[0]}")]
+    out = [Finding(True, N_("client"), f"docker-py {docker.__version__}, Python {sys.version.split()[0]}")]
     try:
         client = client or connect()
     except NoEngineError as e:
-        return [*out, Finding(False, tr("engine"), tr("no engine answers"), fix=tr(str(e)), fatal=True)]
+        return [*out, Finding(False, N_("engine"), tr("no engine answers"), fix=tr(str(e)), fatal=True)]
     try:
         info = engine_info(client)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:  # ping, but no /info
         detail, fix = tr(f"the engine answered but /info failed: {e}"), tr("restart the engine")
-        return [*out, Finding(False, tr("engine"), detail, fix=fix, fatal=True)]
+        return [*out, Finding(False, N_("engine"), detail, fix=fix, fatal=True)]
     return (
         out
         + _engine_findings(info)
@@ -86,9 +89,9 @@ def diagnose(client=None) -> list[Finding]:
 
 def _engine_findings(info) -> list[Finding]:
     out = [
-        Finding(True, tr("engine"), tr(f"{info.kind} {info.server_version}, answering at {info.base_url}")),
-        Finding(True, tr("started by"), _how_started(info.base_url)),
-        Finding(True, tr("image store"), tr(info.store_text)),
+        Finding(True, N_("engine"), tr(f"{info.kind} {info.server_version}, answering at {info.base_url}")),
+        Finding(True, N_("started by"), _how_started(info.base_url)),
+        Finding(True, N_("image store"), tr(info.store_text)),
     ]
     try:
         from dockercourse.vm.engine import describe
@@ -98,7 +101,7 @@ def _engine_findings(info) -> list[Finding]:
         log.debug("not a VM engine of the course: %s", e)
         vm_line = None
     if vm_line:
-        out.append(Finding(True, tr("engine VM"), tr(vm_line)))
+        out.append(Finding(True, N_("engine VM"), tr(vm_line)))
     api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
     fix = "" if api_ok else tr("upgrade the engine to Docker 20.10 or newer")
     detail = tr(f"{info.api_version} (the course needs {MIN_API_VERSION} or newer)")
@@ -110,7 +113,7 @@ def _machine_findings(info) -> list[Finding]:
     mem = f"{info.mem_bytes / 2**30:.1f}"
     out = [
         Finding(
-            True, tr("OS"), tr(f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, {mem} GiB")
+            True, N_("OS"), tr(f"{info.os}, kernel {info.kernel}, {info.arch}, {info.ncpu} CPUs, {mem} GiB")
         )
     ]
     sd_ok = info.storage_driver in ("overlay2", "overlay", "overlayfs", "fuse-overlayfs", "btrfs", "zfs")
@@ -119,7 +122,7 @@ def _machine_findings(info) -> list[Finding]:
         if sd_ok
         else tr("the lessons on layers and `diff` assume overlay2; vfs works but is slow and uses much disk")
     )
-    out.append(Finding(sd_ok, tr("storage driver"), info.storage_driver, fix=fix))
+    out.append(Finding(sd_ok, N_("storage driver"), info.storage_driver, fix=fix))
     rootless_v1 = info.rootless and info.cgroup_version == "1"
     cgroups = f"v{info.cgroup_version} ({info.cgroup_driver})"
     if rootless_v1:
@@ -127,7 +130,7 @@ def _machine_findings(info) -> list[Finding]:
             f"{cgroups}; resource limits may be missing on a rootless engine without cgroup v2 delegation"
         )
     out.append(Finding(True, "cgroups", cgroups))
-    out.append(Finding(True, tr("registry mirrors"), ", ".join(info.mirrors) or tr("none")))
+    out.append(Finding(True, N_("registry mirrors"), ", ".join(info.mirrors) or tr("none")))
     if info.docker_root and os.path.isdir(info.docker_root):
         free, where = shutil.disk_usage(info.docker_root).free, info.docker_root
     else:
@@ -139,7 +142,7 @@ def _machine_findings(info) -> list[Finding]:
         if disk_ok
         else tr("free at least 3 GiB for the course images (docker system df shows what uses space)")
     )
-    out.append(Finding(disk_ok, tr("free disk"), tr(f"{free / 2**30:.1f} GiB free at {where}"), fix=fix))
+    out.append(Finding(disk_ok, N_("free disk"), tr(f"{free / 2**30:.1f} GiB free at {where}"), fix=fix))
     return out
 
 
@@ -150,13 +153,13 @@ def _image_findings(client) -> list[Finding]:
         statuses = imagekit.status(client)
     except (docker.errors.DockerException, CourseError) as e:
         detail, fix = tr(f"could not list the course images: {e}"), tr("run: dockercourse images")
-        return [Finding(False, tr("images"), detail, fix=fix)]
+        return [Finding(False, N_("images"), detail, fix=fix)]
     out = []
     for st in statuses:
         present = getattr(st, "present", False)
         detail = tr(getattr(st, "source", "") or ("present" if present else "missing"))
         fix = "" if present else tr("run: dockercourse images")
-        out.append(Finding(present, tr(f"image {st.ref}"), detail, fix=fix))
+        out.append(Finding(present, N_(f"image {st.ref}"), detail, fix=fix))
     return out
 
 
