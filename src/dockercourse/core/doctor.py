@@ -157,7 +157,7 @@ def _image_findings(client) -> list[Finding]:
     out = []
     for st in statuses:
         present = getattr(st, "present", False)
-        detail = tr(getattr(st, "source", "") or ("present" if present else "missing"))
+        detail = getattr(st, "source", "") or (tr("present") if present else tr("missing"))
         fix = "" if present else tr("run: dockercourse images")
         out.append(Finding(present, N_(f"image {st.ref}"), detail, fix=fix))
     return out
