@@ -72,7 +72,7 @@ def diagnose(client=None) -> list[Finding]:
     try:
         client = client or connect()
     except NoEngineError as e:
-        return [*out, Finding(False, N_("engine"), tr("no engine answers"), fix=tr(str(e)), fatal=True)]
+        return [*out, Finding(False, N_("engine"), tr("no engine answers"), fix=str(e), fatal=True)]
     try:
         info = engine_info(client)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:  # ping, but no /info
@@ -101,7 +101,7 @@ def _engine_findings(info) -> list[Finding]:
         log.debug("not a VM engine of the course: %s", e)
         vm_line = None
     if vm_line:
-        out.append(Finding(True, N_("engine VM"), tr(vm_line)))
+        out.append(Finding(True, N_("engine VM"), vm_line))
     api_ok = _api_tuple(info.api_version) >= _api_tuple(MIN_API_VERSION)
     fix = "" if api_ok else tr("upgrade the engine to Docker 20.10 or newer")
     detail = tr(f"{info.api_version} (the course needs {MIN_API_VERSION} or newer)")
