@@ -308,3 +308,24 @@ def test_the_engines_snapshot_race_is_built_again_and_a_dockerfile_error_is_not(
     stream, other, rc, runs = buildkit._run_retrying(args, {})
     assert (rc, runs, count.read_text().strip()) == (1, 1, "1")
     assert stream.vertices["5"]["error"] == "process did not complete successfully: exit code: 127"
+
+
+def test_cleanup_removes_a_multi_stage_builds_records_too(client, busybox, tmp_path):
+    """BuildKit marks the records of a multi-stage build's first stage "Shared" and keeps them from a
+    plain prune (chapter 08's exercise 5 left 2 on each run): the clean-up removes them as well."""
+    api, ns, u = client.api, client.api.namespace, uuid.uuid4().hex[:10]
+    if _buildx_env(client) is None:
+        pytest.skip("no docker buildx for this engine")
+    ctx = write_files(
+        tmp_path / "ms",
+        {
+            "note.txt": f"stage-{u}\n",
+            "Dockerfile": f"FROM {busybox} AS build\nCOPY note.txt /src/note.txt\n"
+            f"RUN cp /src/note.txt /made-{u}\nFROM scratch\nCOPY --from=build /made-{u} /made\n",
+        },
+    )
+    build(client, ctx, ns.name("ms") + ":1", show=False)
+    made = _records(api, f"made-{u}", "COPY note.txt")
+    assert all(made.values()), made
+    remove_prefixed(client, ns.prefix)
+    assert _records(api, f"made-{u}") == {f"made-{u}": []}

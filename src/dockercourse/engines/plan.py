@@ -81,6 +81,16 @@ def _base_env(extra_path: list[str]) -> dict:
     return env
 
 
+#: How long the course's own engines (Docker 26 and 28) keep BuildKit's records of finished builds. Each
+#: record keeps the build's logs, trace and provenance as blobs (about 8 per build). BuildKit's default
+#: keeps every record younger than 48 h, however many: the test suite's thousands of builds left 4,000
+#: records and 30,000 blobs on this machine's engine, and on the containerd image store every removal
+#: of an image or a container waits for a garbage collection over all of them (0.42 s per image there,
+#: 0.04 s on a fresh engine). Here: the newest 50 records stay, older ones go after 10 minutes (BuildKit
+#: looks every 2 minutes). An engine the learner runs keeps its own setting (docs/engines.md).
+BUILD_HISTORY = {"maxAge": "10m", "maxEntries": 50}
+
+
 def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
     """Prepare everything ``spec`` needs (packages, config) and say how to start it."""
     port = mirror_port()
@@ -119,6 +129,8 @@ def plan(spec: EngineSpec, data_root: str | None = None) -> Plan:
         cfg["group"] = "docker"
     if spec.snapshotter is not None:
         cfg["features"] = {"containerd-snapshotter": spec.snapshotter}
+    if spec.kind == "own":
+        cfg["builder"] = {"history": BUILD_HISTORY}
     if own_netns():
         cfg["registry-mirrors"] = []  # the mirror listens on the host's loopback, not this namespace's
     if spec.kind == "system":
