@@ -288,9 +288,11 @@ def container_memory(client, container, shims: dict[str, dict] | None = None, na
 
 
 def idle_container_memory(
-    client, name: Callable[[str], str], image: str = BUSYBOX, settle: float = 1.0
+    client, name: Callable[[str], str], image: str = BUSYBOX, settle: float = 0.3
 ) -> dict:
-    """Start one idle container (``sleep 3600``), measure its memory, remove it."""
+    """Start one idle container (``sleep 3600``), let it settle ``settle`` seconds, measure its memory,
+    remove it. (Measured 2026-12-07, three times each: after 0.3 s and after 1 s its cgroup held 0.4 to
+    0.7 MB and its shim's PSS was 11.1 to 11.5 MB either way.)"""
     try:
         c = client.containers.run(
             image,

@@ -180,22 +180,14 @@ def vm_disk_image(client, image: str, kernel: Path | None = None, workdir: Path 
     work = Path(workdir or tempfile.mkdtemp(prefix="dockercourse-disk-"))
     root = work / "root"
     root.mkdir(parents=True, exist_ok=True)
-    c = client.containers.create(
-        image, ["true"], name=helper_name(client, "export"), labels={LABEL: "export"}, network_mode="none"
-    )
     try:
-        tar_path = work / "rootfs.tar"
-        with open(tar_path, "wb") as f:
-            for chunk in c.export():
-                f.write(chunk)
-    finally:
-        c.remove(force=True)
-    try:
-        with tarfile.open(tar_path) as tar:
-            # the filter argument exists from Python 3.11.4 on (Debian 12 has 3.11.2)
-            safe = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
-            tar.extractall(root, **safe)  # noqa: S202 (our own export of a course image)
-        tar_path.unlink()
+        c = client.containers.create(
+            image, ["true"], name=helper_name(client, "export"), labels={LABEL: "export"}, network_mode="none"
+        )
+        try:
+            _export_into(c, root, work)
+        finally:
+            c.remove(force=True)
         if kernel and Path(kernel).is_file():
             (root / "boot").mkdir(exist_ok=True)
             shutil.copy(kernel, root / "boot" / "vmlinuz")
@@ -230,6 +222,38 @@ def vm_disk_image(client, image: str, kernel: Path | None = None, workdir: Path 
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_into(container, root: Path, work: Path) -> None:
+    """``docker export CONTAINER | tar -x -C ROOT``: the engine's tar stream unpacked as it arrives, by
+    GNU tar (Debian's 77 MB image: 1.5 s, where writing the archive and unpacking it with Python's
+    tarfile took 2.5 s). Without a ``tar`` command, the archive is written and unpacked by tarfile."""
+    tar = shutil.which("tar")
+    if tar:
+        with open(work / "tar.err", "w+b") as err:  # a file: a pipe could fill up and stop tar
+            p = subprocess.Popen([tar, "-x", "-f", "-", "-C", str(root)], stdin=subprocess.PIPE, stderr=err)
+            try:
+                for chunk in container.export():
+                    p.stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # tar ended early: its status and message say why
+            finally:
+                p.stdin.close()
+                p.wait()
+            if p.returncode:
+                err.seek(0)
+                msg = err.read().decode(errors="replace").strip()[:300]
+                raise RuntimeError(f"unpacking the image's files with tar failed: {msg}")
+        return
+    tar_path = work / "rootfs.tar"
+    with open(tar_path, "wb") as f:
+        for chunk in container.export():
+            f.write(chunk)
+    with tarfile.open(tar_path) as t:
+        # the filter argument exists from Python 3.11.4 on (Debian 12 has 3.11.2)
+        safe = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+        t.extractall(root, **safe)  # noqa: S202 (our own export of a course image)
+    tar_path.unlink()
 
 
 def accel_note(accel: str) -> str:
