@@ -316,16 +316,17 @@ def test_cleanup_removes_a_multi_stage_builds_records_too(client, busybox, tmp_p
     api, ns, u = client.api, client.api.namespace, uuid.uuid4().hex[:10]
     if _buildx_env(client) is None:
         pytest.skip("no docker buildx for this engine")
+    note = f"note-{u}.txt"
     ctx = write_files(
         tmp_path / "ms",
         {
-            "note.txt": f"stage-{u}\n",
-            "Dockerfile": f"FROM {busybox} AS build\nCOPY note.txt /src/note.txt\n"
-            f"RUN cp /src/note.txt /made-{u}\nFROM scratch\nCOPY --from=build /made-{u} /made\n",
+            note: f"stage-{u}\n",
+            "Dockerfile": f"FROM {busybox} AS build\nCOPY {note} /src/{note}\n"
+            f"RUN cp /src/{note} /made-{u}\nFROM scratch\nCOPY --from=build /made-{u} /made\n",
         },
     )
     build(client, ctx, ns.name("ms") + ":1", show=False)
-    made = _records(api, f"made-{u}", "COPY note.txt")
+    made = _records(api, f"made-{u}", f"COPY {note}")  # the first stage's RUN and COPY
     assert all(made.values()), made
     remove_prefixed(client, ns.prefix)
-    assert _records(api, f"made-{u}") == {f"made-{u}": []}
+    assert _records(api, f"made-{u}", f"COPY {note}") == {f"made-{u}": [], f"COPY {note}": []}

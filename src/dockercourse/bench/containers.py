@@ -92,14 +92,12 @@ def remove_labelled(client, what: str, workers: int = 8) -> int:
     """Remove every container of this namespace labelled ``LABEL=what``; how many were removed.
 
     Safe against Ctrl-C: an interrupt during the removal is remembered, the removal goes on
-    until nothing is left, then the interrupt is raised again. Called from a ``finally`` while an
-    exception (Ctrl-C) ends the measurement, it looks twice, 0.3 s apart, since a create request
-    may have been in flight; after a measurement that ended normally, once (chapter 01 waited those
-    0.3 s six times for nothing).
+    until nothing is left, then the interrupt is raised again. It looks until the listing is empty
+    twice, 0.3 s apart, while an exception ends the measurement (a create may be in flight), else once.
     """
     flt = {"label": [f"{LABEL}={what}"] + _prefix_filter(client)}
     removed, interrupted, quiet_rounds = 0, False, 0
-    rounds = 2 if sys.exc_info()[0] is not None else 1  # empty listings in a row that end the removal
+    rounds = 2 if sys.exc_info()[0] is not None else 1  # empty listings in a row that end it
 
     def rm(cid):
         try:
@@ -112,7 +110,7 @@ def remove_labelled(client, what: str, workers: int = 8) -> int:
                 return 0
             raise
 
-    while quiet_rounds < rounds:  # twice empty: a create that was in flight has landed by then
+    while quiet_rounds < rounds:
         try:
             ids = [c["Id"] for c in client.api.containers(all=True, filters=flt)]
             if not ids:
@@ -295,9 +293,8 @@ def container_memory(client, container, shims: dict[str, dict] | None = None, na
 def idle_container_memory(
     client, name: Callable[[str], str], image: str = BUSYBOX, settle: float = 0.3
 ) -> dict:
-    """Start one idle container (``sleep 3600``), let it settle ``settle`` seconds, measure its memory,
-    remove it. (Measured 2026-12-07, three times each: after 0.3 s and after 1 s its cgroup held 0.4 to
-    0.7 MB and its shim's PSS was 11.1 to 11.5 MB either way.)"""
+    """Start one idle container (``sleep 3600``), let it settle, measure its memory, remove it. (After
+    0.3 s as after 1 s: cgroup 0.4 to 0.7 MB, shim PSS 11.1 to 11.5 MB; three runs each, 2026-12-07.)"""
     try:
         c = client.containers.run(
             image,
@@ -445,26 +442,28 @@ def cpu_native(busybox: Path, mb: int = 64, repeat: int = 3) -> float:
     return min(times)
 
 
+def _cpu_box(client, name: Callable[[str], str], image: str):
+    """An idle container to run the workload in (``docker run -d --network none IMAGE sleep 3600``)."""
+    return client.containers.run(
+        image, ["sleep", "3600"], detach=True, name=name("cpu"), network_mode="none", labels={LABEL: "cpu"}
+    )
+
+
+def _cpu_in(container, mb: int) -> float:
+    """One run of the workload in ``container``, in seconds."""
+    code, out = container.exec_run(["sh", "-c", CPU_SCRIPT.format(mb=mb)])
+    if code != 0:
+        raise RuntimeError(f"the workload failed in the container: {out!r}")
+    return parse_cpu_output(out.decode())
+
+
 def cpu_container(
     client, name: Callable[[str], str], mb: int = 64, repeat: int = 3, image: str = BUSYBOX
 ) -> float:
     """Best of ``repeat`` runs of the workload inside one container, in seconds."""
     try:
-        c = client.containers.run(
-            image,
-            ["sleep", "3600"],
-            detach=True,
-            name=name("cpu"),
-            network_mode="none",
-            labels={LABEL: "cpu"},
-        )
-        times = []
-        for _ in range(repeat):
-            code, out = c.exec_run(["sh", "-c", CPU_SCRIPT.format(mb=mb)])
-            if code != 0:
-                raise RuntimeError(f"the workload failed in the container: {out!r}")
-            times.append(parse_cpu_output(out.decode()))
-        return min(times)
+        c = _cpu_box(client, name, image)
+        return min(_cpu_in(c, mb) for _ in range(repeat))
     finally:
         remove_labelled(client, "cpu")
 
@@ -478,20 +477,10 @@ def cpu_compare(
     """
     nat, con = [], []
     try:
-        c = client.containers.run(
-            image,
-            ["sleep", "3600"],
-            detach=True,
-            name=name("cpu"),
-            network_mode="none",
-            labels={LABEL: "cpu"},
-        )
+        c = _cpu_box(client, name, image)
         for _ in range(repeat):
             nat.append(cpu_native(busybox, mb, repeat=1))
-            code, out = c.exec_run(["sh", "-c", CPU_SCRIPT.format(mb=mb)])
-            if code != 0:
-                raise RuntimeError(f"the workload failed in the container: {out!r}")
-            con.append(parse_cpu_output(out.decode()))
+            con.append(_cpu_in(c, mb))
     finally:
         remove_labelled(client, "cpu")
     return {"native": min(nat), "container": min(con), "mb": mb, "repeat": repeat}
