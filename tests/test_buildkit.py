@@ -326,7 +326,6 @@ def test_cleanup_removes_a_multi_stage_builds_records_too(client, busybox, tmp_p
         },
     )
     build(client, ctx, ns.name("ms") + ":1", show=False)
-    made = _records(api, f"made-{u}", f"COPY {note}")  # the first stage's RUN and COPY
-    assert all(made.values()), made
+    assert _records(api, f"made-{u}")[f"made-{u}"]  # the first stage's RUN (the COPYs name u too)
     remove_prefixed(client, ns.prefix)
-    assert _records(api, f"made-{u}", f"COPY {note}") == {f"made-{u}": [], f"COPY {note}": []}
+    assert _records(api, u) == {u: []}  # every record of this build (descriptions differ by engine)
