@@ -329,3 +329,40 @@ def test_cleanup_removes_a_multi_stage_builds_records_too(client, busybox, tmp_p
     assert _records(api, f"made-{u}")[f"made-{u}"]  # the first stage's RUN (the COPYs name u too)
     remove_prefixed(client, ns.prefix)
     assert _records(api, u) == {u: []}  # every record of this build (descriptions differ by engine)
+
+
+def test_image_sizes_of_one_named_image_match_the_whole_listing(client, busybox, tmp_path):
+    """``image_sizes`` asks the engine for one name's row (the containerd store sizes every image it lists);
+    the figures are those of the whole listing, for a named image and for one known only by its ID."""
+    from dockercourse.lessonkit.layers import image_sizes
+
+    ctx = write_files(
+        tmp_path / "s", {"Dockerfile": f"FROM {busybox}\nRUN head -c 300000 /dev/zero > /blob\n"}
+    )
+    img = build(client, ctx, client.api.namespace.name("sizes") + ":1", show=False).image
+    sizes = image_sizes(client, img)
+    if "Descriptor" not in img.attrs:  # the classic store: its own Size, no content kept
+        assert sizes == {"unpacked": img.attrs["Size"], "content": None}
+        return
+
+    def whole(image):
+        rows = client.api._result(
+            client.api._get(client.api._url("/images/json"), params={"manifests": "1", "all": "1"}), True
+        )
+        m = [
+            m
+            for r in rows
+            if r["Id"] == image.id
+            for m in r.get("Manifests") or []
+            if m.get("Kind") == "image"
+        ]
+        return {"unpacked": m[0]["ImageData"]["Size"]["Unpacked"], "content": m[0]["Size"]["Content"]}
+
+    assert sizes == whole(img)
+    assert sizes["unpacked"] > image_sizes(client, client.images.get(busybox))["unpacked"] + 250_000
+    box = client.containers.create(img.id, ["sh", "-c", "head -c 200000 /dev/zero > /more"])
+    box.start()
+    box.wait()
+    nameless = box.commit()  # docker commit without a name: an image known by its ID only
+    box.remove()
+    assert not nameless.tags and image_sizes(client, nameless) == whole(nameless) != sizes

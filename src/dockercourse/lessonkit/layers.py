@@ -13,6 +13,8 @@ turn them into short, stable lists a notebook can print or draw::
 
 from __future__ import annotations
 
+import json
+
 from dockercourse.errors import StreamError
 from dockercourse.i18n.figures import figure_text, use_language
 
@@ -112,6 +114,25 @@ def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
     return show(fig)
 
 
+def _listed(client, image) -> list[dict]:
+    """The rows of ``/images/json?manifests=1`` that can be this image: those of one of its names when it
+    has one (the engine then sizes one image: 14 ms instead of 0.28 s with chapter 08's 40 images, since
+    the containerd store works out every listed image's unpacked size), else every image."""
+
+    def rows(params):
+        return client.api._result(client.api._get(client.api._url("/images/json"), params=params), True)
+
+    for ref in (image.attrs.get("RepoTags") or [])[:1]:
+        found = [
+            r
+            for r in rows({"manifests": "1", "filters": json.dumps({"reference": [ref]})})
+            if r.get("Id") == image.id
+        ]
+        if found:
+            return found
+    return rows({"manifests": "1", "all": "1"})
+
+
 def image_sizes(client, image) -> dict:
     """The sizes of ``image`` measured the same way on both image stores.
 
@@ -125,10 +146,7 @@ def image_sizes(client, image) -> dict:
     attrs = image.attrs
     if "Descriptor" not in attrs:  # the classic store (no manifest kept locally)
         return {"unpacked": int(attrs.get("Size") or 0), "content": None}
-    rows = client.api._result(
-        client.api._get(client.api._url("/images/json"), params={"manifests": "1", "all": "1"}), True
-    )
-    for row in rows:
+    for row in _listed(client, image):
         if row.get("Id") != image.id:
             continue
         for m in row.get("Manifests") or []:
