@@ -948,3 +948,33 @@ def test_engine_vm_with_tls_answers_only_its_owners_certificate(tmp_path):
                 timeout=60,
             )
             assert refused.returncode != 0, refused.stdout
+
+
+@pytest.mark.unit
+def test_a_dead_engine_s_reason_reaches_the_error_however_slowly_the_guest_prints_it(tmp_path):
+    """The guest prints "dockerd died:" and then the engine's log; an emulated guest under load can take
+    seconds between the two (CI, 2026-12-07: the error ended at "dockerd died:"). A process writes the
+    console as the guest does: the error waits for the log."""
+    import socket
+    import subprocess
+    import time
+
+    from dockercourse.errors import BootError
+    from dockercourse.vm.boot import Boot
+    from dockercourse.vm.seed import wait_api
+
+    script = (
+        'echo "dockercourse: dockerd died:"; sleep 1.5; echo "failed to start daemon: the reason"; sleep 30'
+    )
+    proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with socket.socket() as s:  # a port nothing answers on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = Boot(proc, "tcg", time.monotonic(), None, ["sh"])
+    try:
+        with pytest.raises(BootError) as e:
+            wait_api(b, port, timeout=20)
+        assert "dockerd died:" in str(e.value) and "failed to start daemon: the reason" in str(e.value)
+    finally:
+        proc.kill()
+        proc.wait()

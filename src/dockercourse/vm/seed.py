@@ -67,6 +67,17 @@ def ping(port: int, timeout: float = 2, tls_dir: str | Path | None = None) -> bo
         return False
 
 
+def _console_settles(b: Boot, quiet: float = 2.0, limit: float = 10.0) -> None:
+    """Wait until the console has printed nothing for ``quiet`` seconds (at most ``limit``): after
+    "dockerd died:" the guest prints the engine's log, which says why, and an emulated (TCG) guest under
+    load can take seconds to do so. (A fixed 0.5 s once lost it: the error ended at "dockerd died:".)"""
+    end, seen, since = time.monotonic() + limit, len(b.console), time.monotonic()
+    while time.monotonic() < end and time.monotonic() - since < quiet and b.alive():
+        time.sleep(0.1)
+        if len(b.console) != seen:
+            seen, since = len(b.console), time.monotonic()
+
+
 def wait_api(b: Boot, port: int, timeout: float, tls_dir: str | Path | None = None) -> float:
     """Wait until the engine answers /_ping; return seconds since qemu started."""
     deadline = time.monotonic() + timeout
@@ -74,7 +85,7 @@ def wait_api(b: Boot, port: int, timeout: float, tls_dir: str | Path | None = No
         if not b.alive():
             raise BootError(f"the VM stopped before its engine answered; console:\n{b.tail(25)}")
         if "dockercourse: dockerd died" in b.console or "dockercourse: engine died" in b.console:
-            time.sleep(0.5)
+            _console_settles(b)
             raise BootError(f"dockerd failed in the VM; console:\n{b.tail(30)}")
         if "dockercourse: no TLS files" in b.console:
             raise BootError(f"the VM engine could not get its TLS files; console:\n{b.tail(25)}")
