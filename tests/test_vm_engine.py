@@ -951,13 +951,11 @@ def test_engine_vm_with_tls_answers_only_its_owners_certificate(tmp_path):
 
 
 @pytest.mark.unit
-def test_a_dead_engine_s_reason_reaches_the_error_however_slowly_the_guest_prints_it(tmp_path):
+def test_a_dead_engine_s_reason_reaches_the_error_however_slowly_the_guest_prints_it():
     """The guest prints "dockerd died:" and then the engine's log; an emulated guest under load can take
     seconds between the two (CI, 2026-12-07: the error ended at "dockerd died:"). A process writes the
     console as the guest does: the error waits for the log."""
     import socket
-    import subprocess
-    import time
 
     from dockercourse.errors import BootError
     from dockercourse.vm.boot import Boot
