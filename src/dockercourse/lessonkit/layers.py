@@ -115,22 +115,17 @@ def size_bars(items: list[tuple[str, int]], title: str = "Image sizes"):
 
 
 def _listed(client, image) -> list[dict]:
-    """The rows of ``/images/json?manifests=1`` that can be this image: those of one of its names when it
-    has one (the engine then sizes one image: 14 ms instead of 0.28 s with chapter 08's 40 images, since
-    the containerd store works out every listed image's unpacked size), else every image."""
+    """The rows of ``/images/json?manifests=1`` that can be this image: its first name's when it has one
+    (the engine then sizes one image: 14 ms instead of 0.28 s with chapter 08's 40 images, since the
+    containerd store works out every listed image's unpacked size), else every image's."""
 
-    def rows(params):
+    def rows(**query):
+        params = {"manifests": "1", **query}
         return client.api._result(client.api._get(client.api._url("/images/json"), params=params), True)
 
-    for ref in (image.attrs.get("RepoTags") or [])[:1]:
-        found = [
-            r
-            for r in rows({"manifests": "1", "filters": json.dumps({"reference": [ref]})})
-            if r.get("Id") == image.id
-        ]
-        if found:
-            return found
-    return rows({"manifests": "1", "all": "1"})
+    tags = image.attrs.get("RepoTags") or []
+    named = rows(filters=json.dumps({"reference": tags[:1]})) if tags else []
+    return [r for r in named if r.get("Id") == image.id] or rows(all="1")
 
 
 def image_sizes(client, image) -> dict:
